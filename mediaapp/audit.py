@@ -1,0 +1,228 @@
+"""The audit mirror: every message that crosses ``media_exchange``, in an append-only log.
+
+:class:`AuditConsumer` is a Kombu ``ConsumerMixin`` on ``audit_queue`` (bound with ``#``). It
+never executes anything: a task message is recorded, not run. Lines are appended to a JSON
+Lines file and a message is acked only after its line is flushed and fsynced; lines are
+written in batches (one fsync per batch, the batch's messages acked together after it),
+which is what makes durable auditing fast.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kombu import Connection, Consumer
+from kombu.message import Message
+from kombu.mixins import ConsumerMixin
+
+from mediaapp import defaults, routing
+
+log = logging.getLogger(__name__)
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds")
+
+
+def message_record(body: Any, message: Message) -> dict[str, Any]:
+    """The audit line of one decoded message: task messages and events alike."""
+    headers = message.headers or {}
+    props = message.properties or {}
+    info = message.delivery_info or {}
+    record: dict[str, Any] = {
+        "ts": _iso(time.time()),
+        "exchange": info.get("exchange"),
+        "routing_key": info.get("routing_key"),
+        "redelivered": bool(info.get("redelivered")),
+        "message_id": props.get("message_id"),
+        "content_type": message.content_type,
+    }
+    if "task" in headers:  # Celery protocol 2 task message
+        kwargs = body[1] if isinstance(body, list | tuple) and len(body) > 1 else {}
+        kwargs = kwargs if isinstance(kwargs, dict) else {}
+        record.update(
+            kind="task",
+            name=headers.get("task"),
+            task_id=headers.get("id"),
+            job_id=kwargs.get("job_id"),
+            retries=headers.get("retries", 0),
+            kwargs=kwargs,
+        )
+    else:
+        doc = body if isinstance(body, dict) else {"body": body}
+        record.update(
+            kind="event",
+            name=doc.get("event") or info.get("routing_key"),
+            task_id=doc.get("task_id"),
+            job_id=doc.get("job_id"),
+            body=doc,
+        )
+    return record
+
+
+def rejected_record(message: Message, exc: BaseException) -> dict[str, Any]:
+    """The audit line of a message we refuse to decode (pickle, malformed JSON, ...)."""
+    info = message.delivery_info or {}
+    raw = message.body if isinstance(message.body, bytes) else str(message.body).encode()
+    return {
+        "ts": _iso(time.time()),
+        "exchange": info.get("exchange"),
+        "routing_key": info.get("routing_key"),
+        "redelivered": bool(info.get("redelivered")),
+        "message_id": (message.properties or {}).get("message_id"),
+        "content_type": message.content_type,
+        "kind": "rejected",
+        "name": "message.rejected",
+        "task_id": (message.headers or {}).get("id"),
+        "job_id": None,
+        "error": {"type": type(exc).__name__, "message": str(exc)},
+        # Kept as base64 and capped: evidence, never something to decode and run.
+        "body_b64": base64.b64encode(raw[:4096]).decode(),
+        "body_size": len(raw),
+    }
+
+
+class AuditLog:
+    """An append-only JSON Lines file, written in fsynced batches."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        # Append-only and not world-writable: only this writer adds to the record.
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        self._fh = os.fdopen(fd, "ab", buffering=0)
+        self.seen_ids = self._load_ids()
+
+    def _load_ids(self) -> set[str]:
+        ids: set[str] = set()
+        for record in read_log(self.path):
+            if record.get("message_id"):
+                ids.add(record["message_id"])
+        return ids
+
+    def append(self, records: list[dict[str, Any]]) -> None:
+        """Write and fsync ``records``; return only when they are on disk."""
+        for record in records:
+            mid = record.get("message_id")
+            if mid and mid in self.seen_ids:
+                record["duplicate"] = True  # a redelivered copy of a message already logged
+            elif mid:
+                self.seen_ids.add(mid)
+        data = b"".join(
+            json.dumps(r, separators=(",", ":"), default=str).encode() + b"\n" for r in records
+        )
+        self._fh.write(data)
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        """Close the file (everything written is already synced)."""
+        self._fh.close()
+
+
+class AuditConsumer(ConsumerMixin):
+    """Consumes ``audit_queue`` into an :class:`AuditLog`; acks only what is on disk."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        log_path: Path,
+        *,
+        batch_lines: int = defaults.AUDIT_BATCH_LINES,
+        flush_s: float = defaults.AUDIT_FLUSH_S,
+        prefetch: int = defaults.AUDIT_PREFETCH,
+    ) -> None:
+        self.connection = connection
+        self.audit_log = AuditLog(log_path)
+        self.batch_lines = batch_lines
+        self.flush_s = flush_s
+        self.prefetch = prefetch
+        self._pending: list[tuple[dict[str, Any], Message]] = []
+        self._oldest = 0.0
+        self.written = 0
+        self.ready = False
+
+    def get_consumers(self, Consumer: type[Consumer], channel: Any) -> list[Consumer]:  # noqa: N803
+        """One JSON-only consumer on the audit queue, with a bounded prefetch."""
+        consumer = Consumer(
+            queues=[routing.AUDIT_QUEUE], accept=["json"], callbacks=[self.on_message]
+        )
+        consumer.qos(prefetch_count=self.prefetch)
+        return [consumer]
+
+    def on_consume_ready(self, connection: Connection, channel: Any, consumers: Any, **kw: Any) -> None:
+        """Declare the whole topology: the ``#`` binding must exist before anyone publishes."""
+        routing.declare_topology(connection)
+        self.ready = True
+        log.info("audit consumer ready, writing %s", self.audit_log.path)
+
+    def on_message(self, body: Any, message: Message) -> None:
+        """Queue the record; the message is acked after its batch is on disk."""
+        self._add(message_record(body, message), message)
+
+    def on_decode_error(self, message: Message, exc: Exception) -> None:
+        """Pickle, malformed JSON, unknown content types: recorded as rejected, never decoded."""
+        log.warning("audit: refused message (%s) on %s", exc, message.delivery_info)
+        self._add(rejected_record(message, exc), message)
+
+    def _add(self, record: dict[str, Any], message: Message) -> None:
+        if not self._pending:
+            self._oldest = time.monotonic()
+        self._pending.append((record, message))
+        if len(self._pending) >= self.batch_lines:
+            self.flush()
+
+    def on_iteration(self) -> None:
+        """Flush a partial batch once its oldest line has waited ``flush_s``."""
+        if self._pending and time.monotonic() - self._oldest >= self.flush_s:
+            self.flush()
+
+    def on_consume_end(self, connection: Connection, channel: Any) -> None:
+        """Write what is pending before the consumer goes away (acks may then fail: fine)."""
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the batch, fsync, then ack its messages (one multiple-ack where supported)."""
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        self.audit_log.append([record for record, _ in batch])
+        self.written += len(batch)
+        if self.connection.transport.driver_type == "amqp":
+            batch[-1][1].ack(multiple=True)
+        else:
+            for _, message in batch:
+                message.ack()
+
+    def run_forever(self) -> None:
+        """Consume until :attr:`should_stop`; wakes every ``flush_s`` to flush partial batches."""
+        try:
+            self.run(safety_interval=self.flush_s)
+        finally:
+            self.audit_log.close()
+
+
+def read_log(path: Path) -> Iterator[dict[str, Any]]:
+    """Every record of an audit log (a torn last line from a crash is skipped)."""
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        return
+    with fh:
+        for line in fh:
+            try:
+                yield json.loads(line)
+            except ValueError:
+                continue
+
+
+def job_trail(path: Path, job_id: str) -> list[dict[str, Any]]:
+    """The audit records of one job, in log order."""
+    return [r for r in read_log(path) if r.get("job_id") == job_id or r.get("task_id") == job_id]

@@ -1,0 +1,202 @@
+"""``mediaapp`` command line. Errors become a message and an exit code here, in one place."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mediaapp.errors import MediaError
+from mediaapp.settings import get_settings
+
+console = Console(stderr=True)
+
+
+@click.group()
+def cli() -> None:
+    """Distributed media processing on Celery, Kombu, RabbitMQ and ffmpeg."""
+
+
+@cli.command()
+@click.argument("path")
+@click.option("--profile", default="web", show_default=True, help="Transcoding profile.")
+@click.option("--wait/--no-wait", default=False, help="Wait for the manifest, with progress.")
+@click.option("--timeout", type=float, default=None, help="Seconds to wait at most.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+def submit(path: str, profile: str, wait: bool, timeout: float | None, as_json: bool) -> None:
+    """Submit PATH (inside the media root) for transcoding."""
+    from mediaapp.client import submit as submit_job
+
+    job = submit_job(path, profile=profile)
+    click.echo(job.id)
+    if wait:
+        manifest = wait_with_progress(job, timeout)
+        print_manifest(manifest, as_json=as_json)
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def status(job_id: str, as_json: bool) -> None:
+    """Print a job's state (and its manifest when done)."""
+    from mediaapp.client import Job
+
+    job = Job(job_id)
+    state = job.status()
+    click.echo(f"{job_id} {state}")
+    if state == "SUCCESS":
+        print_manifest(job.wait(timeout=1), as_json=as_json)
+    elif state == "FAILURE":
+        click.echo(f"error: {job.error!r}")
+    elif job.progress:
+        click.echo(json.dumps(job.progress))
+
+
+@cli.command()
+@click.option("--job", "job_id", help="Print this job's audit trail instead of consuming.")
+@click.option("--batch", type=int, default=None, help="Lines per fsync.")
+def audit(job_id: str | None, batch: int | None) -> None:
+    """Run the audit consumer (audit_queue → MEDIAAPP_AUDIT_LOG), or print a job's trail."""
+    settings = get_settings()
+    if job_id:
+        from mediaapp.audit import job_trail
+
+        print_trail(job_trail(settings.audit_log, job_id))
+        return
+    run_audit_consumer(batch_lines=batch)
+
+
+@cli.command()
+def declare() -> None:
+    """Declare the exchange, queues and bindings on the broker (idempotent)."""
+    from mediaapp.celery import app
+    from mediaapp.routing import TOPOLOGY, declare_topology
+
+    with app.connection_for_write() as conn:
+        declare_topology(conn)
+    click.echo("declared: " + ", ".join(f"{q.name} ({q.routing_key})" for q in TOPOLOGY))
+
+
+@cli.command()
+@click.argument("file", required=False)
+@click.option("--profile", default="web", show_default=True)
+@click.option("--timeout", type=float, default=120.0, show_default=True)
+def demo(file: str | None, profile: str, timeout: float) -> None:
+    """Start a worker and the audit consumer, transcode a sample, print the results, stop."""
+    from mediaapp.demo import run_demo
+
+    run_demo(Path(file) if file else None, profile=profile, timeout=timeout)
+
+
+@cli.command("settings")
+def show_settings() -> None:
+    """Print the settings this process resolved from the environment."""
+    from dataclasses import asdict
+
+    click.echo(json.dumps(asdict(get_settings()), indent=2, default=str))
+
+
+def run_audit_consumer(batch_lines: int | None = None) -> None:
+    """Run the audit consumer in this process until SIGINT/SIGTERM."""
+    from mediaapp import defaults
+    from mediaapp.audit import AuditConsumer
+    from mediaapp.celery import app
+
+    settings = get_settings()
+    consumer = AuditConsumer(
+        app.connection_for_read(),
+        settings.audit_log,
+        batch_lines=batch_lines or defaults.AUDIT_BATCH_LINES,
+    )
+
+    def stop(signum: int, frame: Any) -> None:
+        consumer.should_stop = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    console.print(f"audit consumer: {settings.broker_url.split('@')[-1]} → {settings.audit_log}")
+    consumer.run_forever()
+
+
+def wait_with_progress(job: Any, timeout: float | None) -> dict[str, Any]:
+    """Wait for a job, drawing a progress bar fed by its PROGRESS states."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TextColumn("{task.fields[speed]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task(f"{job.name}", total=100, speed="")
+
+        def update(meta: dict[str, Any]) -> None:
+            speed = f"{meta.get('speed') or 0:.1f}x" if meta.get("speed") else ""
+            bar.update(task, completed=meta.get("percent") or 0, speed=speed)
+
+        manifest: dict[str, Any] = job.wait(timeout=timeout, on_progress=update)
+        bar.update(task, completed=100)
+    return manifest
+
+
+def print_manifest(manifest: dict[str, Any], *, as_json: bool = False) -> None:
+    """The manifest as a table (or JSON on stdout for scripts)."""
+    if as_json:
+        click.echo(json.dumps(manifest, indent=2))
+        return
+    table = Table(title=f"job {manifest['job_id']} · {manifest['input']} · {manifest['profile']}")
+    for col in ("kind", "path", "size", "duration", "codec", "size (px)"):
+        table.add_column(col)
+    for out in manifest["outputs"]:
+        table.add_row(
+            out["kind"],
+            out["path"],
+            f"{out['size']:,} B",
+            f"{out['duration_s']:.3f} s",
+            out["codec"] or "",
+            f"{out['width']}x{out['height']}",
+        )
+    Console().print(table)
+
+
+def print_trail(records: list[dict[str, Any]]) -> None:
+    """A job's audit records as a table, one line each."""
+    table = Table(title="audit trail")
+    for col in ("ts", "kind", "routing key", "name", "task id", "redelivered"):
+        table.add_column(col)
+    for r in records:
+        table.add_row(
+            r["ts"][11:23],
+            r["kind"],
+            r.get("routing_key") or "",
+            r.get("name") or "",
+            (r.get("task_id") or "")[:12],
+            "yes" if r.get("redelivered") else "",
+        )
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the CLI, turning a MediaError into its message and exit code."""
+    try:
+        cli.main(args=argv, prog_name="mediaapp", standalone_mode=False)
+    except MediaError as exc:
+        console.print(f"[red]error[/red] ({type(exc).__name__}): {exc}")
+        return exc.exit_code
+    except click.exceptions.Abort:
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""Submitting jobs from Python: ``submit("clip.mp4", profile="web").wait()``."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+from celery.result import AsyncResult
+
+from mediaapp.errors import InputOutsideRoot, JobFailed, JobTimeout, MediaError
+from mediaapp.progress import PROGRESS
+from mediaapp.settings import get_settings
+
+
+def _app() -> Celery:
+    from mediaapp.celery import app
+
+    return app
+
+
+def media_name(path: str | Path, media_root: Path | None = None) -> str:
+    """The name a worker will resolve: ``path`` relative to the media root.
+
+    A relative path is taken relative to the current directory when that lands inside the
+    media root, else as already relative to the root; the worker checks it again anyway.
+    """
+    root = (media_root or get_settings().media_root).resolve()
+    p = Path(path)
+    if not p.is_absolute():
+        here = (Path.cwd() / p).absolute()
+        if here.exists() and here.resolve().is_relative_to(root):
+            p = here
+        else:
+            return str(p)
+    resolved = p.resolve()
+    if not resolved.is_relative_to(root):
+        raise InputOutsideRoot(f"{path}: outside the media root {root}")
+    return str(resolved.relative_to(root))
+
+
+def send_job(
+    app: Celery, *, job_id: str, name: str, profile: str = "web", task: str = "video.transcode"
+) -> AsyncResult:
+    """Publish one job message (routes and topology come from the app's ``task_routes``)."""
+    kwargs: dict[str, Any] = {"job_id": job_id, "name": name}
+    if task == "video.transcode":
+        kwargs["profile"] = profile
+    return app.send_task(task, kwargs=kwargs, task_id=job_id)
+
+
+class Job:
+    """A submitted job: its id, its state, and its manifest once done."""
+
+    def __init__(self, job_id: str, *, app: Celery | None = None, name: str | None = None) -> None:
+        self.id = job_id
+        self.name = name
+        self._app = app or _app()
+        self._result = self._app.AsyncResult(job_id)
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.status()}>"
+
+    def status(self) -> str:
+        """PENDING, STARTED, PROGRESS, RETRY, SUCCESS or FAILURE."""
+        return str(self._result.state)
+
+    @property
+    def progress(self) -> dict[str, Any] | None:
+        """The latest PROGRESS meta (percent, fps, speed, eta_s), or None when not encoding."""
+        if self._result.state == PROGRESS and isinstance(self._result.info, dict):
+            return dict(self._result.info)
+        return None
+
+    def wait(
+        self,
+        timeout: float | None = None,
+        *,
+        interval: float = 0.25,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Block until the job ends; return its manifest or raise :class:`JobFailed`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            state = self._result.state
+            if state == "SUCCESS":
+                manifest: dict[str, Any] = self._result.result
+                return manifest
+            if state == "FAILURE":
+                raise self._failure()
+            if on_progress is not None and state == PROGRESS:
+                on_progress(dict(self._result.info or {}))
+            if deadline is not None and time.monotonic() > deadline:
+                raise JobTimeout(f"job {self.id} still {state} after {timeout:g} s")
+            time.sleep(interval)
+
+    def _failure(self) -> JobFailed:
+        exc = self._result.result
+        meta = self._result._get_task_meta()
+        step = meta.get("name") or "video.transcode"
+        reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else str(exc)
+        failed = JobFailed(f"job {self.id} failed at step {step} on {self.name or '?'}: {reason}")
+        failed.__cause__ = exc if isinstance(exc, BaseException) else None
+        return failed
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception the job failed with (a MediaError subclass when the input was bad)."""
+        exc = self._result.result if self._result.state == "FAILURE" else None
+        return exc if isinstance(exc, BaseException) else None
+
+
+def _submit(task: str, path: str | Path, profile: str, job_id: str | None, app: Celery | None) -> Job:
+    app = app or _app()
+    name = media_name(path)
+    job_id = job_id or uuid.uuid4().hex
+    send_job(app, job_id=job_id, name=name, profile=profile, task=task)
+    return Job(job_id, app=app, name=name)
+
+
+def submit(
+    path: str | Path, profile: str = "web", *, job_id: str | None = None, app: Celery | None = None
+) -> Job:
+    """Submit a transcode of ``path`` (inside the media root) with a named profile."""
+    from mediaapp.profiles import get_profile
+
+    get_profile(profile)  # fail fast in the caller for a typo; the worker checks again
+    return _submit("video.transcode", path, profile, job_id, app)
+
+
+def probe(path: str | Path, *, job_id: str | None = None, app: Celery | None = None) -> Job:
+    """Submit a probe of ``path``; the result is its streams and numbers."""
+    return _submit("video.probe", path, "", job_id, app)
+
+
+def thumbnail(path: str | Path, *, job_id: str | None = None, app: Celery | None = None) -> Job:
+    """Submit a poster-JPEG job for ``path``."""
+    return _submit("video.thumbnail", path, "", job_id, app)
+
+
+__all__ = ["Job", "MediaError", "media_name", "probe", "send_job", "submit", "thumbnail"]

@@ -1,0 +1,48 @@
+"""Named defaults, each with its unit, in one place (the rq ``defaults.py`` pattern).
+
+Every value here can be overridden by the environment variable named in
+:mod:`mediaapp.settings`; nothing else in the code base hard-codes these numbers.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Where the embedded broker, results, outputs and the audit log live when no variable says otherwise.
+DATA_DIR = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "mediaapp"
+
+#: RabbitMQ as it runs on every development and CI machine here.
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
+#: Redis result backend for real deployments.
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+#: Seconds an ffmpeg command may run before it is killed (hard stop for a hung encoder).
+FFMPEG_TIMEOUT_S = 3600.0
+#: How many trailing characters of ffmpeg's stderr an error keeps.
+STDERR_TAIL_CHARS = 2000
+#: Seconds between two PROGRESS state updates of one task (ffmpeg reports every 0.5 s).
+PROGRESS_INTERVAL_S = 0.5
+
+#: Poll interval of Kombu's filesystem transport, in seconds (its own default is 1 s).
+FILESYSTEM_POLL_S = 0.1
+
+#: Audit consumer: lines written per fsync, and the longest a line waits for its batch, in seconds.
+AUDIT_BATCH_LINES = 100
+AUDIT_FLUSH_S = 0.2
+#: Audit consumer prefetch, in messages (bounded: at most two batches in flight).
+AUDIT_PREFETCH = 2 * AUDIT_BATCH_LINES
+
+#: Input limits checked before any encode.
+MAX_INPUT_BYTES = 20 * 1024**3  # 20 GiB
+MAX_DURATION_S = 6 * 3600.0  # six hours
+MAX_PIXELS = 8192 * 4320  # 8K
+MAX_STREAMS = 16
+
+#: Transient failures: retries before giving up, first back-off in seconds, back-off cap in seconds.
+MAX_RETRIES = 3
+RETRY_BACKOFF_S = 2.0
+RETRY_BACKOFF_MAX_S = 60.0
+
+#: Default transcoding profile.
+DEFAULT_PROFILE = "web"

@@ -1,0 +1,131 @@
+"""The one error tree of mediaapp (kombu ``exceptions.py`` style).
+
+Each class says in ``retryable`` whether doing the same thing again may succeed, and in
+``exit_code`` what the CLI exits with. Every error is rebuilt from its message alone, so it
+survives Celery's JSON result serializer and comes back to the client with its own type.
+"""
+
+from __future__ import annotations
+
+
+class MediaError(Exception):
+    """Base of every error mediaapp raises on purpose."""
+
+    retryable = False
+    exit_code = 1
+    #: Short machine-readable name written into job results and the audit log.
+    code = "media_error"
+
+    def to_dict(self) -> dict[str, object]:
+        """The error as it appears in a job result and an audit record."""
+        return {"type": type(self).__name__, "code": self.code, "message": str(self)}
+
+
+class ConfigurationError(MediaError):
+    """A setting, profile name or binary is missing or wrong; fix the configuration."""
+
+    exit_code = 78  # EX_CONFIG
+    code = "configuration"
+
+
+class InvalidInput(MediaError):
+    """The input can never be processed as asked; retrying will not help."""
+
+    exit_code = 65  # EX_DATAERR
+    code = "invalid_input"
+
+
+class InputNotFound(InvalidInput):
+    """The input file does not exist (or is not a regular file)."""
+
+    code = "not_found"
+
+
+class InputOutsideRoot(InvalidInput):
+    """The input path resolves outside the media root (``..``, absolute path, symlink, URL)."""
+
+    code = "outside_media_root"
+
+
+class EmptyInput(InvalidInput):
+    """The input file has zero bytes."""
+
+    code = "empty"
+
+
+class NotMedia(InvalidInput):
+    """The input is not a media file ffmpeg can open, or has no stream the profile needs."""
+
+    code = "not_media"
+
+
+class LimitExceeded(InvalidInput):
+    """The input is over a configured limit (size, duration, pixels, streams)."""
+
+    code = "limit_exceeded"
+
+
+class UnknownProfile(InvalidInput):
+    """The job names a profile that does not exist."""
+
+    code = "unknown_profile"
+
+
+class TransientError(MediaError):
+    """Something outside the input failed (disk, broker, a killed process); worth retrying."""
+
+    retryable = True
+    exit_code = 75  # EX_TEMPFAIL
+    code = "transient"
+
+
+class FFmpegError(MediaError):
+    """An ffmpeg command failed; carries the command line, exit code and the tail of stderr."""
+
+    code = "ffmpeg"
+
+    def __init__(
+        self, message: str, *, cmd: str = "", returncode: int | None = None, stderr: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.cmd = cmd
+        self.returncode = returncode
+        self.stderr = stderr
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        """A signal (negative code: killed, OOM) is transient; an ffmpeg verdict on the input is not."""
+        return self.returncode is not None and self.returncode < 0
+
+    def to_dict(self) -> dict[str, object]:
+        """The error with the command, exit code and stderr tail that explain it."""
+        return {
+            **super().to_dict(),
+            "cmd": self.cmd,
+            "returncode": self.returncode,
+            "stderr": self.stderr,
+        }
+
+
+class FFmpegTimeout(FFmpegError):
+    """An ffmpeg command ran past its time limit and was killed."""
+
+    code = "ffmpeg_timeout"
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        """A timeout may be load on the machine: worth another try."""
+        return True
+
+
+class JobFailed(MediaError):
+    """Client side: the job ended in failure; the message says which step, input and reason."""
+
+    code = "job_failed"
+
+
+class JobTimeout(MediaError):
+    """Client side: the job did not finish within the time the caller was ready to wait."""
+
+    exit_code = 124
+    code = "job_timeout"

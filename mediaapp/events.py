@@ -1,0 +1,157 @@
+"""Lifecycle events, published to ``media_exchange`` under ``event.*`` routing keys.
+
+Why not Celery's own event stream: it goes to a separate exchange (``celeryev``) that the
+audit queue would have to bind too, and it costs far more per task (a message per state for
+every task, plus worker heartbeats). These events are small JSON documents that only the
+audit queue's ``#`` binding matches: no task queue binds ``event.#``, so an event can never
+be executed. The event contract is documented in the README.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+from celery import Celery, signals
+
+from mediaapp import routing
+from mediaapp.errors import MediaError
+
+log = logging.getLogger(__name__)
+_HOST = socket.gethostname()
+
+#: Publisher retry policy: a broker hiccup delays an event a little instead of losing it.
+RETRY_POLICY = {"max_retries": 5, "interval_start": 0.1, "interval_step": 0.5, "interval_max": 2}
+
+
+def build_event(name: str, **fields: Any) -> dict[str, Any]:
+    """The JSON body of one event: its name, a timestamp, who sent it, and the fields."""
+    return {"event": name, "ts": time.time(), "hostname": _HOST, "pid": os.getpid(), **fields}
+
+
+def publish_event(app: Celery, name: str, **fields: Any) -> None:
+    """Publish one lifecycle event; never raises (an event must not fail the work it reports)."""
+    body = build_event(name, **fields)
+    try:
+        with app.producer_or_acquire() as producer:
+            producer.publish(
+                body,
+                exchange=routing.MEDIA_EXCHANGE,
+                routing_key=routing.event_key(name),
+                serializer="json",
+                delivery_mode=2,
+                declare=list(routing.TOPOLOGY),
+                retry=True,
+                retry_policy=RETRY_POLICY,
+                message_id=uuid.uuid4().hex,
+            )
+    except Exception:  # the event is lost, the task is not: log loudly and move on
+        log.exception("could not publish event %s", name)
+
+
+def error_dict(exc: BaseException | None) -> dict[str, Any] | None:
+    """An exception as a JSON-ready dict (typed for MediaError, generic otherwise)."""
+    if exc is None:
+        return None
+    if isinstance(exc, MediaError):
+        return exc.to_dict()
+    return {"type": type(exc).__name__, "code": "internal", "message": str(exc)}
+
+
+def _task_fields(task: Any, task_id: str | None, kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    kwargs = kwargs or {}
+    request = getattr(task, "request", None)
+    return {
+        "task": getattr(task, "name", None),
+        "task_id": task_id or getattr(request, "id", None),
+        "job_id": kwargs.get("job_id") or getattr(request, "kwargs", {}).get("job_id"),
+        "input": kwargs.get("name") or getattr(request, "kwargs", {}).get("name"),
+        "retries": getattr(request, "retries", 0),
+    }
+
+
+def _is_job_root(fields: dict[str, Any]) -> bool:
+    return fields["job_id"] is not None and fields["job_id"] == fields["task_id"]
+
+
+def _on_prerun(sender: Any = None, task_id: str | None = None, kwargs: Any = None, **_: Any) -> None:
+    sender.request._mediaapp_started = time.monotonic()
+    publish_event(sender.app, "task.started", **_task_fields(sender, task_id, kwargs))
+
+
+def _runtime(task: Any) -> float | None:
+    started = getattr(task.request, "_mediaapp_started", None)
+    return round(time.monotonic() - started, 3) if started else None
+
+
+def _on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
+    fields = _task_fields(sender, None, None)
+    fields["runtime_s"] = _runtime(sender)
+    publish_event(sender.app, "task.succeeded", **fields)
+    if _is_job_root(fields):
+        publish_event(sender.app, "job.finished", state="SUCCESS", **fields)
+
+
+def _on_failure(
+    sender: Any = None, task_id: str | None = None, exception: Any = None, kwargs: Any = None, **_: Any
+) -> None:
+    fields = _task_fields(sender, task_id, kwargs)
+    fields["runtime_s"] = _runtime(sender)
+    fields["error"] = error_dict(exception)
+    publish_event(sender.app, "task.failed", **fields)
+    if _is_job_root(fields):
+        publish_event(sender.app, "job.finished", state="FAILURE", **fields)
+
+
+def _on_retry(sender: Any = None, request: Any = None, reason: Any = None, **_: Any) -> None:
+    fields = {
+        "task": getattr(sender, "name", None),
+        "task_id": getattr(request, "id", None),
+        "job_id": (getattr(request, "kwargs", None) or {}).get("job_id"),
+        "retries": getattr(request, "retries", 0),
+        "reason": str(reason),
+        "error": error_dict(reason if isinstance(reason, BaseException) else None),
+    }
+    publish_event(sender.app, "task.retried", **fields)
+
+
+def _on_revoked(sender: Any = None, request: Any = None, terminated: Any = None, **_: Any) -> None:
+    app = getattr(sender, "app", None)
+    if app is None:
+        return
+    publish_event(
+        app,
+        "task.revoked",
+        task=getattr(sender, "name", None),
+        task_id=getattr(request, "id", None),
+        job_id=(getattr(request, "kwargs", None) or {}).get("job_id"),
+        terminated=bool(terminated),
+    )
+
+
+def _set_message_id(headers: Any = None, properties: Any = None, **_: Any) -> None:
+    # Every task message gets its own id, so the audit log can tell a redelivered copy of
+    # one message from a new message (a retry) about the same task.
+    if properties is not None and not properties.get("message_id"):
+        properties["message_id"] = uuid.uuid4().hex
+
+
+_connected = False
+
+
+def connect_signals() -> None:
+    """Hook the handlers into Celery's signals (once per process)."""
+    global _connected
+    if _connected:
+        return
+    signals.before_task_publish.connect(_set_message_id, weak=False)
+    signals.task_prerun.connect(_on_prerun, weak=False)
+    signals.task_success.connect(_on_success, weak=False)
+    signals.task_failure.connect(_on_failure, weak=False)
+    signals.task_retry.connect(_on_retry, weak=False)
+    signals.task_revoked.connect(_on_revoked, weak=False)
+    _connected = True

@@ -1,0 +1,254 @@
+"""The one boundary that runs ffmpeg (the ffmpeg-normalize pattern).
+
+It finds the binary, logs the exact command line (``shlex.join``), captures stderr, turns
+``-progress`` output into callbacks, enforces a timeout by killing the whole process group,
+and raises one error type (:class:`~mediaapp.errors.FFmpegError`) carrying the command, the
+exit code and the stderr tail. Nothing else in mediaapp starts an ffmpeg process.
+
+Commands are built with ``ffmpeg-python``; :func:`input_file` is the only way inputs are made,
+so every input is an absolute ``file:`` URL restricted to the ``file`` protocol: a name starting
+with ``-`` can never be read as an option and ``concat:``/``http:`` can never be reached.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import ffmpeg as ffmpeg_python
+
+from mediaapp import defaults
+from mediaapp.errors import ConfigurationError, FFmpegError, FFmpegTimeout
+from mediaapp.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+#: Options every command gets: no stdin, no banner, machine-readable progress on stdout.
+_COMMON_OPTS = ("-nostdin", "-hide_banner", "-nostats", "-progress", "pipe:1")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One ``-progress`` block from ffmpeg."""
+
+    out_time_s: float
+    fps: float
+    speed: float
+    percent: float | None  # None when the total duration is unknown
+    done: bool
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A finished ffmpeg command."""
+
+    cmd: str
+    elapsed_s: float
+    stderr_tail: str
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@lru_cache(maxsize=4)
+def _find_binary(configured: str) -> str:
+    if configured:
+        found = shutil.which(configured)
+        if not found:
+            raise ConfigurationError(f"MEDIAAPP_FFMPEG={configured!r} is not an executable")
+        return found
+    on_path = shutil.which("ffmpeg")
+    if on_path:
+        return on_path
+    try:
+        import imageio_ffmpeg
+    except ImportError as exc:  # pragma: no cover - it is a hard dependency
+        raise ConfigurationError("no ffmpeg on PATH and imageio-ffmpeg is not installed") from exc
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def ffmpeg_binary() -> str:
+    """Path of the ffmpeg to run: ``MEDIAAPP_FFMPEG``, else ``PATH``, else the imageio-ffmpeg wheel."""
+    return _find_binary(get_settings().ffmpeg)
+
+
+@lru_cache(maxsize=4)
+def _version(binary: str) -> str:
+    out = subprocess.run(
+        [binary, "-hide_banner", "-version"], capture_output=True, text=True, timeout=30, check=False
+    )
+    first = out.stdout.splitlines()[0] if out.stdout else ""
+    return first.removeprefix("ffmpeg version ").split(" Copyright")[0].strip()
+
+
+def ffmpeg_version() -> str:
+    """The version string of the binary in use (recorded in every manifest)."""
+    return _version(ffmpeg_binary())
+
+
+def input_file(path: Path, **options: Any) -> Any:
+    """An ffmpeg-python input node for a local file, and nothing but a local file."""
+    absolute = Path(path).resolve()
+    return ffmpeg_python.input(f"file:{absolute}", protocol_whitelist="file", **options)
+
+
+def output_target(path: Path) -> str:
+    """An output URL that cannot be mistaken for an option or another protocol."""
+    return f"file:{Path(path).resolve()}"
+
+
+def build_args(stream: Any) -> list[str]:
+    """The full argument vector for an ffmpeg-python stream, with our common options first."""
+    args = ffmpeg_python.compile(stream, cmd=ffmpeg_binary(), overwrite_output=True)
+    return [args[0], *_COMMON_OPTS, *args[1:]]
+
+
+def run(
+    stream_or_args: Any,
+    *,
+    duration_s: float | None = None,
+    on_progress: ProgressCallback | None = None,
+    timeout_s: float | None = None,
+) -> RunResult:
+    """Run one ffmpeg command to completion; raise :class:`FFmpegError` if it fails.
+
+    ``stream_or_args`` is an ffmpeg-python stream (the normal case) or a ready argument list
+    from :func:`build_args`. ``duration_s`` turns progress into a percentage.
+    """
+    args = (
+        list(stream_or_args)
+        if isinstance(stream_or_args, Sequence) and not isinstance(stream_or_args, str)
+        else build_args(stream_or_args)
+    )
+    cmd = shlex.join(args)
+    timeout = get_settings().ffmpeg_timeout_s if timeout_s is None else timeout_s
+    log.info("ffmpeg: %s", cmd)
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group: a kill takes every child with it
+    )
+    tail: deque[str] = deque(maxlen=200)
+    drain = threading.Thread(target=_drain_stderr, args=(proc, tail), daemon=True)
+    drain.start()
+    timed_out = threading.Event()
+    watchdog = threading.Timer(timeout, _kill_on_timeout, args=(proc, timed_out))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        _read_progress(proc, duration_s, on_progress)
+        proc.wait()
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:  # we are unwinding (task revoked, soft time limit, ...)
+            kill_group(proc)
+        drain.join(timeout=5)
+    stderr_tail = "".join(tail)[-defaults.STDERR_TAIL_CHARS :]
+    elapsed = time.monotonic() - started
+    if timed_out.is_set():
+        raise FFmpegTimeout(
+            f"ffmpeg ran longer than {timeout:g} s and was killed",
+            cmd=cmd,
+            returncode=proc.returncode,
+            stderr=stderr_tail,
+        )
+    if proc.returncode != 0:
+        raise FFmpegError(
+            f"ffmpeg exited with {describe_returncode(proc.returncode)}: {last_line(stderr_tail)}",
+            cmd=cmd,
+            returncode=proc.returncode,
+            stderr=stderr_tail,
+        )
+    log.debug("ffmpeg finished in %.2f s", elapsed)
+    return RunResult(cmd=cmd, elapsed_s=elapsed, stderr_tail=stderr_tail)
+
+
+def describe_returncode(code: int | None) -> str:
+    """``exit code 1`` or ``signal SIGKILL``: a return code in words."""
+    if code is not None and code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit code {code}"
+
+
+def last_line(text: str) -> str:
+    """The last non-empty line of ffmpeg's stderr: usually the reason it gave up."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group of ``proc`` and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _kill_on_timeout(proc: subprocess.Popen[bytes], flag: threading.Event) -> None:
+    flag.set()
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _drain_stderr(proc: subprocess.Popen[bytes], tail: deque[str]) -> None:
+    assert proc.stderr is not None
+    for raw in proc.stderr:
+        tail.append(raw.decode("utf-8", "replace"))
+
+
+def parse_progress_block(block: dict[str, str], duration_s: float | None) -> Progress:
+    """Turn one ``key=value`` block of ``-progress`` output into a :class:`Progress`."""
+    out_us = block.get("out_time_us") or block.get("out_time_ms") or "0"
+    try:
+        out_time = max(int(out_us), 0) / 1_000_000
+    except ValueError:  # "N/A" before the first frame
+        out_time = 0.0
+    fps = _float(block.get("fps"))
+    speed = _float(block.get("speed", "").rstrip("x"))
+    done = block.get("progress") == "end"
+    percent = None
+    if duration_s:
+        percent = 100.0 if done else min(99.9, 100.0 * out_time / duration_s)
+    return Progress(out_time_s=out_time, fps=fps, speed=speed, percent=percent, done=done)
+
+
+def _float(value: str | None) -> float:
+    try:
+        return float(value) if value else 0.0
+    except ValueError:
+        return 0.0
+
+
+def _read_progress(
+    proc: subprocess.Popen[bytes], duration_s: float | None, on_progress: ProgressCallback | None
+) -> None:
+    assert proc.stdout is not None
+    block: dict[str, str] = {}
+    for raw in proc.stdout:
+        key, _, value = raw.decode("utf-8", "replace").strip().partition("=")
+        block[key] = value
+        if key == "progress":
+            if on_progress is not None:
+                on_progress(parse_progress_block(block, duration_s))
+            block = {}

@@ -1,0 +1,296 @@
+"""The real work of each task, as plain functions testable without a broker.
+
+Tasks in ``tasks/`` only unpack arguments, call one of these, and decide on retry.
+Every output is written under a temporary name and renamed into place when complete,
+so nobody ever sees half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ffmpeg as ffmpeg_python
+
+from mediaapp import ffmpeg
+from mediaapp.errors import (
+    EmptyInput,
+    InputNotFound,
+    InputOutsideRoot,
+    InvalidInput,
+    LimitExceeded,
+    NotMedia,
+)
+from mediaapp.probe import ProbeResult, probe, validate
+from mediaapp.profiles import Profile, get_profile
+from mediaapp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: ``scheme:`` at the start of a name: URLs and ffmpeg protocols (concat:, subfile:, http:...).
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: Tolerance on output duration against the source: one frame at 24 fps plus one AAC packet.
+DURATION_TOLERANCE_S = 1 / 24 + 1024 / 44100
+
+
+def resolve_input(name: str, settings: Settings) -> Path:
+    """Map a job's input name to a regular file inside the media root, or raise a typed error."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("no input file was given")
+    if "\x00" in name:
+        raise InvalidInput("input name contains a NUL byte")
+    if _SCHEME.match(name) and not (settings.media_root / name).exists():
+        raise InputOutsideRoot(f"{name!r}: URLs and ffmpeg protocols are not accepted as input")
+    root = settings.media_root
+    candidate = Path(name)
+    if candidate.is_absolute():
+        raise InputOutsideRoot(f"{name!r}: absolute paths are not accepted; name a file under {root}")
+    try:
+        resolved = (root / candidate).resolve(strict=True)
+    except FileNotFoundError:
+        raise InputNotFound(f"{name!r}: no such file under the media root") from None
+    except (OSError, RuntimeError) as exc:  # symlink loops, name too long, ...
+        raise InvalidInput(f"{name!r}: cannot be resolved ({exc})") from None
+    if not resolved.is_relative_to(root):
+        raise InputOutsideRoot(f"{name!r}: resolves outside the media root")
+    if not resolved.is_file():
+        raise InputNotFound(f"{name!r}: not a regular file")
+    size = resolved.stat().st_size
+    if size == 0:
+        raise EmptyInput(f"{name!r}: the file is empty (0 bytes)")
+    if size > settings.max_input_bytes:
+        raise LimitExceeded(
+            f"{name!r}: {size} bytes, over the limit of {settings.max_input_bytes} bytes"
+        )
+    return resolved
+
+
+def inspect(name: str, settings: Settings, *, needs_video: bool = True) -> tuple[Path, ProbeResult]:
+    """Resolve, probe and validate an input before any encode."""
+    path = resolve_input(name, settings)
+    info = probe(path)
+    validate(info, settings, needs_video=needs_video)
+    return path, info
+
+
+def safe_stem(name: str) -> str:
+    """A file-name stem that is safe anywhere: no separators, no leading dash or dot."""
+    stem = _UNSAFE.sub("_", Path(name).stem).strip("._-")[:80]
+    return stem or "output"
+
+
+def display_size(info: ProbeResult) -> tuple[int, int]:
+    """Width and height as the viewer sees them (rotation applied)."""
+    video = info.video
+    if video is None or not video.width or not video.height:
+        raise NotMedia(f"{Path(info.path).name}: no video dimensions")
+    if (video.rotation or 0) % 180 == 90:
+        return video.height, video.width
+    return video.width, video.height
+
+
+def target_height(info: ProbeResult, max_height: int) -> int:
+    """The output height: the profile's, never above the source's, always even."""
+    _, height = display_size(info)
+    return max(2, min(height, max_height) // 2 * 2)
+
+
+def web_stream(src: Path, dst: Path, info: ProbeResult, profile: Profile) -> Any:
+    """The ffmpeg-python graph of a ``web``-style MP4 (H.264 + AAC, faststart)."""
+    inp = ffmpeg.input_file(src)
+    height = target_height(info, profile.height)
+    # -2 keeps the aspect ratio with an even width; ffmpeg applies rotation before the filter.
+    video = inp.video.filter("scale", -2, height).filter("format", "yuv420p")
+    streams = [video]
+    audio_opts: dict[str, Any] = {"an": None}
+    if info.audio is not None:
+        streams.append(inp.audio)
+        audio_opts = {"acodec": profile.audio_codec, "audio_bitrate": f"{profile.audio_bitrate_kbps}k"}
+    out_opts: dict[str, Any] = {
+        "vcodec": profile.video_codec,
+        "preset": profile.preset,
+        "crf": profile.crf,
+        "maxrate": f"{profile.maxrate_kbps}k",
+        "bufsize": f"{2 * profile.maxrate_kbps}k",
+        "map_metadata": -1,
+        **audio_opts,
+    }
+    if profile.faststart:
+        out_opts["movflags"] = "+faststart"
+    return ffmpeg_python.output(*streams, ffmpeg.output_target(dst), **out_opts)
+
+
+def poster_stream(src: Path, dst: Path, info: ProbeResult, profile: Profile) -> Any:
+    """The ffmpeg-python graph of one poster JPEG taken at ``profile.poster_at`` of the duration."""
+    at = max(0.0, min(info.duration_s * profile.poster_at, max(info.duration_s - 0.1, 0.0)))
+    inp = ffmpeg.input_file(src, ss=f"{at:.3f}")
+    height = target_height(info, profile.poster_height)
+    video = inp.video.filter("scale", -2, height)
+    return ffmpeg_python.output(
+        video, ffmpeg.output_target(dst), vframes=1, format="image2", vcodec="mjpeg", qscale=3
+    )
+
+
+@contextlib.contextmanager
+def atomic_output(final: Path) -> Iterator[Path]:
+    """Yield a hidden temporary path beside ``final``; rename it into place only on success."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.stem}.part-{uuid.uuid4().hex[:8]}{final.suffix}")
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, final)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def describe_output(path: Path, kind: str, settings: Settings) -> dict[str, Any]:
+    """Manifest entry of one output, read back from the file itself."""
+    info = probe(path)
+    video, audio = info.video, info.audio
+    main = video or audio
+    return {
+        "kind": kind,
+        "path": str(path),
+        "relpath": str(path.relative_to(settings.output_root)),
+        "size": path.stat().st_size,
+        "duration_s": info.duration_s,
+        "codec": main.codec if main else None,
+        "audio_codec": audio.codec if audio else None,
+        "width": video.width if video else None,
+        "height": video.height if video else None,
+        "bit_rate": info.bit_rate,
+        "sha256": sha256(path),
+    }
+
+
+def verify_video(entry: dict[str, Any], source: ProbeResult, expected_height: int) -> None:
+    """Fail the job if an output does not hold what we promise."""
+    if entry["height"] != expected_height:
+        raise NotMedia(f"output {entry['relpath']}: height {entry['height']} != {expected_height}")
+    if abs(entry["duration_s"] - source.duration_s) > DURATION_TOLERANCE_S + 0.05:
+        raise NotMedia(
+            f"output {entry['relpath']}: duration {entry['duration_s']:.3f} s differs from "
+            f"source {source.duration_s:.3f} s"
+        )
+
+
+def job_dir(job_id: str, settings: Settings) -> Path:
+    """Where one job's outputs and manifest live."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", job_id):
+        raise InvalidInput(f"job id {job_id!r} is not a safe name")
+    return settings.output_root / job_id
+
+
+def load_manifest(job_id: str, settings: Settings) -> dict[str, Any] | None:
+    """The manifest of a job whose outputs are all complete on disk, else None (idempotency)."""
+    path = job_dir(job_id, settings) / "manifest.json"
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    for out in manifest.get("outputs", []):
+        p = Path(out["path"])
+        if not p.is_file() or p.stat().st_size != out["size"]:
+            return None
+    return manifest
+
+
+def write_manifest(manifest: dict[str, Any], settings: Settings) -> Path:
+    """Write ``manifest.json`` beside the outputs, atomically."""
+    final = job_dir(manifest["job_id"], settings) / "manifest.json"
+    with atomic_output(final) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
+    return final
+
+
+def transcode(
+    job_id: str,
+    name: str,
+    profile_name: str,
+    settings: Settings,
+    on_progress: ffmpeg.ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Transcode ``name`` (relative to the media root) with a profile; return the manifest.
+
+    A job whose complete manifest already exists is not encoded again: a redelivered
+    message finds the finished work and returns it.
+    """
+    profile = get_profile(profile_name)
+    done = load_manifest(job_id, settings)
+    if done is not None and done.get("profile") == profile.name and done.get("input") == name:
+        log.info("job %s already complete, returning its manifest", job_id)
+        return done
+    started = time.monotonic()
+    src, info = inspect(name, settings)
+    out_dir = job_dir(job_id, settings)
+    stem = safe_stem(name)
+    video_path = out_dir / f"{stem}.{profile.name}.{profile.container}"
+    poster_path = out_dir / f"{stem}.poster.jpg"
+    commands: list[str] = []
+    encode_s = 0.0
+    with atomic_output(video_path) as tmp:
+        result = ffmpeg.run(
+            web_stream(src, tmp, info, profile), duration_s=info.duration_s, on_progress=on_progress
+        )
+        commands.append(result.cmd)
+        encode_s += result.elapsed_s
+    with atomic_output(poster_path) as tmp:
+        result = ffmpeg.run(poster_stream(src, tmp, info, profile))
+        commands.append(result.cmd)
+        encode_s += result.elapsed_s
+    video_entry = describe_output(video_path, "video", settings)
+    verify_video(video_entry, info, target_height(info, profile.height))
+    manifest = {
+        "job_id": job_id,
+        "task": "video.transcode",
+        "profile": profile.name,
+        "input": name,
+        "source": info.to_dict(),
+        "outputs": [video_entry, describe_output(poster_path, "poster", settings)],
+        "ffmpeg_version": ffmpeg.ffmpeg_version(),
+        "commands": commands,
+        "encode_s": round(encode_s, 3),
+        "elapsed_s": round(time.monotonic() - started, 3),
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+    write_manifest(manifest, settings)
+    return manifest
+
+
+def thumbnail(job_id: str, name: str, settings: Settings, profile_name: str = "web") -> dict[str, Any]:
+    """Make one poster JPEG for ``name``; return its manifest entry."""
+    profile = get_profile(profile_name)
+    src, info = inspect(name, settings)
+    final = job_dir(job_id, settings) / f"{safe_stem(name)}.poster.jpg"
+    with atomic_output(final) as tmp:
+        result = ffmpeg.run(poster_stream(src, tmp, info, profile))
+    return {**describe_output(final, "poster", settings), "command": result.cmd}
+
+
+def probe_input(name: str, settings: Settings) -> dict[str, Any]:
+    """Probe ``name`` (relative to the media root) without any media-type requirement."""
+    _, info = inspect(name, settings, needs_video=False)
+    return info.to_dict()

@@ -1,0 +1,179 @@
+"""Read what a media file holds, in-process, with PyAV.
+
+Why PyAV and not ffprobe: the ``imageio-ffmpeg`` wheel ships ffmpeg but no ffprobe, and
+PyAV's wheel carries its own libav* libraries, so ``pip install`` alone gives both. It also
+hands us numbers instead of text to parse, and decoding the first frame here doubles as the
+"can this actually be decoded" check and as the only way to read rotation (display matrix).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from mediaapp.errors import LimitExceeded, NotMedia
+from mediaapp.settings import Settings
+
+#: Demuxers PyAV may use: real media containers only, never playlists (hls, concat, ...) that
+#: could make the library open other files.
+SAFE_FORMATS = (
+    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,flv,mpegts,mpeg,mpegvideo,h264,hevc,"
+    "m4v,wav,mp3,aac,ogg,flac,image2,png_pipe,jpeg_pipe,mjpeg,asf,gif"
+)
+
+
+@dataclass
+class StreamInfo:
+    """One stream of a probed file."""
+
+    index: int
+    type: str  # video | audio | subtitle | data
+    codec: str
+    bit_rate: int | None = None
+    duration_s: float | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    rotation: int | None = None
+    pix_fmt: str | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+
+
+@dataclass
+class ProbeResult:
+    """What a file holds: the container, its streams, and the numbers a profile needs."""
+
+    path: str
+    size: int
+    format: str
+    duration_s: float
+    bit_rate: int | None
+    streams: list[StreamInfo] = field(default_factory=list)
+
+    @property
+    def video(self) -> StreamInfo | None:
+        """The first video stream, if any."""
+        return next((s for s in self.streams if s.type == "video"), None)
+
+    @property
+    def audio(self) -> StreamInfo | None:
+        """The first audio stream, if any."""
+        return next((s for s in self.streams if s.type == "audio"), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form, as stored in manifests."""
+        return asdict(self)
+
+
+def probe(path: Path, *, decode_check: bool = True) -> ProbeResult:
+    """Open ``path`` (a local file only), list its streams, and decode the first video frame.
+
+    Raises :class:`NotMedia` when the file cannot be opened as media or its first video frame
+    cannot be decoded.
+    """
+    path = Path(path).resolve()
+    size = path.stat().st_size
+    try:
+        container = av.open(
+            f"file:{path}",
+            options={"protocol_whitelist": "file", "format_whitelist": SAFE_FORMATS},
+            timeout=30.0,
+        )
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise NotMedia(f"{path.name}: not a media file ffmpeg can open ({_reason(exc)})") from None
+    with container:
+        streams = [_stream_info(s) for s in container.streams]
+        duration = container.duration / 1_000_000 if container.duration else 0.0
+        if not duration:
+            duration = max((s.duration_s or 0.0 for s in streams), default=0.0)
+        result = ProbeResult(
+            path=str(path),
+            size=size,
+            format=container.format.name,
+            duration_s=round(duration, 6),
+            bit_rate=container.bit_rate or None,
+            streams=streams,
+        )
+        if decode_check and result.video is not None:
+            _decode_first_frame(container, result)
+    return result
+
+
+def validate(result: ProbeResult, settings: Settings, *, needs_video: bool = True) -> None:
+    """Refuse inputs a profile cannot use or that exceed the configured limits."""
+    name = Path(result.path).name
+    if not result.streams:
+        raise NotMedia(f"{name}: the container holds no streams")
+    if needs_video and result.video is None:
+        raise NotMedia(f"{name}: no video stream (streams: {_kinds(result)})")
+    if len(result.streams) > settings.max_streams:
+        raise LimitExceeded(
+            f"{name}: {len(result.streams)} streams, over the limit of {settings.max_streams}"
+        )
+    if result.duration_s > settings.max_duration_s:
+        raise LimitExceeded(
+            f"{name}: duration {result.duration_s:.0f} s, over the limit of "
+            f"{settings.max_duration_s:.0f} s"
+        )
+    video = result.video
+    if video and video.width and video.height and video.width * video.height > settings.max_pixels:
+        raise LimitExceeded(
+            f"{name}: {video.width}x{video.height} pixels, over the limit of "
+            f"{settings.max_pixels} pixels per frame"
+        )
+
+
+def _stream_info(stream: Any) -> StreamInfo:
+    ctx = stream.codec_context
+    info = StreamInfo(
+        index=stream.index,
+        type=stream.type,
+        codec=(ctx.name if ctx is not None else None) or "unknown",
+        bit_rate=(ctx.bit_rate if ctx is not None else None) or None,
+        duration_s=_seconds(stream.duration, stream.time_base),
+    )
+    if stream.type == "video":
+        info.width = ctx.width or None
+        info.height = ctx.height or None
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        info.fps = round(float(rate), 3) if rate else None
+        info.pix_fmt = ctx.pix_fmt
+    elif stream.type == "audio":
+        info.sample_rate = ctx.sample_rate or None
+        info.channels = ctx.channels or None
+    return info
+
+
+def _decode_first_frame(container: Any, result: ProbeResult) -> None:
+    video = result.video
+    assert video is not None
+    try:
+        for frame in container.decode(video=0):
+            video.rotation = int(frame.rotation) % 360
+            video.width = video.width or frame.width
+            video.height = video.height or frame.height
+            return
+    except av.error.FFmpegError as exc:
+        raise NotMedia(
+            f"{Path(result.path).name}: video stream cannot be decoded ({_reason(exc)})"
+        ) from None
+    raise NotMedia(f"{Path(result.path).name}: video stream has no decodable frame")
+
+
+def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
+    if value is None or time_base is None:
+        return None
+    return round(float(value * time_base), 6)
+
+
+def _kinds(result: ProbeResult) -> str:
+    return ", ".join(f"{s.type}/{s.codec}" for s in result.streams) or "none"
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc)

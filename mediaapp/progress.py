@@ -1,0 +1,64 @@
+"""ffmpeg ``-progress`` → a throttled stream of Celery ``PROGRESS`` states."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from mediaapp import defaults
+from mediaapp.ffmpeg import Progress
+
+log = logging.getLogger(__name__)
+
+#: Custom Celery state a running step reports; its ``meta`` is :meth:`ProgressReporter.meta`.
+PROGRESS = "PROGRESS"
+
+
+class ProgressReporter:
+    """Callable given to :func:`mediaapp.ffmpeg.run`; forwards at most one update per interval."""
+
+    def __init__(
+        self,
+        update: Callable[[dict[str, Any]], None],
+        *,
+        step: str,
+        context: dict[str, Any] | None = None,
+        interval_s: float = defaults.PROGRESS_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._update = update
+        self._step = step
+        self._context = context or {}
+        self._interval = interval_s
+        self._clock = clock
+        self._last = float("-inf")
+        self.sent = 0
+
+    def meta(self, progress: Progress) -> dict[str, Any]:
+        """The state's meta: percent, fps, speed (× realtime) and ETA in seconds."""
+        eta = None
+        if progress.percent is not None and progress.speed > 0 and progress.percent < 100:
+            total = progress.out_time_s * 100 / progress.percent if progress.percent else 0
+            eta = round(max(total - progress.out_time_s, 0) / progress.speed, 1)
+        return {
+            **self._context,
+            "step": self._step,
+            "percent": None if progress.percent is None else round(progress.percent, 1),
+            "fps": progress.fps,
+            "speed": progress.speed,
+            "out_time_s": round(progress.out_time_s, 3),
+            "eta_s": 0.0 if progress.done else eta,
+        }
+
+    def __call__(self, progress: Progress) -> None:
+        now = self._clock()
+        if not progress.done and now - self._last < self._interval:
+            return
+        self._last = now
+        try:
+            self._update(self.meta(progress))
+            self.sent += 1
+        except Exception:  # a lost progress update must never kill the encode
+            log.warning("progress update failed", exc_info=True)

@@ -1,0 +1,73 @@
+"""Exchanges, queues, bindings and task routes, declared as data here and nowhere else.
+
+Picture (also in the README)::
+
+    producers ──► media_exchange (topic, durable)
+                    ├─ video.#   ─► video_queue    ─► celery -A mediaapp worker -Q video_queue
+                    ├─ media.#   ─► default_queue  ─► celery -A mediaapp worker -Q default_queue
+                    └─ #         ─► audit_queue    ─► mediaapp audit (Kombu ConsumerMixin, never Celery)
+
+Routing keys of lifecycle events start with ``event.``: no task queue binds that prefix,
+so an event can only ever reach the audit queue.
+"""
+
+from __future__ import annotations
+
+from kombu import Connection, Exchange, Queue
+
+MEDIA_EXCHANGE = Exchange("media_exchange", type="topic", durable=True, delivery_mode=2)
+
+VIDEO_QUEUE = Queue(
+    "video_queue", MEDIA_EXCHANGE, routing_key="video.#", durable=True, auto_delete=False
+)
+DEFAULT_QUEUE = Queue(
+    "default_queue", MEDIA_EXCHANGE, routing_key="media.#", durable=True, auto_delete=False
+)
+AUDIT_QUEUE = Queue("audit_queue", MEDIA_EXCHANGE, routing_key="#", durable=True, auto_delete=False)
+
+#: Queues Celery workers consume. ``audit_queue`` is deliberately absent: a bare
+#: ``celery -A mediaapp worker`` must never execute the audit copies.
+TASK_QUEUES = (VIDEO_QUEUE, DEFAULT_QUEUE)
+
+#: Everything a publisher declares before its first message. Kombu's virtual transports
+#: (the embedded broker) route a topic message only to bindings the publishing process
+#: knows, and drop the copy otherwise; on RabbitMQ this makes a fresh broker safe too.
+TOPOLOGY = (VIDEO_QUEUE, DEFAULT_QUEUE, AUDIT_QUEUE)
+
+#: Prefix of lifecycle-event routing keys (``event.task.started``, ``event.job.finished``, ...).
+EVENT_PREFIX = "event."
+
+#: Routing keys of events that outside producers publish (see README, "Event contract").
+UPLOAD_EVENT = "video.upload"
+
+#: One explicit route per task, each with its own routing key. A route without a key would
+#: publish the queue's binding pattern itself (``video.#``) as the key.
+TASK_ROUTING_KEYS = {
+    "video.probe": ("video_queue", "video.probe"),
+    "video.transcode": ("video_queue", "video.transcode"),
+    "video.thumbnail": ("video_queue", "video.thumbnail"),
+    "media.ping": ("default_queue", "media.ping"),
+}
+
+TASK_ROUTES = {
+    name: {
+        "queue": queue,
+        "exchange": MEDIA_EXCHANGE.name,
+        "routing_key": key,
+        # Celery passes this to Producer.publish(declare=...): every publish knows the topology.
+        "declare": list(TOPOLOGY),
+    }
+    for name, (queue, key) in TASK_ROUTING_KEYS.items()
+}
+
+
+def event_key(name: str) -> str:
+    """Routing key of a lifecycle event, e.g. ``task.started`` → ``event.task.started``."""
+    return EVENT_PREFIX + name
+
+
+def declare_topology(connection: Connection) -> None:
+    """Declare the exchange, every queue and every binding (idempotent)."""
+    channel = connection.default_channel
+    for queue in TOPOLOGY:
+        queue(channel).declare()

@@ -1,0 +1,15 @@
+"""Non-video tasks, routed to ``default_queue``."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+from mediaapp.celery import app
+
+
+@app.task(name="media.ping")
+def ping(job_id: str | None = None, payload: Any = None) -> dict[str, Any]:
+    """Answer with who and when: a health check and the unit of dispatch benchmarks."""
+    return {"pong": time.time(), "hostname": socket.gethostname(), "payload": payload}

@@ -1,0 +1,58 @@
+"""``video.*`` tasks, routed to ``video_queue``."""
+
+from __future__ import annotations
+
+import random
+from typing import Any, NoReturn
+
+from celery import Task
+
+from mediaapp import pipeline
+from mediaapp.celery import app
+from mediaapp.errors import MediaError
+from mediaapp.progress import PROGRESS, ProgressReporter
+from mediaapp.settings import get_settings
+
+
+def backoff_s(retries: int, base: float = 2.0, cap: float = 60.0) -> float:
+    """Exponential back-off with full jitter: a retry storm spreads out instead of syncing up."""
+    return random.uniform(0, min(cap, base * 2**retries))  # noqa: S311 - jitter, not crypto
+
+
+def _fail_or_retry(task: Task, exc: MediaError) -> NoReturn:
+    """Retry what is worth retrying, up to the configured limit; fail everything else at once."""
+    if exc.retryable and task.request.retries < get_settings().max_retries:
+        raise task.retry(exc=exc, countdown=backoff_s(task.request.retries))
+    raise exc
+
+
+@app.task(name="video.transcode", bind=True)
+def transcode(self: Task, *, job_id: str, name: str, profile: str = "web") -> dict[str, Any]:
+    """Transcode one input with a named profile; the result is the job manifest."""
+    report = ProgressReporter(
+        lambda meta: self.update_state(state=PROGRESS, meta=meta),
+        step="transcode",
+        context={"job_id": job_id, "input": name, "profile": profile},
+    )
+    try:
+        return pipeline.transcode(job_id, name, profile, get_settings(), on_progress=report)
+    except MediaError as exc:
+        _fail_or_retry(self, exc)
+
+
+@app.task(name="video.thumbnail", bind=True)
+def thumbnail(self: Task, *, job_id: str, name: str) -> dict[str, Any]:
+    """Make a poster JPEG; the result is its manifest entry."""
+    try:
+        return pipeline.thumbnail(job_id, name, get_settings())
+    except MediaError as exc:
+        _fail_or_retry(self, exc)
+
+
+@app.task(name="video.probe", bind=True)
+def probe(self: Task, *, job_id: str, name: str) -> dict[str, Any]:
+    """Probe an input: duration, streams, codecs, size, frame rate, rotation, bit rate."""
+    try:
+        return pipeline.probe_input(name, get_settings())
+    except MediaError as exc:
+        _fail_or_retry(self, exc)
