@@ -56,13 +56,15 @@ def resolve_input(name: str, settings: Settings) -> Path:
     candidate = Path(name)
     if candidate.is_absolute():
         raise InputOutsideRoot(f"{name!r}: absolute paths are not accepted; name a file under {root}")
+    if not Path(os.path.normpath(root / candidate)).is_relative_to(root):
+        raise InputOutsideRoot(f"{name!r}: '..' leads outside the media root")
     try:
         resolved = (root / candidate).resolve(strict=True)
     except FileNotFoundError:
         raise InputNotFound(f"{name!r}: no such file under the media root") from None
     except (OSError, RuntimeError) as exc:  # symlink loops, name too long, ...
         raise InvalidInput(f"{name!r}: cannot be resolved ({exc})") from None
-    if not resolved.is_relative_to(root):
+    if not resolved.is_relative_to(root):  # a symlink pointing out
         raise InputOutsideRoot(f"{name!r}: resolves outside the media root")
     if not resolved.is_file():
         raise InputNotFound(f"{name!r}: not a regular file")
