@@ -1,0 +1,205 @@
+"""Integration and end-to-end tiers on the real RabbitMQ: workers and the audit consumer run
+as separate processes started exactly as a user starts them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from kombu import Connection, Consumer, Exchange
+
+from mediaapp import routing
+from mediaapp.audit import read_log
+from mediaapp.client import Job, submit
+from mediaapp.errors import JobFailed, NotMedia
+from mediaapp.events import publish_event
+from mediaapp.worker import _EVENT_NAMESPACE
+
+from .conftest import REPO, Proc, queue_depth
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+def wait_records(log: Path, pred: Callable[[dict], bool], count: int = 1, timeout: float = 30) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    found: list[dict] = []
+    while time.monotonic() < deadline:
+        found = [r for r in read_log(log) if pred(r)]
+        if len(found) >= count:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"only {len(found)} of {count} audit records after {timeout} s")
+
+
+def of_job(job_id: str, name: str) -> Callable[[dict], bool]:
+    return lambda r: r.get("name") == name and (r.get("job_id") == job_id or r.get("task_id") == job_id)
+
+
+def test_topic_routed_task_runs_once_and_is_mirrored(
+    video_worker: Proc, audit_consumer: Path, rabbitmq: str
+) -> None:
+    job = submit("clip.mp4", profile="web")
+    manifest = job.wait(timeout=90)
+    assert manifest["job_id"] == job.id and Path(manifest["outputs"][0]["path"]).is_file()
+    wait_records(audit_consumer, of_job(job.id, "job.finished"))
+    time.sleep(0.5)  # let any (wrong) duplicate arrive before counting
+    records = [r for r in read_log(audit_consumer) if job.id in (r.get("job_id"), r.get("task_id"))]
+    names = [r["name"] for r in records]
+    assert names.count("video.transcode") == 1, names  # the task message copy
+    assert names.count("task.started") == 1 and names.count("task.succeeded") == 1
+    task = next(r for r in records if r["kind"] == "task")
+    assert task["exchange"] == "media_exchange" and task["routing_key"] == "video.transcode"
+    assert task["message_id"] and task["redelivered"] is False and task["kwargs"]["name"] == "clip.mp4"
+    for r in records:
+        assert {"ts", "exchange", "routing_key", "kind", "name", "task_id", "job_id",
+                "redelivered", "message_id"} <= r.keys()
+    # Executed exactly once, by the one worker; the audit copy was never executed.
+    assert video_worker.text().count(f"video.transcode[{job.id}] succeeded") == 1
+    assert queue_depth(rabbitmq, "video_queue")[0] == 0
+    assert queue_depth(rabbitmq, "audit_queue") == (0, 1)  # all acked, one consumer
+
+
+def test_events_never_reach_a_task_queue(clean_queues: None, rabbitmq: str) -> None:
+    from mediaapp.celery import app
+
+    for name in ("task.started", "task.succeeded", "job.finished", "upload.accepted"):
+        publish_event(app, name, job_id="x")
+    time.sleep(0.3)
+    assert queue_depth(rabbitmq, "video_queue")[0] == 0
+    assert queue_depth(rabbitmq, "default_queue")[0] == 0
+    assert queue_depth(rabbitmq, "audit_queue")[0] == 4
+
+
+def test_publishing_declares_the_topology_on_a_fresh_broker(rabbitmq: str) -> None:
+    """A producer that publishes first, before any consumer ever ran, loses no audit copy."""
+    with Connection(rabbitmq) as conn:
+        for q in routing.TOPOLOGY:
+            q(conn.default_channel).delete()
+    # A new publishing process (a web app, a script): nothing declared yet on its connection.
+    subprocess.run(
+        [sys.executable, "-c", "import mediaapp; mediaapp.submit('clip.mp4')"],
+        check=True, timeout=60, cwd=REPO,
+    )
+    assert queue_depth(rabbitmq, "video_queue")[0] == 1
+    assert queue_depth(rabbitmq, "audit_queue")[0] == 1
+
+
+def test_seed_style_producer_events(video_worker: Proc, audit_consumer: Path, rabbitmq: str) -> None:
+    event_id = f"seed-{uuid.uuid4().hex[:6]}"
+    out = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "seed_producer.py"), "--broker", rabbitmq,
+         "--file", "clip.mp4", "--id", event_id],
+        capture_output=True, text=True, check=True, timeout=30,
+    )
+    assert "video.upload" in out.stdout and "user.login" in out.stdout
+    job_id = str(uuid.uuid5(_EVENT_NAMESPACE, event_id))
+    manifest = Job(job_id).wait(timeout=90)
+    assert manifest["input"] == "clip.mp4"
+    wait_records(audit_consumer, of_job(job_id, "job.finished"))
+    log = list(read_log(audit_consumer))
+    upload = [r for r in log if r["routing_key"] == "video.upload"]
+    login = [r for r in log if r["routing_key"] == "user.login"]
+    assert len(upload) == 1 and upload[0]["body"] == {"file": "clip.mp4", "id": event_id}
+    assert len(login) == 1 and login[0]["body"] == {"user": "admin"} and login[0]["kind"] == "event"
+    assert len([r for r in log if r["name"] == "upload.accepted"]) == 1
+    assert len([r for r in log if r["name"] == "video.transcode" and r["task_id"] == job_id]) == 1
+    assert "unknown message" not in video_worker.text().lower()
+    assert video_worker.text().count(f"video.transcode[{job_id}] succeeded") == 1
+
+
+def test_bad_input_fails_typed_audited_and_the_worker_lives_on(
+    video_worker: Proc, audit_consumer: Path
+) -> None:
+    bad = submit("small-pdf.pdf")
+    with pytest.raises(JobFailed, match=r"small-pdf\.pdf") as info:
+        bad.wait(timeout=60)
+    assert "video.transcode" in str(info.value)
+    assert isinstance(bad.error, NotMedia) and "not a media file" in str(bad.error)
+    failed = wait_records(audit_consumer, of_job(bad.id, "task.failed"))[0]
+    assert failed["body"]["error"]["code"] == "not_media"
+    assert failed["body"]["input"] == "small-pdf.pdf"
+    finished = wait_records(audit_consumer, of_job(bad.id, "job.finished"))[0]
+    assert finished["body"]["state"] == "FAILURE"
+    # The same worker goes on with the next job.
+    assert video_worker.alive()
+    assert submit("silent.mp4").wait(timeout=60)["outputs"][0]["height"] == 240
+
+
+def test_upload_event_without_file_is_rejected_and_audited(
+    video_worker: Proc, audit_consumer: Path, rabbitmq: str
+) -> None:
+    exchange = Exchange("media_exchange", type="topic", durable=True)
+    with Connection(rabbitmq) as conn:
+        conn.Producer(serializer="json").publish(
+            {"id": "no-file"}, exchange=exchange, routing_key="video.upload"
+        )
+    rejected = wait_records(audit_consumer, lambda r: r["name"] == "upload.rejected")[0]
+    assert rejected["body"]["error"]["type"] == "InvalidInput"
+    assert "'file'" in rejected["body"]["error"]["message"]
+    time.sleep(0.3)
+    assert queue_depth(rabbitmq, "video_queue")[0] == 0  # acked, not redelivered for ever
+    assert video_worker.alive()
+
+
+def test_progress_is_reported_by_a_real_worker(video_worker: Proc, media_root: Path) -> None:
+    from mediaapp import ffmpeg
+
+    longer = media_root / "progress-20s.mp4"
+    if not longer.exists():
+        ffmpeg.run([ffmpeg.ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-f", "lavfi",
+                    "-i", "testsrc2=size=1280x720:rate=30:duration=20", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-y", str(longer)])
+    seen: list[dict] = []
+    job = submit(longer.name, profile="web")
+    job.wait(timeout=180, interval=0.1, on_progress=seen.append)
+    percents = [m["percent"] for m in seen if m.get("percent") is not None]
+    assert percents and 0 < min(percents) < 100, seen
+    assert all(m["job_id"] == job.id and m["step"] == "transcode" for m in seen)
+    assert percents == sorted(percents)
+
+
+def test_audit_refuses_pickle_and_malformed_json(audit_consumer: Path, rabbitmq: str) -> None:
+    exchange = Exchange("media_exchange", type="topic", durable=True)
+    with Connection(rabbitmq) as conn:
+        producer = conn.Producer()
+        producer.publish({"evil": True}, exchange=exchange, routing_key="user.pickle",
+                         serializer="pickle")
+        producer.publish(b"{not json", exchange=exchange, routing_key="user.broken",
+                         content_type="application/json", content_encoding="utf-8")
+    records = wait_records(audit_consumer, lambda r: r["kind"] == "rejected", count=2)
+    by_key = {r["routing_key"]: r for r in records}
+    assert by_key["user.pickle"]["error"]["type"] == "ContentDisallowed"
+    assert by_key["user.broken"]["error"]["type"] in {"DecodeError", "JSONDecodeError", "ValueError"}
+    time.sleep(0.5)
+    assert queue_depth(rabbitmq, "audit_queue")[0] == 0  # recorded and acked, not stuck
+
+
+def test_audit_marks_redelivered_and_duplicate_copies(
+    clean_queues: None, rabbitmq: str, tmp_path: Path, spawn: Callable[..., Proc]
+) -> None:
+    from .conftest import BIN, child_env
+
+    exchange = Exchange("media_exchange", type="topic", durable=True)
+    with Connection(rabbitmq) as conn:
+        conn.Producer(serializer="json").publish(
+            {"n": 1}, exchange=exchange, routing_key="user.test", message_id="mid-1"
+        )
+        # A consumer takes it and dies without acking: the broker redelivers it flagged.
+        got: list = []
+        with Consumer(conn, [routing.AUDIT_QUEUE], callbacks=[lambda b, m: got.append(m)],
+                      accept=["json"]):
+            conn.drain_events(timeout=5)
+        assert got and not got[0].acknowledged
+    log = tmp_path / "audit.jsonl"
+    # The log already holds that message (written, crash before the ack).
+    log.write_text(json.dumps({"message_id": "mid-1", "name": "user.test"}) + "\n")
+    proc = spawn([str(BIN / "mediaapp"), "audit"], child_env(MEDIAAPP_AUDIT_LOG=str(log)), "audit")
+    proc.wait_for("audit consumer ready")
+    record = wait_records(log, lambda r: r.get("routing_key") == "user.test")[0]
+    assert record["redelivered"] is True and record["duplicate"] is True
