@@ -149,7 +149,7 @@ class AuditConsumer(ConsumerMixin):
         self.written = 0
         self.ready = False
 
-    def get_consumers(self, Consumer: type[Consumer], channel: Any) -> list[Consumer]:  # noqa: N803
+    def get_consumers(self, Consumer: Any, channel: Any) -> list[Consumer]:
         """One JSON-only consumer on the audit queue, with a bounded prefetch."""
         consumer = Consumer(
             queues=[routing.AUDIT_QUEUE], accept=["json"], callbacks=[self.on_message]
@@ -157,7 +157,9 @@ class AuditConsumer(ConsumerMixin):
         consumer.qos(prefetch_count=self.prefetch)
         return [consumer]
 
-    def on_consume_ready(self, connection: Connection, channel: Any, consumers: Any, **kw: Any) -> None:
+    def on_consume_ready(
+        self, connection: Connection, channel: Any, consumers: Any, **kw: Any
+    ) -> None:
         """Declare the whole topology: the ``#`` binding must exist before anyone publishes."""
         routing.declare_topology(connection)
         self.ready = True
@@ -211,11 +213,9 @@ class AuditConsumer(ConsumerMixin):
 
 def read_log(path: Path) -> Iterator[dict[str, Any]]:
     """Every record of an audit log (a torn last line from a crash is skipped)."""
-    try:
-        fh = open(path, "rb")
-    except FileNotFoundError:
+    if not Path(path).exists():
         return
-    with fh:
+    with open(path, "rb") as fh:
         for line in fh:
             try:
                 yield json.loads(line)

@@ -110,7 +110,9 @@ def run_audit_consumer(batch_lines: int | None = None) -> None:
     from mediaapp.audit import AuditConsumer
     from mediaapp.celery import app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     settings = get_settings()
     consumer = AuditConsumer(
         app.connection_for_read(),

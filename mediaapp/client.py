@@ -113,7 +113,9 @@ class Job:
         return exc if isinstance(exc, BaseException) else None
 
 
-def _submit(task: str, path: str | Path, profile: str, job_id: str | None, app: Celery | None) -> Job:
+def _submit(
+    task: str, path: str | Path, profile: str, job_id: str | None, app: Celery | None
+) -> Job:
     app = app or _app()
     name = media_name(path)
     job_id = job_id or uuid.uuid4().hex

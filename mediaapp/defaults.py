@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-#: Where the embedded broker, results, outputs and the audit log live when no variable says otherwise.
+#: Home of the embedded broker, results, outputs and audit log when no variable says otherwise.
 DATA_DIR = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "mediaapp"
 
 #: RabbitMQ as it runs on every development and CI machine here.

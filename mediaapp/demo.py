@@ -27,7 +27,9 @@ console = Console(stderr=True)
 
 def _start(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
-    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def _stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
@@ -40,7 +42,9 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
             proc.wait()
 
 
-def run_demo(file: Path | None, *, profile: str = "web", timeout: float = 120.0) -> dict[str, object]:
+def run_demo(
+    file: Path | None, *, profile: str = "web", timeout: float = 120.0
+) -> dict[str, object]:
     """Run the demo and return its figures (used by the README and the cold-start benchmark)."""
     from mediaapp.celery import app
     from mediaapp.cli import print_manifest, print_trail, wait_with_progress
@@ -52,24 +56,41 @@ def run_demo(file: Path | None, *, profile: str = "web", timeout: float = 120.0)
     if not source.is_file():
         raise SystemExit(f"demo: no such file {source}")
     # The demo serves the sample's own folder unless the media root already holds it.
-    media_root = settings.media_root if source.is_relative_to(settings.media_root) else source.parent
+    media_root = (
+        settings.media_root if source.is_relative_to(settings.media_root) else source.parent
+    )
     name = str(source.relative_to(media_root))
     env = {**os.environ, "MEDIAAPP_MEDIA_ROOT": str(media_root)}
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     logs = settings.data_dir / "demo-logs"
     logs.mkdir(exist_ok=True)
     bindir = Path(sys.executable).parent
-    console.print(f"[bold]broker[/bold] {settings.broker_url.split('@')[-1]}  "
-                  f"[bold]data[/bold] {settings.data_dir}")
+    console.print(
+        f"[bold]broker[/bold] {settings.broker_url.split('@')[-1]}  "
+        f"[bold]data[/bold] {settings.data_dir}"
+    )
     audit = _start([sys.executable, "-m", "mediaapp", "audit"], env, logs / "audit.log")
     worker = _start(
-        [str(bindir / "celery"), "-A", "mediaapp", "worker", "-Q", "video_queue", "-c", "1",
-         "-l", "info", "-n", f"demo-{uuid.uuid4().hex[:6]}@%h"],
+        [
+            str(bindir / "celery"),
+            "-A",
+            "mediaapp",
+            "worker",
+            "-Q",
+            "video_queue",
+            "-c",
+            "1",
+            "-l",
+            "info",
+            "-n",
+            f"demo-{uuid.uuid4().hex[:6]}@%h",
+        ],
         env,
         logs / "worker.log",
     )
-    console.print(f"started worker (pid {worker.pid}) and audit consumer (pid {audit.pid}); "
-                  f"logs in {logs}")
+    console.print(
+        f"started worker (pid {worker.pid}) and audit consumer (pid {audit.pid}); logs in {logs}"
+    )
     try:
         job_id = uuid.uuid4().hex
         submitted = time.monotonic()
@@ -84,7 +105,7 @@ def run_demo(file: Path | None, *, profile: str = "web", timeout: float = 120.0)
     finally:
         _stop(worker)
         _stop(audit)
-    encode_s = float(manifest["encode_s"])  # type: ignore[arg-type]
+    encode_s = float(manifest["encode_s"])
     figures = {
         "job_id": job_id,
         "pipeline_s": round(pipeline_s, 3),

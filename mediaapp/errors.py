@@ -94,7 +94,7 @@ class FFmpegError(MediaError):
 
     @property
     def retryable(self) -> bool:  # type: ignore[override]
-        """A signal (negative code: killed, OOM) is transient; an ffmpeg verdict on the input is not."""
+        """Killed by a signal (OOM, kill) is transient; a verdict on the input is not."""
         return self.returncode is not None and self.returncode < 0
 
     def to_dict(self) -> dict[str, object]:

@@ -78,7 +78,9 @@ def _is_job_root(fields: dict[str, Any]) -> bool:
     return fields["job_id"] is not None and fields["job_id"] == fields["task_id"]
 
 
-def _on_prerun(sender: Any = None, task_id: str | None = None, kwargs: Any = None, **_: Any) -> None:
+def _on_prerun(
+    sender: Any = None, task_id: str | None = None, kwargs: Any = None, **_: Any
+) -> None:
     sender.request._mediaapp_started = time.monotonic()
     publish_event(sender.app, "task.started", **_task_fields(sender, task_id, kwargs))
 
@@ -97,7 +99,11 @@ def _on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
 
 
 def _on_failure(
-    sender: Any = None, task_id: str | None = None, exception: Any = None, kwargs: Any = None, **_: Any
+    sender: Any = None,
+    task_id: str | None = None,
+    exception: Any = None,
+    kwargs: Any = None,
+    **_: Any,
 ) -> None:
     fields = _task_fields(sender, task_id, kwargs)
     fields["runtime_s"] = _runtime(sender)

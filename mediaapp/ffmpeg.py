@@ -12,6 +12,7 @@ with ``-`` can never be read as an option and ``concat:``/``http:`` can never be
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
@@ -80,14 +81,18 @@ def _find_binary(configured: str) -> str:
 
 
 def ffmpeg_binary() -> str:
-    """Path of the ffmpeg to run: ``MEDIAAPP_FFMPEG``, else ``PATH``, else the imageio-ffmpeg wheel."""
+    """The ffmpeg to run: ``MEDIAAPP_FFMPEG``, else ``PATH``, else the imageio-ffmpeg wheel's."""
     return _find_binary(get_settings().ffmpeg)
 
 
 @lru_cache(maxsize=4)
 def _version(binary: str) -> str:
     out = subprocess.run(
-        [binary, "-hide_banner", "-version"], capture_output=True, text=True, timeout=30, check=False
+        [binary, "-hide_banner", "-version"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
     )
     first = out.stdout.splitlines()[0] if out.stdout else ""
     return first.removeprefix("ffmpeg version ").split(" Copyright")[0].strip()
@@ -196,19 +201,15 @@ def last_line(text: str) -> str:
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL the process group of ``proc`` and reap it."""
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     proc.wait()
 
 
 def _kill_on_timeout(proc: subprocess.Popen[bytes], flag: threading.Event) -> None:
     flag.set()
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _drain_stderr(proc: subprocess.Popen[bytes], tail: deque[str]) -> None:

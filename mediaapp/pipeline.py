@@ -55,7 +55,9 @@ def resolve_input(name: str, settings: Settings) -> Path:
     root = settings.media_root
     candidate = Path(name)
     if candidate.is_absolute():
-        raise InputOutsideRoot(f"{name!r}: absolute paths are not accepted; name a file under {root}")
+        raise InputOutsideRoot(
+            f"{name!r}: absolute paths are not accepted; name a file under {root}"
+        )
     if not Path(os.path.normpath(root / candidate)).is_relative_to(root):
         raise InputOutsideRoot(f"{name!r}: '..' leads outside the media root")
     try:
@@ -118,7 +120,10 @@ def web_stream(src: Path, dst: Path, info: ProbeResult, profile: Profile) -> Any
     audio_opts: dict[str, Any] = {"an": None}
     if info.audio is not None:
         streams.append(inp.audio)
-        audio_opts = {"acodec": profile.audio_codec, "audio_bitrate": f"{profile.audio_bitrate_kbps}k"}
+        audio_opts = {
+            "acodec": profile.audio_codec,
+            "audio_bitrate": f"{profile.audio_bitrate_kbps}k",
+        }
     out_opts: dict[str, Any] = {
         "vcodec": profile.video_codec,
         "preset": profile.preset,
@@ -282,7 +287,9 @@ def transcode(
     return manifest
 
 
-def thumbnail(job_id: str, name: str, settings: Settings, profile_name: str = "web") -> dict[str, Any]:
+def thumbnail(
+    job_id: str, name: str, settings: Settings, profile_name: str = "web"
+) -> dict[str, Any]:
     """Make one poster JPEG for ``name``; return its manifest entry."""
     profile = get_profile(profile_name)
     src, info = inspect(name, settings)

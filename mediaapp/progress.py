@@ -37,7 +37,7 @@ class ProgressReporter:
         self.sent = 0
 
     def meta(self, progress: Progress) -> dict[str, Any]:
-        """The state's meta: percent, fps, speed (× realtime) and ETA in seconds."""
+        """The state's meta: percent, fps, speed (x realtime) and ETA in seconds."""
         eta = None
         if progress.percent is not None and progress.speed > 0 and progress.percent < 100:
             total = progress.out_time_s * 100 / progress.percent if progress.percent else 0

@@ -5,7 +5,7 @@ Picture (also in the README)::
     producers ──► media_exchange (topic, durable)
                     ├─ video.#   ─► video_queue    ─► celery -A mediaapp worker -Q video_queue
                     ├─ media.#   ─► default_queue  ─► celery -A mediaapp worker -Q default_queue
-                    └─ #         ─► audit_queue    ─► mediaapp audit (Kombu ConsumerMixin, never Celery)
+                    └─ #         ─► audit_queue    ─► mediaapp audit (Kombu ConsumerMixin)
 
 Routing keys of lifecycle events start with ``event.``: no task queue binds that prefix,
 so an event can only ever reach the audit queue.

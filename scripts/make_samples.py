@@ -16,15 +16,46 @@ SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 #: name → (ffmpeg arguments after the binary, what the file is for)
 RECIPES: dict[str, tuple[list[str], str]] = {
     "clip.mp4": (
-        ["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=4",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=4",
-         "-c:v", "libx264", "-preset", "veryfast", "-crf", "28", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-b:a", "64k", "-shortest"],
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=640x360:rate=25:duration=4",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000:duration=4",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "28",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            "-shortest",
+        ],
         "4 s 640x360 H.264 + AAC: the demo clip",
     ),
     "silent.mp4": (
-        ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=2",
-         "-c:v", "libx264", "-preset", "veryfast", "-crf", "30", "-pix_fmt", "yuv420p"],
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25:duration=2",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
+        ],
         "2 s 320x240 video with no audio stream",
     ),
     "rotated.mp4": (
@@ -32,8 +63,16 @@ RECIPES: dict[str, tuple[list[str], str]] = {
         "silent.mp4 with a 90° display matrix: players show it 240x320",
     ),
     "tone.m4a": (
-        ["-f", "lavfi", "-i", "sine=frequency=660:sample_rate=44100:duration=2",
-         "-c:a", "aac", "-b:a", "64k"],
+        [
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=660:sample_rate=44100:duration=2",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+        ],
         "2 s audio only: refused by video profiles",
     ),
 }
@@ -46,8 +85,9 @@ def main() -> int:
     for name, (args, why) in RECIPES.items():
         out = SAMPLES / name
         args = [a.replace("samples/", f"{SAMPLES}/") for a in args]
-        ffmpeg.run([binary, "-nostdin", "-hide_banner", "-loglevel", "error", *args,
-                    "-y", str(out)])
+        ffmpeg.run(
+            [binary, "-nostdin", "-hide_banner", "-loglevel", "error", *args, "-y", str(out)]
+        )
         print(f"{out.relative_to(SAMPLES.parent)}  {out.stat().st_size:>7} bytes  {why}")
     return 0
 

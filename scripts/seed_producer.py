@@ -1,7 +1,8 @@
 """An outside producer that knows nothing of Celery or mediaapp: plain Kombu, JSON events.
 
     python scripts/seed_producer.py --file clip.mp4 --id upload-42
-    python scripts/seed_producer.py --broker filesystem:// --data-folder ~/.local/share/mediaapp/broker
+    python scripts/seed_producer.py --broker filesystem:// \
+        --data-folder ~/.local/share/mediaapp/broker
 
 It publishes ``{"file": ..., "id": ...}`` with routing key ``video.upload`` (a worker turns it
 into a transcode job) and ``{"user": "admin"}`` with ``user.login`` (only audited). Any AMQP
@@ -26,10 +27,14 @@ EXCHANGE = Exchange("media_exchange", type="topic", durable=True)
 def main() -> None:
     """Publish one upload event and one login event."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--broker", default=os.environ.get("BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//"))
+    parser.add_argument(
+        "--broker", default=os.environ.get("BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    )
     parser.add_argument("--data-folder", help="embedded broker folder (filesystem:// only)")
     parser.add_argument("--file", default="clip.mp4", help="path relative to the media root")
-    parser.add_argument("--id", default="seed-1", help="the upload's id (job id is derived from it)")
+    parser.add_argument(
+        "--id", default="seed-1", help="the upload's id (job id is derived from it)"
+    )
     parser.add_argument("--user", default="admin")
     args = parser.parse_args()
 
@@ -48,8 +53,12 @@ def main() -> None:
             ("user.login", {"user": args.user}),
         ):
             producer.publish(
-                body, exchange=EXCHANGE, routing_key=key, declare=[EXCHANGE],
-                delivery_mode=2, retry=True,
+                body,
+                exchange=EXCHANGE,
+                routing_key=key,
+                declare=[EXCHANGE],
+                delivery_mode=2,
+                retry=True,
             )
             print(f"published {key} {json.dumps(body)}")
 

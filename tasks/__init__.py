@@ -1,1 +1,1 @@
-"""Celery task modules: thin wrappers that unpack arguments, call mediaapp.pipeline, decide on retry."""
+"""Celery task modules: thin wrappers that unpack arguments, call mediaapp.pipeline, retry."""

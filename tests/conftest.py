@@ -86,7 +86,9 @@ def rabbitmq() -> str:
     """The test vhost on the real RabbitMQ, created if needed; fails (not skips) when down."""
     if not _rabbit_up():
         pytest.fail("RabbitMQ is not running on 127.0.0.1:5672 (./run test starts it)")
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", RABBIT_VHOST], capture_output=True, check=False)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "add_vhost", RABBIT_VHOST], capture_output=True, check=False
+    )
     subprocess.run(
         ["rabbitmqctl", "-q", "set_permissions", "-p", RABBIT_VHOST, "guest", ".*", ".*", ".*"],
         capture_output=True,
@@ -198,7 +200,9 @@ def video_worker(spawn: Callable[..., Proc], clean_queues: None) -> Proc:
 
 
 @pytest.fixture
-def audit_consumer(spawn: Callable[..., Proc], clean_queues: None, tmp_path: Path) -> Iterator[Path]:
+def audit_consumer(
+    spawn: Callable[..., Proc], clean_queues: None, tmp_path: Path
+) -> Iterator[Path]:
     """``mediaapp audit`` in its own process, writing to a fresh log; yields the log path."""
     log = tmp_path / "audit.jsonl"
     proc = spawn([str(BIN / "mediaapp"), "audit"], child_env(MEDIAAPP_AUDIT_LOG=str(log)), "audit")

@@ -29,7 +29,11 @@ def embedded_env(data: Path, media_root: Path) -> dict[str, str]:
 def test_demo_runs_the_whole_pipeline_without_a_server(tmp_path: Path) -> None:
     env = embedded_env(tmp_path / "data", REPO)
     out = subprocess.run(
-        [str(BIN / "mediaapp"), "demo"], env=env, cwd=REPO, capture_output=True, text=True,
+        [str(BIN / "mediaapp"), "demo"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
         timeout=180,
     )
     assert out.returncode == 0, out.stderr[-3000:]
@@ -54,9 +58,16 @@ def test_worker_started_as_documented_serves_python_and_outside_producers(
     audit = spawn([str(BIN / "mediaapp"), "audit"], env, "audit")
     audit.wait_for("audit consumer ready")
     client = subprocess.run(
-        [sys.executable, "-c",
-         "import json, mediaapp; j = mediaapp.submit('clip.mp4'); print(json.dumps(j.wait(90)))"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "import json, mediaapp; j = mediaapp.submit('clip.mp4'); print(json.dumps(j.wait(90)))",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert client.returncode == 0, client.stderr[-2000:]
     manifest = json.loads(client.stdout)
@@ -64,9 +75,22 @@ def test_worker_started_as_documented_serves_python_and_outside_producers(
 
     event_id = f"fs-{uuid.uuid4().hex[:6]}"
     subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "seed_producer.py"), "--broker", "filesystem://",
-         "--data-folder", str(data / "broker"), "--file", "silent.mp4", "--id", event_id],
-        env=env, check=True, timeout=30, capture_output=True,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "seed_producer.py"),
+            "--broker",
+            "filesystem://",
+            "--data-folder",
+            str(data / "broker"),
+            "--file",
+            "silent.mp4",
+            "--id",
+            event_id,
+        ],
+        env=env,
+        check=True,
+        timeout=30,
+        capture_output=True,
     )
     from mediaapp.worker import _EVENT_NAMESPACE
 

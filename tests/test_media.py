@@ -85,7 +85,9 @@ def test_run_reports_progress_and_returns_the_command(tmp_path: Path) -> None:
     assert "-progress pipe:1" in result.cmd and str(out) in result.cmd
 
 
-def test_failure_carries_command_exit_code_and_stderr_tail(tmp_path: Path, media_root: Path) -> None:
+def test_failure_carries_command_exit_code_and_stderr_tail(
+    tmp_path: Path, media_root: Path
+) -> None:
     src = media_root / "small-pdf.pdf"
     stream = ffmpeg.input_file(src).output(ffmpeg.output_target(tmp_path / "x.mp4"))
     with pytest.raises(FFmpegError) as info:
@@ -128,7 +130,11 @@ def test_protocols_other_than_file_are_refused_by_ffmpeg(tmp_path: Path, media_r
 def test_probe_real_clip_from_the_corpus(corpus: Path) -> None:
     info = probe(corpus / "ffmpeg-python-in1.mp4")
     assert abs(info.duration_s - 7.0) < 0.1
-    assert info.video and (info.video.codec, info.video.width, info.video.height) == ("h264", 320, 240)
+    assert info.video and (info.video.codec, info.video.width, info.video.height) == (
+        "h264",
+        320,
+        240,
+    )
     assert info.video.rotation == 0 and 29 < (info.video.fps or 0) < 31
     assert info.audio and info.audio.codec == "aac" and info.audio.sample_rate == 44100
     assert info.bit_rate and info.size == (corpus / "ffmpeg-python-in1.mp4").stat().st_size
@@ -234,7 +240,9 @@ def test_transcode_never_upscales_and_applies_rotation(settings: Settings) -> No
     assert probe(path).audio is None  # silent in, silent out
 
 
-def test_transcode_is_idempotent_per_job(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transcode_is_idempotent_per_job(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = pipeline.transcode("again", "silent.mp4", "web", settings)
 
     def no_ffmpeg(*a: object, **k: object) -> None:
@@ -252,7 +260,9 @@ def test_hostile_names_are_plain_files(settings: Settings) -> None:
         assert out.is_file() and not out.name.startswith("-") and "$" not in out.name
 
 
-def test_failed_encode_leaves_no_output(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_encode_leaves_no_output(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(stream: object, **kw: object) -> None:
         args = ffmpeg.build_args(stream)
         Path(args[-2].removeprefix("file:")).write_bytes(b"half a file")

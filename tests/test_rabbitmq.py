@@ -26,7 +26,9 @@ from .conftest import REPO, Proc, queue_depth
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
-def wait_records(log: Path, pred: Callable[[dict], bool], count: int = 1, timeout: float = 30) -> list[dict]:
+def wait_records(
+    log: Path, pred: Callable[[dict], bool], count: int = 1, timeout: float = 30
+) -> list[dict]:
     deadline = time.monotonic() + timeout
     found: list[dict] = []
     while time.monotonic() < deadline:
@@ -38,7 +40,9 @@ def wait_records(log: Path, pred: Callable[[dict], bool], count: int = 1, timeou
 
 
 def of_job(job_id: str, name: str) -> Callable[[dict], bool]:
-    return lambda r: r.get("name") == name and (r.get("job_id") == job_id or r.get("task_id") == job_id)
+    return lambda r: (
+        r.get("name") == name and (r.get("job_id") == job_id or r.get("task_id") == job_id)
+    )
 
 
 def test_topic_routed_task_runs_once_and_is_mirrored(
@@ -55,10 +59,21 @@ def test_topic_routed_task_runs_once_and_is_mirrored(
     assert names.count("task.started") == 1 and names.count("task.succeeded") == 1
     task = next(r for r in records if r["kind"] == "task")
     assert task["exchange"] == "media_exchange" and task["routing_key"] == "video.transcode"
-    assert task["message_id"] and task["redelivered"] is False and task["kwargs"]["name"] == "clip.mp4"
+    assert (
+        task["message_id"] and task["redelivered"] is False and task["kwargs"]["name"] == "clip.mp4"
+    )
     for r in records:
-        assert {"ts", "exchange", "routing_key", "kind", "name", "task_id", "job_id",
-                "redelivered", "message_id"} <= r.keys()
+        assert {
+            "ts",
+            "exchange",
+            "routing_key",
+            "kind",
+            "name",
+            "task_id",
+            "job_id",
+            "redelivered",
+            "message_id",
+        } <= r.keys()
     # Executed exactly once, by the one worker; the audit copy was never executed.
     assert video_worker.text().count(f"video.transcode[{job.id}] succeeded") == 1
     assert queue_depth(rabbitmq, "video_queue")[0] == 0
@@ -84,18 +99,33 @@ def test_publishing_declares_the_topology_on_a_fresh_broker(rabbitmq: str) -> No
     # A new publishing process (a web app, a script): nothing declared yet on its connection.
     subprocess.run(
         [sys.executable, "-c", "import mediaapp; mediaapp.submit('clip.mp4')"],
-        check=True, timeout=60, cwd=REPO,
+        check=True,
+        timeout=60,
+        cwd=REPO,
     )
     assert queue_depth(rabbitmq, "video_queue")[0] == 1
     assert queue_depth(rabbitmq, "audit_queue")[0] == 1
 
 
-def test_seed_style_producer_events(video_worker: Proc, audit_consumer: Path, rabbitmq: str) -> None:
+def test_seed_style_producer_events(
+    video_worker: Proc, audit_consumer: Path, rabbitmq: str
+) -> None:
     event_id = f"seed-{uuid.uuid4().hex[:6]}"
     out = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "seed_producer.py"), "--broker", rabbitmq,
-         "--file", "clip.mp4", "--id", event_id],
-        capture_output=True, text=True, check=True, timeout=30,
+        [
+            sys.executable,
+            str(REPO / "scripts" / "seed_producer.py"),
+            "--broker",
+            rabbitmq,
+            "--file",
+            "clip.mp4",
+            "--id",
+            event_id,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     assert "video.upload" in out.stdout and "user.login" in out.stdout
     job_id = str(uuid.uuid5(_EVENT_NAMESPACE, event_id))
@@ -152,9 +182,24 @@ def test_progress_is_reported_by_a_real_worker(video_worker: Proc, media_root: P
 
     longer = media_root / "progress-20s.mp4"
     if not longer.exists():
-        ffmpeg.run([ffmpeg.ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-f", "lavfi",
-                    "-i", "testsrc2=size=1280x720:rate=30:duration=20", "-c:v", "libx264",
-                    "-preset", "ultrafast", "-y", str(longer)])
+        ffmpeg.run(
+            [
+                ffmpeg.ffmpeg_binary(),
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=1280x720:rate=30:duration=20",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-y",
+                str(longer),
+            ]
+        )
     seen: list[dict] = []
     job = submit(longer.name, profile="web")
     job.wait(timeout=180, interval=0.1, on_progress=seen.append)
@@ -168,14 +213,24 @@ def test_audit_refuses_pickle_and_malformed_json(audit_consumer: Path, rabbitmq:
     exchange = Exchange("media_exchange", type="topic", durable=True)
     with Connection(rabbitmq) as conn:
         producer = conn.Producer()
-        producer.publish({"evil": True}, exchange=exchange, routing_key="user.pickle",
-                         serializer="pickle")
-        producer.publish(b"{not json", exchange=exchange, routing_key="user.broken",
-                         content_type="application/json", content_encoding="utf-8")
+        producer.publish(
+            {"evil": True}, exchange=exchange, routing_key="user.pickle", serializer="pickle"
+        )
+        producer.publish(
+            b"{not json",
+            exchange=exchange,
+            routing_key="user.broken",
+            content_type="application/json",
+            content_encoding="utf-8",
+        )
     records = wait_records(audit_consumer, lambda r: r["kind"] == "rejected", count=2)
     by_key = {r["routing_key"]: r for r in records}
     assert by_key["user.pickle"]["error"]["type"] == "ContentDisallowed"
-    assert by_key["user.broken"]["error"]["type"] in {"DecodeError", "JSONDecodeError", "ValueError"}
+    assert by_key["user.broken"]["error"]["type"] in {
+        "DecodeError",
+        "JSONDecodeError",
+        "ValueError",
+    }
     time.sleep(0.5)
     assert queue_depth(rabbitmq, "audit_queue")[0] == 0  # recorded and acked, not stuck
 
@@ -192,8 +247,9 @@ def test_audit_marks_redelivered_and_duplicate_copies(
         )
         # A consumer takes it and dies without acking: the broker redelivers it flagged.
         got: list = []
-        with Consumer(conn, [routing.AUDIT_QUEUE], callbacks=[lambda b, m: got.append(m)],
-                      accept=["json"]):
+        with Consumer(
+            conn, [routing.AUDIT_QUEUE], callbacks=[lambda b, m: got.append(m)], accept=["json"]
+        ):
             conn.drain_events(timeout=5)
         assert got and not got[0].acknowledged
     log = tmp_path / "audit.jsonl"

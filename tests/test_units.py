@@ -64,7 +64,9 @@ def _routed(key: str) -> dict[str, int]:
     counts = {}
     with Connection("memory://") as conn:
         exchange = Exchange("media_exchange", type="topic")
-        queues = [Queue(q.name + key, exchange, routing_key=q.routing_key) for q in routing.TOPOLOGY]
+        queues = [
+            Queue(q.name + key, exchange, routing_key=q.routing_key) for q in routing.TOPOLOGY
+        ]
         for q in queues:
             q(conn.default_channel).declare()
         conn.Producer().publish({"x": 1}, exchange=exchange, routing_key=key, serializer="json")
@@ -83,7 +85,11 @@ def test_video_keys_reach_video_queue_and_audit(key: str) -> None:
     "name", ["task.started", "task.succeeded", "task.failed", "job.finished", "upload.accepted"]
 )
 def test_events_only_ever_reach_the_audit_queue(name: str) -> None:
-    assert _routed(routing.event_key(name)) == {"video_queue": 0, "default_queue": 0, "audit_queue": 1}
+    assert _routed(routing.event_key(name)) == {
+        "video_queue": 0,
+        "default_queue": 0,
+        "audit_queue": 1,
+    }
 
 
 def test_user_login_is_audited_only() -> None:
@@ -92,8 +98,12 @@ def test_user_login_is_audited_only() -> None:
 
 def test_error_tree_is_shallow_and_typed() -> None:
     for cls in (
-        errors.InputNotFound, errors.EmptyInput, errors.NotMedia, errors.LimitExceeded,
-        errors.InputOutsideRoot, errors.UnknownProfile,
+        errors.InputNotFound,
+        errors.EmptyInput,
+        errors.NotMedia,
+        errors.LimitExceeded,
+        errors.InputOutsideRoot,
+        errors.UnknownProfile,
     ):
         assert issubclass(cls, errors.InvalidInput) and not cls.retryable
         assert cls.__doc__ and cls.code
