@@ -26,16 +26,28 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("path")
-@click.option("--profile", default="web", show_default=True, help="Transcoding profile.")
+@click.argument("path", required=False)
+@click.option("--profile", default=None, help="Transcoding profile (default: web).")
+@click.option("--spec", type=click.Path(exists=True, dir_okay=False), help="A JSON job spec.")
 @click.option("--wait/--no-wait", default=False, help="Wait for the manifest, with progress.")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait at most.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
-def submit(path: str, profile: str, wait: bool, timeout: float | None, as_json: bool) -> None:
-    """Submit PATH (inside the media root) for transcoding."""
+def submit(
+    path: str | None,
+    profile: str | None,
+    spec: str | None,
+    wait: bool,
+    timeout: float | None,
+    as_json: bool,
+) -> None:
+    """Submit PATH (inside the media root), or the job in --spec, for transcoding."""
     from mediaapp.client import submit as submit_job
 
-    job = submit_job(path, profile=profile)
+    job_spec = json.loads(Path(spec).read_text()) if spec else {}
+    path = path or job_spec.get("file")
+    if not path:
+        raise click.UsageError("give a PATH or a --spec with a 'file'")
+    job = submit_job(path, profile=profile or job_spec.get("profile") or "web")
     click.echo(job.id)
     if wait:
         manifest = wait_with_progress(job, timeout)
@@ -157,7 +169,7 @@ def print_manifest(manifest: dict[str, Any], *, as_json: bool = False) -> None:
         return
     table = Table(title=f"job {manifest['job_id']} · {manifest['input']} · {manifest['profile']}")
     for col in ("kind", "path", "size", "duration", "codec", "size (px)"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for out in manifest["outputs"]:
         table.add_row(
             out["kind"],
@@ -171,20 +183,19 @@ def print_manifest(manifest: dict[str, Any], *, as_json: bool = False) -> None:
 
 
 def print_trail(records: list[dict[str, Any]]) -> None:
-    """A job's audit records as a table, one line each."""
-    table = Table(title="audit trail")
-    for col in ("ts", "kind", "routing key", "name", "task id", "redelivered"):
-        table.add_column(col)
+    """A job's audit records, one plain line each (grep-able, never truncated)."""
+    click.echo(f"audit trail ({len(records)} records)")
     for r in records:
-        table.add_row(
-            r["ts"][11:23],
-            r["kind"],
-            r.get("routing_key") or "",
-            r.get("name") or "",
-            (r.get("task_id") or "")[:12],
-            "yes" if r.get("redelivered") else "",
+        flags = " redelivered" if r.get("redelivered") else ""
+        flags += " duplicate" if r.get("duplicate") else ""
+        body = r.get("body") or {}
+        extra = f" state={body['state']}" if "state" in body else ""
+        if body.get("error"):
+            extra += f" error={body['error'].get('type')}: {body['error'].get('message')}"
+        click.echo(
+            f"  {r['ts'][11:23]}  {r['kind']:<8} {r.get('name') or '':<16} "
+            f"key={r.get('routing_key')} task={r.get('task_id')}{extra}{flags}"
         )
-    Console().print(table)
 
 
 def main(argv: list[str] | None = None) -> int:

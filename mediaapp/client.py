@@ -25,18 +25,16 @@ def _app() -> Celery:
 def media_name(path: str | Path, media_root: Path | None = None) -> str:
     """The name a worker will resolve: ``path`` relative to the media root.
 
-    A relative path is taken relative to the current directory when that lands inside the
-    media root, else as already relative to the root; the worker checks it again anyway.
+    A path that exists from here (absolute, or relative to the current directory) must lie
+    inside the media root; any other relative name is taken as relative to the root. The
+    worker checks again: this only makes mistakes fail early, in the caller.
     """
     root = (media_root or get_settings().media_root).resolve()
     p = Path(path)
-    if not p.is_absolute():
-        here = (Path.cwd() / p).absolute()
-        if here.exists() and here.resolve().is_relative_to(root):
-            p = here
-        else:
-            return str(p)
-    resolved = p.resolve()
+    local = p if p.is_absolute() else Path.cwd() / p
+    if not p.is_absolute() and not local.exists():
+        return str(p)  # a name relative to the media root; the worker resolves and checks it
+    resolved = local.resolve()
     if not resolved.is_relative_to(root):
         raise InputOutsideRoot(f"{path}: outside the media root {root}")
     return str(resolved.relative_to(root))

@@ -1,0 +1,15 @@
+"""``python -m bench overhead [--quick] [--reps N] [--broker URL]``."""
+
+from __future__ import annotations
+
+import sys
+
+from bench import overhead
+
+COMMANDS = {"overhead": overhead.main}
+
+if __name__ == "__main__":
+    name = sys.argv[1] if len(sys.argv) > 1 else ""
+    if name not in COMMANDS:
+        sys.exit(f"usage: python -m bench {{{','.join(COMMANDS)}}} [options]")
+    sys.exit(COMMANDS[name](sys.argv[2:]))

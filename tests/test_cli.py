@@ -1,0 +1,67 @@
+"""The command line: errors become a message and an exit code; a real job through the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mediaapp.cli import main
+
+from .conftest import BIN, Proc, child_env
+
+
+@pytest.mark.unit
+def test_outside_the_media_root_is_refused_before_publishing(capsys: pytest.CaptureFixture) -> None:
+    assert main(["submit", "/etc/passwd"]) == 65
+    err = capsys.readouterr().err
+    assert "InputOutsideRoot" in err and "/etc/passwd" in err
+
+
+@pytest.mark.unit
+def test_unknown_profile_exit_code(capsys: pytest.CaptureFixture) -> None:
+    assert main(["submit", "clip.mp4", "--profile", "8k-hdr"]) == 65
+    assert "unknown profile '8k-hdr'" in capsys.readouterr().err
+
+
+@pytest.mark.unit
+def test_settings_are_printed(capsys: pytest.CaptureFixture, media_root: Path) -> None:
+    assert main(["settings"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["media_root"] == str(media_root) and shown["broker_url"].startswith("amqp://")
+
+
+@pytest.mark.integration
+def test_submit_wait_status_and_trail(
+    video_worker: Proc, audit_consumer: Path, tmp_path: Path
+) -> None:
+    env = child_env(MEDIAAPP_AUDIT_LOG=str(audit_consumer))
+    spec = tmp_path / "job.json"
+    spec.write_text(json.dumps({"file": "clip.mp4", "profile": "web-480"}))
+    out = subprocess.run(
+        [str(BIN / "mediaapp"), "submit", "--spec", str(spec), "--wait", "--json"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    job_id, manifest_text = out.stdout.split("\n", 1)
+    manifest = json.loads(manifest_text)
+    assert manifest["job_id"] == job_id and manifest["input"] == "clip.mp4"
+    assert manifest["profile"] == "web-480" and manifest["outputs"][0]["height"] == 360
+    status = subprocess.run(
+        [str(BIN / "mediaapp"), "status", job_id], env=env, capture_output=True, text=True
+    )
+    assert status.returncode == 0 and f"{job_id} SUCCESS" in status.stdout
+    trail = subprocess.run(
+        [str(BIN / "mediaapp"), "audit", "--job", job_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "video.transcode" in trail.stdout and "task.started" in trail.stdout
