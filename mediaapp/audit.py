@@ -13,6 +13,7 @@ import base64
 import json
 import logging
 import os
+import signal
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -209,6 +210,39 @@ class AuditConsumer(ConsumerMixin):
             self.run(safety_interval=self.flush_s)
         finally:
             self.audit_log.close()
+
+
+def serve(
+    log_path: Path | None = None,
+    *,
+    batch_lines: int | None = None,
+    install_signal_handlers: bool = True,
+) -> AuditConsumer:
+    """Run the audit consumer on the app's broker until SIGINT/SIGTERM (or ``should_stop``).
+
+    This is what ``mediaapp audit`` runs; call it from Python to embed the consumer.
+    """
+    from mediaapp.celery import app
+    from mediaapp.settings import get_settings
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+    consumer = AuditConsumer(
+        app.connection_for_read(),
+        log_path or get_settings().audit_log,
+        batch_lines=batch_lines or defaults.AUDIT_BATCH_LINES,
+    )
+    if install_signal_handlers:
+
+        def stop(signum: int, frame: Any) -> None:
+            consumer.should_stop = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+    consumer.run_forever()
+    return consumer
 
 
 def read_log(path: Path) -> Iterator[dict[str, Any]]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,7 +81,10 @@ def audit(job_id: str | None, batch: int | None) -> None:
 
         print_trail(job_trail(settings.audit_log, job_id))
         return
-    run_audit_consumer(batch_lines=batch)
+    from mediaapp.audit import serve
+
+    console.print(f"audit consumer: {settings.broker_url.split('@')[-1]} → {settings.audit_log}")
+    serve(batch_lines=batch)
 
 
 @cli.command()
@@ -114,31 +115,6 @@ def show_settings() -> None:
     from dataclasses import asdict
 
     click.echo(json.dumps(asdict(get_settings()), indent=2, default=str))
-
-
-def run_audit_consumer(batch_lines: int | None = None) -> None:
-    """Run the audit consumer in this process until SIGINT/SIGTERM."""
-    from mediaapp import defaults
-    from mediaapp.audit import AuditConsumer
-    from mediaapp.celery import app
-
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    settings = get_settings()
-    consumer = AuditConsumer(
-        app.connection_for_read(),
-        settings.audit_log,
-        batch_lines=batch_lines or defaults.AUDIT_BATCH_LINES,
-    )
-
-    def stop(signum: int, frame: Any) -> None:
-        consumer.should_stop = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    console.print(f"audit consumer: {settings.broker_url.split('@')[-1]} → {settings.audit_log}")
-    consumer.run_forever()
 
 
 def wait_with_progress(job: Any, timeout: float | None) -> dict[str, Any]:

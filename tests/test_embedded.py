@@ -14,7 +14,7 @@ import pytest
 
 from mediaapp.audit import AuditLog, read_log
 
-from .conftest import BIN, REPO, Proc, child_env, worker_cmd
+from .conftest import BIN, REPO, Proc, child_env
 
 pytestmark = pytest.mark.e2e
 
@@ -53,8 +53,8 @@ def test_worker_started_as_documented_serves_python_and_outside_producers(
 ) -> None:
     data = tmp_path / "data"
     env = embedded_env(data, media_root)
-    cmd, _ = worker_cmd("video_queue")
-    worker = spawn(cmd, env, "worker")
+    # Exactly the documented command: nothing added.
+    worker = spawn([str(BIN / "celery"), "-A", "mediaapp", "worker", "-Q", "video_queue"], env)
     audit = spawn([str(BIN / "mediaapp"), "audit"], env, "audit")
     audit.wait_for("audit consumer ready")
     client = subprocess.run(
