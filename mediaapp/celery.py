@@ -9,12 +9,20 @@ from typing import Any
 
 from celery import Celery
 
-from mediaapp import routing
+from mediaapp import defaults, routing
+from mediaapp.errors import ConfigurationError
 from mediaapp.settings import Settings, get_settings
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings derived from our typed settings (one place, no module-level globals)."""
+    hard_limit = settings.ffmpeg_timeout_s + defaults.TASK_TIME_LIMIT_MARGIN_S
+    soft_limit = settings.ffmpeg_timeout_s + defaults.TASK_TIME_LIMIT_MARGIN_S / 2
+    if hard_limit >= routing.CONSUMER_TIMEOUT_S:
+        raise ConfigurationError(
+            f"task time limit {hard_limit:.0f} s must stay under the broker consumer timeout "
+            f"{routing.CONSUMER_TIMEOUT_S} s: lower MEDIAAPP_FFMPEG_TIMEOUT_S"
+        )
     config: dict[str, Any] = {
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend,
@@ -33,10 +41,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_routing_key": "media.default",
         "task_create_missing_queues": False,
         "task_default_delivery_mode": "persistent",
-        # Reliability basics: ack after the work is done, one message at a time per process.
+        # Reliability: ack after the work is done (a crash means redelivery, not loss), one
+        # message at a time per process, and a failed task's message is rejected instead of
+        # acked, so the task queue dead-letters it (reason and routing key in x-death).
         "task_acks_late": True,
+        "task_acks_on_failure_or_timeout": False,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # Soft limit first: it raises inside the task, whose ffmpeg call kills its process
+        # group; the hard limit is the backstop. Both stay under the broker's consumer timeout.
+        "task_soft_time_limit": soft_limit,
+        "task_time_limit": hard_limit,
         "task_track_started": True,
         "result_extended": True,
         "result_expires": 7 * 24 * 3600,

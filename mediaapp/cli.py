@@ -87,6 +87,44 @@ def audit(job_id: str | None, batch: int | None) -> None:
     serve(batch_lines=batch)
 
 
+@cli.group()
+def dlq() -> None:
+    """Inspect and re-submit dead-lettered messages (RabbitMQ)."""
+
+
+@dlq.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def dlq_list(as_json: bool) -> None:
+    """List dead letters with the reason, the original routing key and the error."""
+    from mediaapp.celery import app
+    from mediaapp.dlq import list_dead
+
+    dead = list_dead(app)
+    for d in dead:
+        if as_json:
+            click.echo(json.dumps(d.to_dict()))
+        else:
+            click.echo(
+                f"{d.task_id}  {d.task}  key={d.routing_key}  reason={d.reason}  "
+                f"input={d.input!r}  error={d.error}"
+            )
+    if not as_json:
+        click.echo(f"{len(dead)} dead letter(s)")
+
+
+@dlq.command("retry")
+@click.argument("task_id")
+def dlq_retry(task_id: str) -> None:
+    """Re-submit the dead letter of TASK_ID to its original routing key."""
+    from mediaapp.celery import app
+    from mediaapp.dlq import retry_dead
+
+    info = retry_dead(app, task_id)
+    if info is None:
+        raise click.ClickException(f"no dead letter for task {task_id}")
+    click.echo(f"re-submitted {task_id} ({info.task}) with routing key {info.routing_key}")
+
+
 @cli.command()
 def declare() -> None:
     """Declare the exchange, queues and bindings on the broker (idempotent)."""

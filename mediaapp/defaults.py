@@ -21,6 +21,12 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 FFMPEG_TIMEOUT_S = 3600.0
 #: How many trailing characters of ffmpeg's stderr an error keeps.
 STDERR_TAIL_CHARS = 2000
+#: Seconds the Celery hard time limit adds to the ffmpeg timeout (the soft limit fires first,
+#: at FFMPEG_TIMEOUT_S + this / 2, and kills ffmpeg's process group cleanly).
+TASK_TIME_LIMIT_MARGIN_S = 300.0
+#: Deliveries of one task message (same task id, same retry count) before it is treated as a
+#: poison message: it keeps killing or outliving its worker, so it goes to the dead letters.
+MAX_DELIVERIES = 3
 #: Seconds between two PROGRESS state updates of one task (ffmpeg reports every 0.5 s).
 PROGRESS_INTERVAL_S = 0.5
 

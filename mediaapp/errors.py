@@ -129,3 +129,10 @@ class JobTimeout(MediaError):
 
     exit_code = 124
     code = "job_timeout"
+
+
+class PoisonMessage(MediaError):
+    """A task message was delivered too many times, every attempt dying with its worker."""
+
+    exit_code = 65
+    code = "poison_message"

@@ -71,6 +71,8 @@ def _task_fields(task: Any, task_id: str | None, kwargs: dict[str, Any] | None) 
         "job_id": kwargs.get("job_id") or getattr(request, "kwargs", {}).get("job_id"),
         "input": kwargs.get("name") or getattr(request, "kwargs", {}).get("name"),
         "retries": getattr(request, "retries", 0),
+        # A redelivered attempt (after a worker crash) is visible as such in the audit log.
+        "redelivered": bool((getattr(request, "delivery_info", None) or {}).get("redelivered")),
     }
 
 

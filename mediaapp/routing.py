@@ -6,6 +6,7 @@ Picture (also in the README)::
                     ├─ video.#   ─► video_queue    ─► celery -A mediaapp worker -Q video_queue
                     ├─ media.#   ─► default_queue  ─► celery -A mediaapp worker -Q default_queue
                     └─ #         ─► audit_queue    ─► mediaapp audit (Kombu ConsumerMixin)
+    task queues ── rejected/failed ──► media_dlx (topic) ── # ──► dead_letter_queue ─► mediaapp dlq
 
 Routing keys of lifecycle events start with ``event.``: no task queue binds that prefix,
 so an event can only ever reach the audit queue.
@@ -15,15 +16,45 @@ from __future__ import annotations
 
 from kombu import Connection, Exchange, Queue
 
+from mediaapp import defaults
+
 MEDIA_EXCHANGE = Exchange("media_exchange", type="topic", durable=True, delivery_mode=2)
+#: Where task queues dead-letter what they reject: failed jobs, refused messages. Messages keep
+#: their original routing key and RabbitMQ adds an ``x-death`` header with the reason.
+DEAD_LETTER_EXCHANGE = Exchange("media_dlx", type="topic", durable=True, delivery_mode=2)
+
+#: Seconds RabbitMQ waits for the ack of a delivered task before closing the channel. Above
+#: the hard task time limit, so a long transcode is never cut off by the broker.
+CONSUMER_TIMEOUT_S = int(defaults.FFMPEG_TIMEOUT_S + defaults.TASK_TIME_LIMIT_MARGIN_S + 600)
+
+#: Arguments of every task queue. Classic queues, on purpose: see the README ("Why classic
+#: queues"). ``x-consumer-timeout`` takes effect from RabbitMQ 3.12 (3.10 ignores it, and the
+#: broker-wide ``consumer_timeout`` applies there).
+TASK_QUEUE_ARGUMENTS = {
+    "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
+    "x-consumer-timeout": CONSUMER_TIMEOUT_S * 1000,
+}
 
 VIDEO_QUEUE = Queue(
-    "video_queue", MEDIA_EXCHANGE, routing_key="video.#", durable=True, auto_delete=False
+    "video_queue",
+    MEDIA_EXCHANGE,
+    routing_key="video.#",
+    durable=True,
+    auto_delete=False,
+    queue_arguments=TASK_QUEUE_ARGUMENTS,
 )
 DEFAULT_QUEUE = Queue(
-    "default_queue", MEDIA_EXCHANGE, routing_key="media.#", durable=True, auto_delete=False
+    "default_queue",
+    MEDIA_EXCHANGE,
+    routing_key="media.#",
+    durable=True,
+    auto_delete=False,
+    queue_arguments=TASK_QUEUE_ARGUMENTS,
 )
 AUDIT_QUEUE = Queue("audit_queue", MEDIA_EXCHANGE, routing_key="#", durable=True, auto_delete=False)
+DEAD_LETTER_QUEUE = Queue(
+    "dead_letter_queue", DEAD_LETTER_EXCHANGE, routing_key="#", durable=True, auto_delete=False
+)
 
 #: Queues Celery workers consume. ``audit_queue`` is deliberately absent: a bare
 #: ``celery -A mediaapp worker`` must never execute the audit copies.
@@ -32,7 +63,7 @@ TASK_QUEUES = (VIDEO_QUEUE, DEFAULT_QUEUE)
 #: Everything a publisher declares before its first message. Kombu's virtual transports
 #: (the embedded broker) route a topic message only to bindings the publishing process
 #: knows, and drop the copy otherwise; on RabbitMQ this makes a fresh broker safe too.
-TOPOLOGY = (VIDEO_QUEUE, DEFAULT_QUEUE, AUDIT_QUEUE)
+TOPOLOGY = (VIDEO_QUEUE, DEFAULT_QUEUE, AUDIT_QUEUE, DEAD_LETTER_QUEUE)
 
 #: Prefix of lifecycle-event routing keys (``event.task.started``, ``event.job.finished``, ...).
 EVENT_PREFIX = "event."

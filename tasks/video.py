@@ -7,16 +7,32 @@ from typing import Any, NoReturn
 
 from celery import Task
 
-from mediaapp import pipeline
+from mediaapp import defaults, pipeline
 from mediaapp.celery import app
-from mediaapp.errors import MediaError
+from mediaapp.deliveries import count_delivery
+from mediaapp.errors import MediaError, PoisonMessage
 from mediaapp.progress import PROGRESS, ProgressReporter
 from mediaapp.settings import get_settings
 
 
-def backoff_s(retries: int, base: float = 2.0, cap: float = 60.0) -> float:
+def backoff_s(
+    retries: int,
+    base: float = defaults.RETRY_BACKOFF_S,
+    cap: float = defaults.RETRY_BACKOFF_MAX_S,
+) -> float:
     """Exponential back-off with full jitter: a retry storm spreads out instead of syncing up."""
     return random.uniform(0, min(cap, base * 2**retries))  # noqa: S311 - jitter, not crypto
+
+
+def check_deliveries(task: Task) -> None:
+    """Refuse a message that keeps killing (or outliving) its workers: dead-letter it."""
+    count = count_delivery(task.backend, task.request.id, task.request.retries)
+    if count > defaults.MAX_DELIVERIES:
+        name = (task.request.kwargs or {}).get("name")
+        raise PoisonMessage(
+            f"{task.name} on {name!r}: delivered {count} times, each attempt died with its "
+            f"worker (limit {defaults.MAX_DELIVERIES})"
+        )
 
 
 def _fail_or_retry(task: Task, exc: MediaError) -> NoReturn:
@@ -34,6 +50,7 @@ def transcode(self: Task, *, job_id: str, name: str, profile: str = "web") -> di
         step="transcode",
         context={"job_id": job_id, "input": name, "profile": profile},
     )
+    check_deliveries(self)
     try:
         return pipeline.transcode(job_id, name, profile, get_settings(), on_progress=report)
     except MediaError as exc:
@@ -43,6 +60,7 @@ def transcode(self: Task, *, job_id: str, name: str, profile: str = "web") -> di
 @app.task(name="video.thumbnail", bind=True)
 def thumbnail(self: Task, *, job_id: str, name: str) -> dict[str, Any]:
     """Make a poster JPEG; the result is its manifest entry."""
+    check_deliveries(self)
     try:
         return pipeline.thumbnail(job_id, name, get_settings())
     except MediaError as exc:
@@ -52,6 +70,7 @@ def thumbnail(self: Task, *, job_id: str, name: str) -> dict[str, Any]:
 @app.task(name="video.probe", bind=True)
 def probe(self: Task, *, job_id: str, name: str) -> dict[str, Any]:
     """Probe an input: duration, streams, codecs, size, frame rate, rotation, bit rate."""
+    check_deliveries(self)
     try:
         return pipeline.probe_input(name, get_settings())
     except MediaError as exc:

@@ -86,8 +86,11 @@ def rabbitmq() -> str:
     """The test vhost on the real RabbitMQ, created if needed; fails (not skips) when down."""
     if not _rabbit_up():
         pytest.fail("RabbitMQ is not running on 127.0.0.1:5672 (./run test starts it)")
+    # A fresh vhost per session: queues declared by older code (other arguments) would make
+    # every declare fail with PRECONDITION_FAILED, and leftovers would skew the counts.
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", RABBIT_VHOST], capture_output=True)
     subprocess.run(
-        ["rabbitmqctl", "-q", "add_vhost", RABBIT_VHOST], capture_output=True, check=False
+        ["rabbitmqctl", "-q", "add_vhost", RABBIT_VHOST], capture_output=True, check=True
     )
     subprocess.run(
         ["rabbitmqctl", "-q", "set_permissions", "-p", RABBIT_VHOST, "guest", ".*", ".*", ".*"],

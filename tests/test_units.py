@@ -51,6 +51,17 @@ def test_every_task_route_has_an_explicit_key_that_its_queue_binds() -> None:
         assert routing.AUDIT_QUEUE in route["declare"]
 
 
+def test_task_queues_dead_letter_and_outlast_the_time_limit() -> None:
+    from mediaapp.celery import app
+
+    for q in routing.TASK_QUEUES:
+        assert q.queue_arguments["x-dead-letter-exchange"] == "media_dlx"
+        assert q.queue_arguments["x-consumer-timeout"] > app.conf.task_time_limit * 1000
+    assert app.conf.task_soft_time_limit < app.conf.task_time_limit
+    assert app.conf.task_acks_late and not app.conf.task_acks_on_failure_or_timeout
+    assert routing.DEAD_LETTER_QUEUE.routing_key == "#"
+
+
 def test_audit_queue_is_never_a_task_queue() -> None:
     from mediaapp.celery import app
 
@@ -64,13 +75,12 @@ def _routed(key: str) -> dict[str, int]:
     counts = {}
     with Connection("memory://") as conn:
         exchange = Exchange("media_exchange", type="topic")
-        queues = [
-            Queue(q.name + key, exchange, routing_key=q.routing_key) for q in routing.TOPOLOGY
-        ]
+        topology = [q for q in routing.TOPOLOGY if q.exchange == routing.MEDIA_EXCHANGE]
+        queues = [Queue(q.name + key, exchange, routing_key=q.routing_key) for q in topology]
         for q in queues:
             q(conn.default_channel).declare()
         conn.Producer().publish({"x": 1}, exchange=exchange, routing_key=key, serializer="json")
-        for q, orig in zip(queues, routing.TOPOLOGY, strict=True):
+        for q, orig in zip(queues, topology, strict=True):
             counts[orig.name] = q(conn.default_channel).queue_declare(passive=True).message_count
             q(conn.default_channel).delete()
     return counts

@@ -1,0 +1,53 @@
+"""Count deliveries of each task message, to stop poison messages.
+
+Classic queues have no delivery limit (quorum queues do; see the README for why we use
+classic ones), and with ``task_reject_on_worker_lost`` a message whose input kills the worker
+would be redelivered for ever. Each attempt is counted here under (task id, retry number)
+before any work starts; past :data:`~mediaapp.defaults.MAX_DELIVERIES` the task fails with
+:class:`~mediaapp.errors.PoisonMessage` and the message is dead-lettered.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from mediaapp.settings import get_settings
+
+#: Seconds a counter lives in Redis (long after any redelivery could happen).
+COUNTER_TTL_S = 7 * 24 * 3600
+
+
+def count_delivery(backend: Any, task_id: str, retries: int) -> int:
+    """Record one more delivery of (task_id, retries) and return how many there have been."""
+    key = f"mediaapp:deliveries:{task_id}:{retries}"
+    client = getattr(backend, "client", None)
+    if client is not None and hasattr(client, "incr"):  # Redis result backend: shared by all
+        pipe = client.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, COUNTER_TTL_S)
+        count, _ = pipe.execute()
+        return int(count)
+    return _count_in_file(get_settings().data_dir / "deliveries" / key.replace(":", "_"))
+
+
+def reset_deliveries(backend: Any, task_id: str, retries: int) -> None:
+    """Forget the count (an operator re-submits a dead letter on purpose)."""
+    key = f"mediaapp:deliveries:{task_id}:{retries}"
+    client = getattr(backend, "client", None)
+    if client is not None and hasattr(client, "delete"):
+        client.delete(key)
+        return
+    (get_settings().data_dir / "deliveries" / key.replace(":", "_")).unlink(missing_ok=True)
+
+
+def _count_in_file(path: Path) -> int:
+    # One byte appended per delivery: O_APPEND makes concurrent appends safe on one machine.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    try:
+        os.write(fd, b".")
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
