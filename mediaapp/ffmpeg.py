@@ -104,9 +104,19 @@ def ffmpeg_version() -> str:
 
 
 def input_file(path: Path, **options: Any) -> Any:
-    """An ffmpeg-python input node for a local file, and nothing but a local file."""
+    """An ffmpeg-python input node for a local file, and nothing but a local file.
+
+    Restricted three ways: the ``file`` protocol only, real media demuxers only (no playlist
+    or concat demuxer that could open other files), and no decoded picture over the
+    configured pixel limit (a header claiming 30000x30000 is refused, not allocated).
+    """
+    from mediaapp.probe import SAFE_FORMATS
+
     absolute = Path(path).resolve()
-    return ffmpeg_python.input(f"file:{absolute}", protocol_whitelist="file", **options)
+    options.setdefault("protocol_whitelist", "file")
+    options.setdefault("format_whitelist", SAFE_FORMATS)
+    options.setdefault("max_pixels", get_settings().max_pixels)
+    return ffmpeg_python.input(f"file:{absolute}", **options)
 
 
 def output_target(path: Path) -> str:

@@ -14,9 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import av
+import av.logging
 
 from mediaapp.errors import LimitExceeded, NotMedia
-from mediaapp.settings import Settings
+from mediaapp.settings import Settings, get_settings
+
+# Library messages reach Python logging, and Capture() can read why a decode failed.
+av.logging.set_level(av.logging.ERROR)
 
 #: Demuxers PyAV may use: real media containers only, never playlists (hls, concat, ...) that
 #: could make the library open other files.
@@ -100,7 +104,7 @@ def probe(path: Path, *, decode_check: bool = True) -> ProbeResult:
             streams=streams,
         )
         if decode_check and result.video is not None:
-            _decode_first_frame(container, result)
+            _decode_first_frame(container, result, get_settings().max_pixels)
     return result
 
 
@@ -149,16 +153,24 @@ def _stream_info(stream: Any) -> StreamInfo:
     return info
 
 
-def _decode_first_frame(container: Any, result: ProbeResult) -> None:
+def _decode_first_frame(container: Any, result: ProbeResult, max_pixels: int) -> None:
     video = result.video
     assert video is not None
+    # The decoder refuses pictures over the limit instead of allocating them.
+    container.streams.video[0].codec_context.options = {"max_pixels": str(max_pixels)}
     try:
-        for frame in container.decode(video=0):
-            video.rotation = int(frame.rotation) % 360
-            video.width = video.width or frame.width
-            video.height = video.height or frame.height
-            return
+        with av.logging.Capture() as logs:
+            for frame in container.decode(video=0):
+                video.rotation = int(frame.rotation) % 360
+                video.width = video.width or frame.width
+                video.height = video.height or frame.height
+                return
     except av.error.FFmpegError as exc:
+        size = next((m for _, _, m in logs if "Picture size" in m), None)
+        if size:  # the decoder refused a picture over max_pixels: say so
+            raise LimitExceeded(
+                f"{Path(result.path).name}: {size.strip()} (limit {max_pixels} pixels per frame)"
+            ) from None
         raise NotMedia(
             f"{Path(result.path).name}: video stream cannot be decoded ({_reason(exc)})"
         ) from None
