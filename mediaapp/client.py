@@ -11,7 +11,7 @@ from typing import Any
 from celery import Celery
 from celery.result import AsyncResult
 
-from mediaapp.errors import InputOutsideRoot, JobFailed, JobTimeout, MediaError
+from mediaapp.errors import InputOutsideRoot, InvalidInput, JobFailed, JobTimeout, MediaError
 from mediaapp.progress import PROGRESS
 from mediaapp.settings import get_settings
 
@@ -30,6 +30,10 @@ def media_name(path: str | Path, media_root: Path | None = None) -> str:
     worker checks again: this only makes mistakes fail early, in the caller.
     """
     root = (media_root or get_settings().media_root).resolve()
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{path!r}: file name is not valid UTF-8; rename the file") from None
     p = Path(path)
     local = p if p.is_absolute() else Path.cwd() / p
     if not p.is_absolute() and not local.exists():

@@ -50,6 +50,11 @@ def resolve_input(name: str, settings: Settings) -> Path:
         raise InvalidInput("no input file was given")
     if "\x00" in name:
         raise InvalidInput("input name contains a NUL byte")
+    if not _is_utf8(name):
+        raise InvalidInput(
+            f"{name.encode('utf-8', 'backslashreplace').decode()!r}: file name is not valid "
+            "UTF-8; rename the file (job messages and logs are UTF-8 JSON)"
+        )
     if _SCHEME.match(name) and not (settings.media_root / name).exists():
         raise InputOutsideRoot(f"{name!r}: URLs and ffmpeg protocols are not accepted as input")
     root = settings.media_root
@@ -78,6 +83,14 @@ def resolve_input(name: str, settings: Settings) -> Path:
             f"{name!r}: {size} bytes, over the limit of {settings.max_input_bytes} bytes"
         )
     return resolved
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.fsdecode() smuggled undecodable bytes in as surrogates
+        return False
+    return True
 
 
 def inspect(name: str, settings: Settings, *, needs_video: bool = True) -> tuple[Path, ProbeResult]:
@@ -164,6 +177,13 @@ def atomic_output(final: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def clear_partials(directory: Path) -> None:
+    """Remove temporary files an earlier attempt left when its worker was killed mid-write."""
+    if directory.is_dir():
+        for stale in directory.glob(".*.part-*"):
+            stale.unlink(missing_ok=True)
+
+
 def sha256(path: Path) -> str:
     """Hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
@@ -222,6 +242,8 @@ def load_manifest(job_id: str, settings: Settings) -> dict[str, Any] | None:
         p = Path(out["path"])
         if not p.is_file() or p.stat().st_size != out["size"]:
             return None
+        if out.get("sha256") and sha256(p) != out["sha256"]:
+            return None  # damaged since: do the work again
     return manifest
 
 
@@ -253,6 +275,7 @@ def transcode(
     started = time.monotonic()
     src, info = inspect(name, settings)
     out_dir = job_dir(job_id, settings)
+    clear_partials(out_dir)
     stem = safe_stem(name)
     video_path = out_dir / f"{stem}.{profile.name}.{profile.container}"
     poster_path = out_dir / f"{stem}.poster.jpg"
