@@ -1,12 +1,12 @@
-"""``python -m bench overhead [--quick] [--reps N] [--broker URL]``."""
+"""``python -m bench {overhead,soak} [--quick] ...``: see each module's docstring."""
 
 from __future__ import annotations
 
 import sys
 
-from bench import overhead
+from bench import overhead, soak
 
-COMMANDS = {"overhead": overhead.main}
+COMMANDS = {"overhead": overhead.main, "soak": soak.main}
 
 if __name__ == "__main__":
     name = sys.argv[1] if len(sys.argv) > 1 else ""

@@ -35,3 +35,28 @@ def test_overhead_benchmark_smoke(rabbitmq: str) -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     ratio = re.search(r"(\d+\.\d+)x", out.stdout)
     assert ratio and float(ratio.group(1)) > 0, out.stdout
+
+
+def test_soak_smoke(rabbitmq: str) -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "soak",
+            "--quick",
+            "--broker",
+            RABBIT_URL,
+            "--backend",
+            REDIS_URL,
+        ],
+        env=child_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    figures = dict(kv.split("=") for kv in out.stdout.split())
+    assert figures["lost"] == "0" and figures["duplicates"] == "0" and figures["audit_gaps"] == "0"
+    assert int(figures["kills"]) >= 1

@@ -296,4 +296,3 @@ def test_broker_restart_with_jobs_queued_and_running(
     )
     copies = {r["task_id"] for r in read_log(audit_consumer) if r["kind"] == "task"}
     assert ids <= copies  # every job's message reached the audit log
-
