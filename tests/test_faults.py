@@ -296,3 +296,31 @@ def test_broker_restart_with_jobs_queued_and_running(
     )
     copies = {r["task_id"] for r in read_log(audit_consumer) if r["kind"] == "task"}
     assert ids <= copies  # every job's message reached the audit log
+
+
+@pytest.mark.integration
+@pytest.mark.e2e
+def test_transient_failures_retry_with_backoff_then_dead_letter(
+    spawn: Callable[..., Proc], audit_consumer: Path, rabbitmq: str, tmp_path: Path
+) -> None:
+    # An ffmpeg that is killed by a signal every time: transient, so retried, then given up.
+    fake = tmp_path / "ffmpeg-oom"
+    fake.write_text("#!/bin/sh\nkill -9 $$\n")
+    fake.chmod(0o755)
+    env = child_env(MEDIAAPP_FFMPEG=str(fake), MEDIAAPP_MAX_RETRIES="2")
+    cmd, _ = worker_cmd("video_queue", "-c", "1", "-l", "info")
+    spawn(cmd, env, "worker")
+    job = submit("silent.mp4")
+    with pytest.raises(MediaError, match="SIGKILL"):
+        job.wait(timeout=120)
+    assert type(job.error).__name__ == "FFmpegError"
+    wait_for(
+        lambda: any(
+            r["name"] == "task.failed" and r["task_id"] == job.id for r in read_log(audit_consumer)
+        ),
+        what="task.failed",
+    )
+    story = [r["name"] for r in read_log(audit_consumer) if r.get("task_id") == job.id]
+    assert story.count("task.retried") == 2 and story.count("task.failed") == 1
+    assert story.count("video.transcode") == 3  # the first message and two retry messages
+    wait_for(lambda: queue_depth(rabbitmq, "dead_letter_queue")[0] == 1, what="dead letter")
