@@ -182,6 +182,10 @@ def test_pickle_task_message_is_never_executed(
             headers={"task": "video.transcode", "id": task_id, "lang": "py", "retries": 0},
         )
     wait_for(lambda: queue_depth(rabbitmq, "dead_letter_queue")[0] == 1, what="dead letter")
+    wait_for(
+        lambda: any(r.get("task_id") == task_id for r in read_log(audit_consumer)),
+        what="the audit record",
+    )
     rec = next(r for r in read_log(audit_consumer) if r.get("task_id") == task_id)
     assert rec["kind"] == "rejected" and rec["error"]["type"] == "ContentDisallowed"
     time.sleep(0.5)
