@@ -22,6 +22,10 @@ from mediaapp.settings import Settings, get_settings
 # Library messages reach Python logging, and Capture() can read why a decode failed.
 av.logging.set_level(av.logging.ERROR)
 
+#: The decode check before any encode: this many seconds of video, at most this many frames.
+DECODE_CHECK_S = 2.0
+DECODE_CHECK_FRAMES = 120
+
 #: Demuxers PyAV may use: real media containers only, never playlists (hls, concat, ...) that
 #: could make the library open other files.
 SAFE_FORMATS = (
@@ -154,27 +158,36 @@ def _stream_info(stream: Any) -> StreamInfo:
 
 
 def _decode_first_frame(container: Any, result: ProbeResult, max_pixels: int) -> None:
+    """Decode the first seconds of video: proof it decodes, and the only source of rotation."""
     video = result.video
     assert video is not None
+    name = Path(result.path).name
+    if video.width and video.height and video.width * video.height > max_pixels:
+        raise LimitExceeded(
+            f"{name}: {video.width}x{video.height} pixels, over the limit of {max_pixels}"
+        )
     # The decoder refuses pictures over the limit instead of allocating them.
     container.streams.video[0].codec_context.options = {"max_pixels": str(max_pixels)}
+    decoded = 0
     try:
         with av.logging.Capture() as logs:
             for frame in container.decode(video=0):
-                video.rotation = int(frame.rotation) % 360
-                video.width = video.width or frame.width
-                video.height = video.height or frame.height
-                return
+                if decoded == 0:
+                    video.rotation = int(frame.rotation) % 360
+                    video.width = video.width or frame.width
+                    video.height = video.height or frame.height
+                decoded += 1
+                if decoded >= DECODE_CHECK_FRAMES or (frame.time or 0) >= DECODE_CHECK_S:
+                    return
     except av.error.FFmpegError as exc:
         size = next((m for _, _, m in logs if "Picture size" in m), None)
         if size:  # the decoder refused a picture over max_pixels: say so
             raise LimitExceeded(
-                f"{Path(result.path).name}: {size.strip()} (limit {max_pixels} pixels per frame)"
+                f"{name}: {size.strip()} (limit {max_pixels} pixels per frame)"
             ) from None
-        raise NotMedia(
-            f"{Path(result.path).name}: video stream cannot be decoded ({_reason(exc)})"
-        ) from None
-    raise NotMedia(f"{Path(result.path).name}: video stream has no decodable frame")
+        raise NotMedia(f"{name}: video stream cannot be decoded ({_reason(exc)})") from None
+    if decoded == 0:
+        raise NotMedia(f"{name}: video stream has no decodable frame")
 
 
 def _seconds(value: int | None, time_base: Fraction | None) -> float | None:

@@ -278,3 +278,18 @@ def test_failed_encode_leaves_no_output(
 def test_unknown_profile(settings: Settings) -> None:
     with pytest.raises(UnknownProfile, match="known: web"):
         pipeline.transcode("p", "clip.mp4", "4k-hdr", settings)
+
+
+def test_container_header_claiming_huge_dimensions_is_overruled_by_the_bitstream(
+    settings: Settings,
+) -> None:
+    """An MP4 whose stsd/tkhd claim 30000x30000: the decoder reads the real SPS (320x240)."""
+    data = bytearray((settings.media_root / "silent.mp4").read_bytes())
+    entry = data.index(b"avc1")
+    struct.pack_into(">HH", data, entry + 28, 30000, 30000)  # VisualSampleEntry width/height
+    tkhd = data.index(b"tkhd")
+    size = struct.unpack(">I", data[tkhd - 4 : tkhd])[0]
+    struct.pack_into(">II", data, tkhd - 4 + size - 8, 30000 << 16, 30000 << 16)
+    (settings.media_root / "claims-30000.mp4").write_bytes(data)
+    m = pipeline.transcode("claims", "claims-30000.mp4", "web", settings)
+    assert (m["outputs"][0]["width"], m["outputs"][0]["height"]) == (320, 240)
