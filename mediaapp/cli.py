@@ -71,6 +71,16 @@ def status(job_id: str, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("job_id")
+def cancel(job_id: str) -> None:
+    """Cancel a job: queued steps dropped, running ffmpeg killed, partial outputs removed."""
+    from mediaapp.client import Job
+
+    Job(job_id).cancel()
+    click.echo(f"cancel requested for {job_id}")
+
+
+@cli.command()
 @click.option("--job", "job_id", help="Print this job's audit trail instead of consuming.")
 @click.option("--batch", type=int, default=None, help="Lines per fsync.")
 def audit(job_id: str | None, batch: int | None) -> None:

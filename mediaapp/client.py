@@ -11,8 +11,15 @@ from typing import Any
 from celery import Celery
 from celery.result import AsyncResult
 
-from mediaapp.errors import InputOutsideRoot, InvalidInput, JobFailed, JobTimeout, MediaError
-from mediaapp.progress import PROGRESS
+from mediaapp.errors import (
+    InputOutsideRoot,
+    InvalidInput,
+    JobCancelled,
+    JobFailed,
+    JobTimeout,
+    MediaError,
+)
+from mediaapp.progress import CANCELLED, PROGRESS
 from mediaapp.settings import get_settings
 
 
@@ -67,7 +74,7 @@ class Job:
         return f"<Job {self.id} {self.status()}>"
 
     def status(self) -> str:
-        """PENDING, STARTED, PROGRESS, RETRY, SUCCESS or FAILURE."""
+        """PENDING, STARTED, PROGRESS, RETRY, SUCCESS, FAILURE or CANCELLED."""
         return str(self._result.state)
 
     @property
@@ -93,11 +100,19 @@ class Job:
                 return manifest
             if state == "FAILURE":
                 raise self._failure()
+            if state == CANCELLED:
+                raise JobCancelled(f"job {self.id} was cancelled")
             if on_progress is not None and state == PROGRESS:
                 on_progress(dict(self._result.info or {}))
             if deadline is not None and time.monotonic() > deadline:
                 raise JobTimeout(f"job {self.id} still {state} after {timeout:g} s")
             time.sleep(interval)
+
+    def cancel(self) -> None:
+        """Stop the job: queued steps are dropped, running ffmpeg killed, outputs removed."""
+        from mediaapp.cancel import request_cancel
+
+        request_cancel(self._app, self.id)
 
     def _failure(self) -> JobFailed:
         exc = self._result.result

@@ -19,6 +19,8 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 
 #: Seconds an ffmpeg command may run before it is killed (hard stop for a hung encoder).
 FFMPEG_TIMEOUT_S = 3600.0
+#: Seconds without a line of ffmpeg's -progress feed (sent every 0.5 s) before it is killed.
+STALL_TIMEOUT_S = 120.0
 #: How many trailing characters of ffmpeg's stderr an error keeps.
 STDERR_TAIL_CHARS = 2000
 #: Seconds the Celery hard time limit adds to the ffmpeg timeout (the soft limit fires first,

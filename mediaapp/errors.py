@@ -118,6 +118,24 @@ class FFmpegTimeout(FFmpegError):
         return True
 
 
+class FFmpegStalled(FFmpegError):
+    """An ffmpeg command stopped reporting progress and was killed (a hung decoder, a dead disk)."""
+
+    code = "ffmpeg_stalled"
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        """A stall is usually the machine, not the input: worth another try."""
+        return True
+
+
+class JobCancelled(MediaError):
+    """The job was cancelled on request; its running ffmpeg was killed, partial outputs removed."""
+
+    exit_code = 130
+    code = "cancelled"
+
+
 class JobFailed(MediaError):
     """Client side: the job ended in failure; the message says which step, input and reason."""
 

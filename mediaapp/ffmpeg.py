@@ -31,7 +31,7 @@ from typing import Any
 import ffmpeg as ffmpeg_python
 
 from mediaapp import defaults
-from mediaapp.errors import ConfigurationError, FFmpegError, FFmpegTimeout
+from mediaapp.errors import ConfigurationError, FFmpegError, FFmpegStalled, FFmpegTimeout
 from mediaapp.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,10 @@ def run(
         else build_args(stream_or_args)
     )
     cmd = shlex.join(args)
-    timeout = get_settings().ffmpeg_timeout_s if timeout_s is None else timeout_s
+    settings = get_settings()
+    timeout = settings.ffmpeg_timeout_s if timeout_s is None else timeout_s
+    # Stall detection needs the -progress feed (every command built here has it).
+    stall = settings.stall_timeout_s if "-progress" in args else None
     log.info("ffmpeg: %s", cmd)
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -161,23 +164,28 @@ def run(
     tail: deque[str] = deque(maxlen=200)
     drain = threading.Thread(target=_drain_stderr, args=(proc, tail), daemon=True)
     drain.start()
-    timed_out = threading.Event()
-    watchdog = threading.Timer(timeout, _kill_on_timeout, args=(proc, timed_out))
-    watchdog.daemon = True
-    watchdog.start()
+    watch = _Watchdog(proc, timeout, stall)
+    watch.start()
     try:
-        _read_progress(proc, duration_s, on_progress)
+        _read_progress(proc, duration_s, on_progress, watch)
         proc.wait()
     finally:
-        watchdog.cancel()
-        if proc.poll() is None:  # we are unwinding (task revoked, soft time limit, ...)
+        watch.stop()
+        if proc.poll() is None:  # we are unwinding (cancelled, soft time limit, ...)
             kill_group(proc)
         drain.join(timeout=5)
     stderr_tail = "".join(tail)[-defaults.STDERR_TAIL_CHARS :]
     elapsed = time.monotonic() - started
-    if timed_out.is_set():
+    if watch.verdict == "timeout":
         raise FFmpegTimeout(
             f"ffmpeg ran longer than {timeout:g} s and was killed",
+            cmd=cmd,
+            returncode=proc.returncode,
+            stderr=stderr_tail,
+        )
+    if watch.verdict == "stall":
+        raise FFmpegStalled(
+            f"ffmpeg made no progress for {stall:g} s and was killed",
             cmd=cmd,
             returncode=proc.returncode,
             stderr=stderr_tail,
@@ -216,10 +224,37 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
-def _kill_on_timeout(proc: subprocess.Popen[bytes], flag: threading.Event) -> None:
-    flag.set()
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+class _Watchdog(threading.Thread):
+    """Kills the process group when the command runs too long or stops making progress."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], timeout: float, stall: float | None) -> None:
+        super().__init__(daemon=True)
+        self.proc = proc
+        self.timeout = timeout
+        self.stall = stall
+        self.started = self.last_progress = time.monotonic()
+        self.verdict: str | None = None
+        self._stopped = threading.Event()
+
+    def progressed(self) -> None:
+        """Called for every line of the -progress feed."""
+        self.last_progress = time.monotonic()
+
+    def run(self) -> None:
+        while not self._stopped.wait(0.2) and self.proc.poll() is None:
+            now = time.monotonic()
+            if now - self.started > self.timeout:
+                self.verdict = "timeout"
+            elif self.stall is not None and now - self.last_progress > self.stall:
+                self.verdict = "stall"
+            if self.verdict:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                return
+
+    def stop(self) -> None:
+        """End the watch (the command finished or we are unwinding)."""
+        self._stopped.set()
 
 
 def _drain_stderr(proc: subprocess.Popen[bytes], tail: deque[str]) -> None:
@@ -252,11 +287,15 @@ def _float(value: str | None) -> float:
 
 
 def _read_progress(
-    proc: subprocess.Popen[bytes], duration_s: float | None, on_progress: ProgressCallback | None
+    proc: subprocess.Popen[bytes],
+    duration_s: float | None,
+    on_progress: ProgressCallback | None,
+    watch: _Watchdog,
 ) -> None:
     assert proc.stdout is not None
     block: dict[str, str] = {}
     for raw in proc.stdout:
+        watch.progressed()
         key, _, value = raw.decode("utf-8", "replace").strip().partition("=")
         block[key] = value
         if key == "progress":

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -182,6 +183,13 @@ def clear_partials(directory: Path) -> None:
     if directory.is_dir():
         for stale in directory.glob(".*.part-*"):
             stale.unlink(missing_ok=True)
+
+
+def discard_outputs(job_id: str, settings: Settings) -> None:
+    """Remove everything a job wrote (it was cancelled: no partial results stay behind)."""
+    directory = job_dir(job_id, settings)
+    if directory.is_dir():
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def sha256(path: Path) -> str:

@@ -14,6 +14,8 @@ log = logging.getLogger(__name__)
 
 #: Custom Celery state a running step reports; its ``meta`` is :meth:`ProgressReporter.meta`.
 PROGRESS = "PROGRESS"
+#: Custom Celery state of a job stopped by ``mediaapp cancel`` / ``Job.cancel()``.
+CANCELLED = "CANCELLED"
 
 
 class ProgressReporter:
@@ -27,12 +29,16 @@ class ProgressReporter:
         context: dict[str, Any] | None = None,
         interval_s: float = defaults.PROGRESS_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
+        check: Callable[[], None] | None = None,
     ) -> None:
         self._update = update
         self._step = step
         self._context = context or {}
         self._interval = interval_s
         self._clock = clock
+        #: Called on every forwarded tick, outside the error guard: it may raise (JobCancelled)
+        #: to stop the encode.
+        self._check = check
         self._last = float("-inf")
         self.sent = 0
 
@@ -57,6 +63,8 @@ class ProgressReporter:
         if not progress.done and now - self._last < self._interval:
             return
         self._last = now
+        if self._check is not None:
+            self._check()
         try:
             self._update(self.meta(progress))
             self.sent += 1

@@ -25,6 +25,7 @@ class Settings:
     audit_log: Path = Path()  # empty → data_dir / "audit.jsonl"
     ffmpeg: str = ""  # empty → PATH, then the imageio-ffmpeg binary
     ffmpeg_timeout_s: float = defaults.FFMPEG_TIMEOUT_S
+    stall_timeout_s: float = defaults.STALL_TIMEOUT_S
     max_input_bytes: int = defaults.MAX_INPUT_BYTES
     max_duration_s: float = defaults.MAX_DURATION_S
     max_pixels: int = defaults.MAX_PIXELS

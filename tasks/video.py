@@ -6,12 +6,15 @@ import random
 from typing import Any, NoReturn
 
 from celery import Task
+from celery.exceptions import Ignore
 
 from mediaapp import defaults, pipeline
+from mediaapp.cancel import raise_if_cancelled
 from mediaapp.celery import app
 from mediaapp.deliveries import count_delivery
-from mediaapp.errors import MediaError, PoisonMessage
-from mediaapp.progress import PROGRESS, ProgressReporter
+from mediaapp.errors import JobCancelled, MediaError, PoisonMessage
+from mediaapp.events import publish_event
+from mediaapp.progress import CANCELLED, PROGRESS, ProgressReporter
 from mediaapp.settings import get_settings
 
 
@@ -42,6 +45,14 @@ def _fail_or_retry(task: Task, exc: MediaError) -> NoReturn:
     raise exc
 
 
+def _cancelled(task: Task, job_id: str, exc: JobCancelled) -> NoReturn:
+    """Record a cancelled job: outputs removed, state CANCELLED, audited; nothing to retry."""
+    pipeline.discard_outputs(job_id, get_settings())
+    task.update_state(state=CANCELLED, meta=exc.to_dict())
+    publish_event(task.app, "job.cancelled", job_id=job_id, task_id=task.request.id, task=task.name)
+    raise Ignore()  # keep the CANCELLED state; the message is done with
+
+
 @app.task(name="video.transcode", bind=True)
 def transcode(self: Task, *, job_id: str, name: str, profile: str = "web") -> dict[str, Any]:
     """Transcode one input with a named profile; the result is the job manifest."""
@@ -49,10 +60,14 @@ def transcode(self: Task, *, job_id: str, name: str, profile: str = "web") -> di
         lambda meta: self.update_state(state=PROGRESS, meta=meta),
         step="transcode",
         context={"job_id": job_id, "input": name, "profile": profile},
+        check=lambda: raise_if_cancelled(self.backend, job_id),
     )
     check_deliveries(self)
     try:
+        raise_if_cancelled(self.backend, job_id)
         return pipeline.transcode(job_id, name, profile, get_settings(), on_progress=report)
+    except JobCancelled as exc:
+        _cancelled(self, job_id, exc)
     except MediaError as exc:
         _fail_or_retry(self, exc)
 

@@ -328,3 +328,46 @@ def test_transient_failures_retry_with_backoff_then_dead_letter(
     assert story.count("task.retried") == 2 and story.count("task.failed") == 1
     assert story.count("video.transcode") == 3  # the first message and two retry messages
     wait_for(lambda: queue_depth(rabbitmq, "dead_letter_queue")[0] == 1, what="dead letter")
+
+
+@pytest.mark.integration
+@pytest.mark.e2e
+def test_cancel_kills_ffmpeg_and_removes_partial_outputs(
+    video_worker: Proc, audit_consumer: Path, media_root: Path
+) -> None:
+    name = long_clip(media_root)
+    job = submit(name)
+    wait_for(lambda: job.status() == "PROGRESS", timeout=60, what="the encode to start")
+    running = subprocess.run(["pgrep", "-f", job.id], capture_output=True, text=True)
+    assert running.stdout.strip(), "no ffmpeg running for the job"
+    job.cancel()
+    with pytest.raises(MediaError, match="cancelled"):
+        job.wait(timeout=30)
+    assert job.status() == "CANCELLED"
+    wait_for(
+        lambda: subprocess.run(["pgrep", "-f", job.id], capture_output=True).stdout == b"",
+        timeout=10,
+        what="ffmpeg to be gone",
+    )
+    out_dir = Path(os.environ["MEDIAAPP_DATA_DIR"]) / "outputs" / job.id
+    assert not out_dir.exists()
+    wait_for(
+        lambda: any(
+            r["name"] == "job.cancelled" and r["job_id"] == job.id for r in read_log(audit_consumer)
+        ),
+        what="job.cancelled in the audit",
+    )
+    assert video_worker.alive()
+    assert submit("silent.mp4").wait(timeout=60)["outputs"][0]["height"] == 240
+
+
+@pytest.mark.integration
+@pytest.mark.e2e
+def test_cancel_of_a_queued_job(spawn: Callable[..., Proc], clean_queues: None) -> None:
+    job = submit("clip.mp4")  # no worker yet: it waits in the queue
+    job.cancel()
+    cmd, _ = worker_cmd("video_queue", "-c", "1")
+    spawn(cmd, name="worker")
+    with pytest.raises(MediaError, match="cancelled"):
+        job.wait(timeout=60)
+    assert not (Path(os.environ["MEDIAAPP_DATA_DIR"]) / "outputs" / job.id).exists()

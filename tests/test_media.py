@@ -293,3 +293,22 @@ def test_container_header_claiming_huge_dimensions_is_overruled_by_the_bitstream
     (settings.media_root / "claims-30000.mp4").write_bytes(data)
     m = pipeline.transcode("claims", "claims-30000.mp4", "web", settings)
     assert (m["outputs"][0]["width"], m["outputs"][0]["height"]) == (320, 240)
+
+
+def test_a_stalled_ffmpeg_is_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mediaapp import settings as settings_mod
+    from mediaapp.errors import FFmpegStalled
+
+    hung = tmp_path / "hung-ffmpeg"
+    hung.write_text("#!/bin/sh\necho frame=1\necho progress=continue\nexec sleep 60\n")
+    hung.chmod(0o755)
+    monkeypatch.setenv("MEDIAAPP_STALL_TIMEOUT_S", "1")
+    settings_mod.get_settings.cache_clear()
+    try:
+        with pytest.raises(FFmpegStalled, match="no progress for 1 s") as info:
+            ffmpeg.run([str(hung), "-progress", "pipe:1", str(tmp_path / "marker-stall")])
+    finally:
+        settings_mod.get_settings.cache_clear()
+    assert info.value.retryable and info.value.returncode == -9
+    left = subprocess.run(["pgrep", "-f", str(tmp_path / "marker-stall")], capture_output=True)
+    assert left.stdout == b""

@@ -162,3 +162,14 @@ def test_progress_reporter_survives_a_failing_update() -> None:
     rep = ProgressReporter(boom, step="transcode")
     rep(Progress(out_time_s=1, fps=1, speed=1, percent=1.0, done=False))  # must not raise
     assert rep.sent == 0
+
+
+def test_progress_check_may_stop_the_encode() -> None:
+    from mediaapp.errors import JobCancelled
+
+    def cancelled() -> None:
+        raise JobCancelled("job x was cancelled")
+
+    rep = ProgressReporter(lambda meta: None, step="transcode", check=cancelled)
+    with pytest.raises(JobCancelled):
+        rep(Progress(out_time_s=1, fps=1, speed=1, percent=1.0, done=False))

@@ -1,0 +1,39 @@
+"""Cancelling a job: a flag every step checks, plus a revoke that drops queued messages.
+
+The flag lives in the result backend (Redis, or the file backend on the embedded broker), so a
+worker that was down when the revoke was broadcast still sees it. A running step checks it with
+every progress tick; raising :class:`~mediaapp.errors.JobCancelled` there unwinds through
+:func:`mediaapp.ffmpeg.run`, which kills ffmpeg's whole process group.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from mediaapp.errors import JobCancelled
+
+#: Seconds a cancel flag is kept.
+FLAG_TTL_S = 7 * 24 * 3600
+
+
+def _key(job_id: str) -> str:
+    return f"mediaapp-cancel-{job_id}"
+
+
+def request_cancel(app: Celery, job_id: str) -> None:
+    """Ask every step of ``job_id`` to stop; queued steps are revoked outright."""
+    app.backend.set(_key(job_id), b"1")
+    app.control.revoke(job_id)
+
+
+def is_cancelled(backend: Any, job_id: str) -> bool:
+    """True once :func:`request_cancel` was called for ``job_id``."""
+    return bool(backend.get(_key(job_id)))
+
+
+def raise_if_cancelled(backend: Any, job_id: str) -> None:
+    """Raise :class:`JobCancelled` if the job was cancelled (called at start and on progress)."""
+    if is_cancelled(backend, job_id):
+        raise JobCancelled(f"job {job_id} was cancelled")
