@@ -18,8 +18,9 @@ from mediaapp.errors import JobCancelled
 FLAG_TTL_S = 7 * 24 * 3600
 
 
-def _key(job_id: str) -> str:
-    return f"mediaapp-cancel-{job_id}"
+def _key(job_id: str) -> bytes:
+    # bytes: the file result backend joins keys onto a bytes path; Redis takes either.
+    return f"mediaapp-cancel-{job_id}".encode()
 
 
 def request_cancel(app: Celery, job_id: str) -> None:

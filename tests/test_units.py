@@ -173,3 +173,17 @@ def test_progress_check_may_stop_the_encode() -> None:
     rep = ProgressReporter(lambda meta: None, step="transcode", check=cancelled)
     with pytest.raises(JobCancelled):
         rep(Progress(out_time_s=1, fps=1, speed=1, percent=1.0, done=False))
+
+
+def test_cancel_flag_round_trips_on_the_file_result_backend(tmp_path: Path) -> None:
+    from celery import Celery
+
+    from mediaapp.cancel import _key, is_cancelled, raise_if_cancelled
+    from mediaapp.errors import JobCancelled
+
+    app = Celery(backend=f"file://{tmp_path}")
+    assert not is_cancelled(app.backend, "job1")
+    app.backend.set(_key("job1"), b"1")
+    assert is_cancelled(app.backend, "job1") and not is_cancelled(app.backend, "job2")
+    with pytest.raises(JobCancelled):
+        raise_if_cancelled(app.backend, "job1")
