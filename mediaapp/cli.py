@@ -191,13 +191,16 @@ def print_manifest(manifest: dict[str, Any], *, as_json: bool = False) -> None:
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
         return
-    table = Table(title=f"job {manifest['job_id']} · {manifest['input']} · {manifest['profile']}")
+    table = Table(
+        title=f"job {manifest['job_id']} · {manifest['input']} · {manifest['profile']}",
+        caption=f"under {get_settings().output_root}",
+    )
     for col in ("kind", "path", "size", "duration", "codec", "size (px)"):
         table.add_column(col, overflow="fold")
     for out in manifest["outputs"]:
         table.add_row(
             out["kind"],
-            out["path"],
+            out.get("relpath", out["path"]),
             f"{out['size']:,} B",
             f"{out['duration_s']:.3f} s",
             out["codec"] or "",
