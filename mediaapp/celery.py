@@ -60,6 +60,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # Our consumer turns outside-producer events (video.upload) into jobs instead of
         # discarding them as "unknown message".
         "worker_consumer": "mediaapp.worker:MediaConsumer",
+        # Task events feed Flower (sent events show queued tasks too). The embedded broker has
+        # nobody to read them, so they stay off there.
+        "worker_send_task_events": settings.task_events and not settings.embedded,
+        "task_send_sent_event": settings.task_events and not settings.embedded,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts_level": "INFO",
     }

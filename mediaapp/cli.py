@@ -136,6 +136,26 @@ def dlq_retry(task_id: str) -> None:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def queues(as_json: bool) -> None:
+    """Depth and consumers of every queue, audit and dead letters included."""
+    from mediaapp.celery import app
+    from mediaapp.routing import TOPOLOGY, declare_topology
+
+    rows = {}
+    with app.connection_for_write() as conn:
+        declare_topology(conn)
+        for q in TOPOLOGY:
+            _, messages, consumers = q(conn.default_channel).queue_declare(passive=True)
+            rows[q.name] = {"messages": messages, "consumers": consumers}
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for name, row in rows.items():
+        click.echo(f"{name:<20} {row['messages']:>8} messages  {row['consumers']:>3} consumers")
+
+
+@cli.command()
 def declare() -> None:
     """Declare the exchange, queues and bindings on the broker (idempotent)."""
     from mediaapp.celery import app
@@ -155,6 +175,17 @@ def demo(file: str | None, profile: str, timeout: float) -> None:
     from mediaapp.demo import run_demo
 
     run_demo(Path(file) if file else None, profile=profile, timeout=timeout)
+
+
+@cli.command()
+@click.option("--port", type=int, default=None, help="Port (default 5555).")
+@click.option("--address", default="127.0.0.1", show_default=True, help="Address to bind.")
+def flower(port: int | None, address: str) -> None:
+    """Start Flower: login required, persistent history, broker queue lengths."""
+    from mediaapp import defaults
+    from mediaapp.flower import exec_flower
+
+    exec_flower(get_settings(), port=port or defaults.FLOWER_PORT, address=address)
 
 
 @cli.command("settings")

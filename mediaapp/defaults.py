@@ -54,3 +54,9 @@ RETRY_BACKOFF_MAX_S = 60.0
 
 #: Default transcoding profile.
 DEFAULT_PROFILE = "web"
+
+#: Flower: port, and how often (milliseconds) its persistent state is saved.
+FLOWER_PORT = 5555
+FLOWER_STATE_SAVE_MS = 10_000
+#: RabbitMQ management API port (Flower reads queue lengths there).
+RABBITMQ_MANAGEMENT_PORT = 15672

@@ -31,6 +31,8 @@ class Settings:
     max_pixels: int = defaults.MAX_PIXELS
     max_streams: int = defaults.MAX_STREAMS
     max_retries: int = defaults.MAX_RETRIES
+    #: Celery task events (what Flower shows); always off on the embedded broker.
+    task_events: bool = True
 
     def __post_init__(self) -> None:
         # Derived paths are filled in here so every process computes them the same way.
@@ -67,10 +69,22 @@ class Settings:
                 continue
             kind = type(getattr(_DEFAULTS, f.name))
             try:
+                if kind is bool:
+                    kwargs[f.name] = _parse_bool(raw)
+                    continue
                 kwargs[f.name] = Path(raw) if kind is type(Path()) else kind(raw)
             except ValueError as exc:
                 raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r}: {exc}") from None
         return cls(**kwargs)  # type: ignore[arg-type]
+
+
+def _parse_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"not a boolean: {raw!r}")
 
 
 _DEFAULTS = Settings(media_root=Path("/"))

@@ -27,6 +27,13 @@ def backoff_s(
     return random.uniform(0, min(cap, base * 2**retries))  # noqa: S311 - jitter, not crypto
 
 
+def report_progress(task: Task, meta: dict[str, Any]) -> None:
+    """PROGRESS in the result backend (clients) and as a task event (Flower shows it)."""
+    task.update_state(state=PROGRESS, meta=meta)
+    if task.app.conf.worker_send_task_events:
+        task.send_event("task-progress", **meta)
+
+
 def check_deliveries(task: Task) -> None:
     """Refuse a message that keeps killing (or outliving) its workers: dead-letter it."""
     count = count_delivery(task.backend, task.request.id, task.request.retries)
@@ -57,7 +64,7 @@ def _cancelled(task: Task, job_id: str, exc: JobCancelled) -> NoReturn:
 def transcode(self: Task, *, job_id: str, name: str, profile: str = "web") -> dict[str, Any]:
     """Transcode one input with a named profile; the result is the job manifest."""
     report = ProgressReporter(
-        lambda meta: self.update_state(state=PROGRESS, meta=meta),
+        lambda meta: report_progress(self, meta),
         step="transcode",
         context={"job_id": job_id, "input": name, "profile": profile},
         check=lambda: raise_if_cancelled(self.backend, job_id),
