@@ -1,0 +1,26 @@
+# One image for every mediaapp service (workers, audit consumer, Flower).
+# ffmpeg comes from the imageio-ffmpeg wheel and PyAV from its own wheel: no apt packages.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    MEDIAAPP_DATA_DIR=/data \
+    MEDIAAPP_MEDIA_ROOT=/media
+
+RUN useradd --create-home --uid 1000 mediaapp \
+    && mkdir -p /app /data /media \
+    && chown mediaapp:mediaapp /data /media
+WORKDIR /app
+
+COPY pyproject.toml README.md ./
+COPY mediaapp ./mediaapp
+COPY tasks ./tasks
+COPY samples ./samples
+RUN pip install --no-cache-dir . \
+    && python -c "import mediaapp, av; from mediaapp.ffmpeg import ffmpeg_version; print(ffmpeg_version())"
+
+USER mediaapp
+# The audit log is written 0640 in a 0750 directory: nothing but this user appends to it.
+VOLUME ["/data", "/media"]
+CMD ["celery", "-A", "mediaapp", "worker", "-Q", "video_queue"]
