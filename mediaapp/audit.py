@@ -146,6 +146,8 @@ class AuditConsumer(ConsumerMixin):
         self.flush_s = flush_s
         self.prefetch = prefetch
         self._pending: list[tuple[dict[str, Any], Message]] = []
+        #: Called with each record once it is on disk (metrics).
+        self.observers: list[Any] = []
         self._oldest = 0.0
         self.written = 0
         self.ready = False
@@ -198,6 +200,9 @@ class AuditConsumer(ConsumerMixin):
         batch, self._pending = self._pending, []
         self.audit_log.append([record for record, _ in batch])
         self.written += len(batch)
+        for observe in self.observers:
+            for record, _ in batch:
+                observe(record)
         if self.connection.transport.driver_type == "amqp":
             batch[-1][1].ack(multiple=True)
         else:
@@ -217,6 +222,7 @@ def serve(
     *,
     batch_lines: int | None = None,
     install_signal_handlers: bool = True,
+    metrics_port: int | None = None,
 ) -> AuditConsumer:
     """Run the audit consumer on the app's broker until SIGINT/SIGTERM (or ``should_stop``).
 
@@ -234,6 +240,13 @@ def serve(
         log_path or get_settings().audit_log,
         batch_lines=batch_lines or defaults.AUDIT_BATCH_LINES,
     )
+    if metrics_port is not None:
+        from mediaapp.metrics import PipelineMetrics
+
+        metrics = PipelineMetrics()
+        metrics.serve(metrics_port, app.connection_for_read)
+        consumer.observers.append(metrics.observe)
+        log.info("metrics on http://127.0.0.1:%d/metrics", metrics_port)
     if install_signal_handlers:
 
         def stop(signum: int, frame: Any) -> None:

@@ -83,7 +83,8 @@ def cancel(job_id: str) -> None:
 @cli.command()
 @click.option("--job", "job_id", help="Print this job's audit trail instead of consuming.")
 @click.option("--batch", type=int, default=None, help="Lines per fsync.")
-def audit(job_id: str | None, batch: int | None) -> None:
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus /metrics here.")
+def audit(job_id: str | None, batch: int | None, metrics_port: int | None) -> None:
     """Run the audit consumer (audit_queue → MEDIAAPP_AUDIT_LOG), or print a job's trail."""
     settings = get_settings()
     if job_id:
@@ -94,7 +95,7 @@ def audit(job_id: str | None, batch: int | None) -> None:
     from mediaapp.audit import serve
 
     console.print(f"audit consumer: {settings.broker_url.split('@')[-1]} → {settings.audit_log}")
-    serve(batch_lines=batch)
+    serve(batch_lines=batch, metrics_port=metrics_port)
 
 
 @cli.group()

@@ -92,9 +92,26 @@ def _runtime(task: Any) -> float | None:
     return round(time.monotonic() - started, 3) if started else None
 
 
+def result_summary(result: Any) -> dict[str, Any]:
+    """Figures of a manifest worth an event (metrics read them from the audit stream)."""
+    if not isinstance(result, dict) or "outputs" not in result:
+        return {}
+    source = result.get("source") or {}
+    encode_s = result.get("encode_s") or 0
+    duration = source.get("duration_s") or 0
+    return {
+        "bytes_in": source.get("size"),
+        "bytes_out": sum(int(o.get("size") or 0) for o in result["outputs"]),
+        "media_duration_s": duration,
+        "encode_s": encode_s,
+        "speed": round(duration / encode_s, 3) if encode_s and duration else None,
+    }
+
+
 def _on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
     fields = _task_fields(sender, None, None)
     fields["runtime_s"] = _runtime(sender)
+    fields.update(result_summary(result))
     publish_event(sender.app, "task.succeeded", **fields)
     if _is_job_root(fields):
         publish_event(sender.app, "job.finished", state="SUCCESS", **fields)

@@ -1,0 +1,68 @@
+"""The Prometheus endpoint, scraped after real jobs through a real worker."""
+
+from __future__ import annotations
+
+import re
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mediaapp.client import submit
+from mediaapp.errors import MediaError
+from mediaapp.metrics import PipelineMetrics
+
+from .conftest import BIN, Proc, child_env
+from .test_flower import free_port
+
+
+def sample(text: str, name: str, labels: str = "") -> float:
+    pattern = re.escape(name) + (r"\{" + re.escape(labels) + r"\}" if labels else "") + r" (\S+)"
+    match = re.search(r"^" + pattern + r"$", text, re.M)
+    assert match, f"{name}{{{labels}}} not in metrics"
+    return float(match.group(1))
+
+
+@pytest.mark.unit
+def test_duplicates_do_not_count_twice() -> None:
+    metrics = PipelineMetrics()
+    record = {"kind": "event", "name": "job.finished", "body": {"state": "SUCCESS", "runtime_s": 1}}
+    metrics.observe(record)
+    metrics.observe({**record, "duplicate": True})
+    assert metrics.jobs.labels("SUCCESS")._value.get() == 1
+
+
+@pytest.mark.integration
+@pytest.mark.e2e
+def test_metrics_after_real_jobs(
+    video_worker: Proc, spawn: Callable[..., Proc], clean_queues: None, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = child_env(MEDIAAPP_AUDIT_LOG=str(tmp_path / "audit.jsonl"))
+    audit = spawn([str(BIN / "mediaapp"), "audit", "--metrics-port", str(port)], env, "audit")
+    audit.wait_for("audit consumer ready")
+    good = [submit("clip.mp4"), submit("silent.mp4")]
+    bad = submit("small-pdf.pdf")
+    for job in good:
+        job.wait(timeout=90)
+    with pytest.raises(MediaError):
+        bad.wait(timeout=60)
+    text = ""
+    for _ in range(50):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        if 'mediaapp_jobs_total{state="FAILURE"}' in text and 'state="SUCCESS"} 2.0' in text:
+            break
+        time.sleep(0.2)
+    assert sample(text, "mediaapp_jobs_total", 'state="SUCCESS"') == 2
+    assert sample(text, "mediaapp_jobs_total", 'state="FAILURE"') == 1
+    assert sample(text, "mediaapp_dead_lettered_total", 'task="video.transcode"') == 1
+    assert sample(text, "mediaapp_step_duration_seconds_count", 'task="video.transcode"') == 3
+    assert sample(text, "mediaapp_encode_speed_ratio_count") == 2
+    assert sample(text, "mediaapp_bytes_out_total") > 100_000
+    assert sample(text, "mediaapp_bytes_in_total") > 100_000
+    assert sample(text, "mediaapp_queue_messages", 'queue="dead_letter_queue"') == 1
+    assert sample(text, "mediaapp_audit_lag_messages") >= 0
+    assert sample(text, "mediaapp_messages_audited_total", 'kind="task"') == 3
