@@ -82,15 +82,19 @@ def cancel(job_id: str) -> None:
 
 @cli.command()
 @click.option("--job", "job_id", help="Print this job's audit trail instead of consuming.")
+@click.option("--follow", is_flag=True, help="Tail the audit log live instead of consuming.")
 @click.option("--batch", type=int, default=None, help="Lines per fsync.")
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus /metrics here.")
-def audit(job_id: str | None, batch: int | None, metrics_port: int | None) -> None:
+def audit(job_id: str | None, follow: bool, batch: int | None, metrics_port: int | None) -> None:
     """Run the audit consumer (audit_queue → MEDIAAPP_AUDIT_LOG), or print a job's trail."""
     settings = get_settings()
     if job_id:
         from mediaapp.audit import job_trail
 
         print_trail(job_trail(settings.audit_log, job_id))
+        return
+    if follow:
+        follow_log(settings.audit_log)
         return
     from mediaapp.audit import serve
 
@@ -189,6 +193,15 @@ def flower(port: int | None, address: str) -> None:
     exec_flower(get_settings(), port=port or defaults.FLOWER_PORT, address=address)
 
 
+@cli.command()
+@click.argument("job_id")
+def report(job_id: str) -> None:
+    """Write an HTML report of a finished job (poster, player, renditions, timeline)."""
+    from mediaapp.report import write_report
+
+    click.echo(write_report(job_id, get_settings()))
+
+
 @cli.command("settings")
 def show_settings() -> None:
     """Print the settings this process resolved from the environment."""
@@ -242,19 +255,39 @@ def print_manifest(manifest: dict[str, Any], *, as_json: bool = False) -> None:
 
 
 def print_trail(records: list[dict[str, Any]]) -> None:
-    """A job's audit records, one plain line each (grep-able, never truncated)."""
+    """A job's story: when (from the first record), the gap, what, where, and details."""
+    from mediaapp.report import timeline
+
     click.echo(f"audit trail ({len(records)} records)")
-    for r in records:
-        flags = " redelivered" if r.get("redelivered") else ""
-        flags += " duplicate" if r.get("duplicate") else ""
-        body = r.get("body") or {}
-        extra = f" state={body['state']}" if "state" in body else ""
-        if body.get("error"):
-            extra += f" error={body['error'].get('type')}: {body['error'].get('message')}"
+    for r, t in zip(records, timeline(records), strict=True):
+        flags = " [redelivered]" if t["redelivered"] else ""
+        flags += " [duplicate]" if r.get("duplicate") else ""
         click.echo(
-            f"  {r['ts'][11:23]}  {r['kind']:<8} {r.get('name') or '':<16} "
-            f"key={r.get('routing_key')} task={r.get('task_id')}{extra}{flags}"
+            f"  +{t['at_s']:7.3f}s (+{t['gap_s']:6.3f})  {r['kind']:<8} {t['name'] or '':<16} "
+            f"{t['host'] or '-':<12} {t['detail']}{flags}"
         )
+
+
+def follow_log(path: Path, interval: float = 0.2) -> None:
+    """Print audit records as they are appended (like ``tail -f``), until interrupted."""
+    import time
+
+    path.touch(exist_ok=True)
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        while True:
+            line = fh.readline()
+            if not line:
+                time.sleep(interval)
+                continue
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue
+            click.echo(
+                f"{r['ts'][11:23]} {r['kind']:<8} {r.get('name') or '':<16} "
+                f"job={r.get('job_id')} task={r.get('task_id')}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,6 +42,8 @@ def flower_invocation(
         "--persistent=True",
         f"--db={settings.data_dir / 'flower.db'}",
         f"--state_save_interval={defaults.FLOWER_STATE_SAVE_MS}",
+        # kwargs carry the job id, the input and the profile: show them on the tasks page.
+        "--tasks_columns=name,uuid,state,kwargs,received,runtime,worker,retries,exception",
     ]
     return cmd, env
 
