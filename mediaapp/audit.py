@@ -231,13 +231,18 @@ def serve(
     from mediaapp.celery import app
     from mediaapp.settings import get_settings
 
+    settings = get_settings()
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+        if settings.log_format == "json":
+            from mediaapp.logs import use_json
+
+            use_json()
     consumer = AuditConsumer(
         app.connection_for_read(),
-        log_path or get_settings().audit_log,
+        log_path or settings.audit_log,
         batch_lines=batch_lines or defaults.AUDIT_BATCH_LINES,
     )
     if metrics_port is not None:

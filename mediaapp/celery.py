@@ -92,6 +92,10 @@ def create_app(settings: Settings | None = None) -> Celery:
     from mediaapp import events
 
     events.connect_signals()
+    if settings.log_format == "json":
+        from mediaapp.logs import connect_json_logging
+
+        connect_json_logging()
     return app
 
 

@@ -33,6 +33,8 @@ class Settings:
     max_retries: int = defaults.MAX_RETRIES
     #: Celery task events (what Flower shows); always off on the embedded broker.
     task_events: bool = True
+    #: "text" or "json" (one JSON object per line with job id and task id).
+    log_format: str = "text"
 
     def __post_init__(self) -> None:
         # Derived paths are filled in here so every process computes them the same way.

@@ -66,3 +66,23 @@ def test_metrics_after_real_jobs(
     assert sample(text, "mediaapp_queue_messages", 'queue="dead_letter_queue"') == 1
     assert sample(text, "mediaapp_audit_lag_messages") >= 0
     assert sample(text, "mediaapp_messages_audited_total", 'kind="task"') == 3
+
+
+@pytest.mark.integration
+@pytest.mark.e2e
+def test_json_logs_carry_job_and_task_ids(
+    spawn: Callable[..., Proc], clean_queues: None, tmp_path: Path
+) -> None:
+    import json
+
+    from .conftest import worker_cmd
+
+    cmd, _ = worker_cmd("video_queue", "-c", "1", "-l", "info")
+    worker = spawn(cmd, child_env(MEDIAAPP_LOG_FORMAT="json"), "worker")
+    job = submit("clip.mp4")
+    job.wait(timeout=90)
+    worker.wait_for(f"{job.id}] succeeded")
+    lines = [json.loads(line) for line in worker.text().splitlines() if line.startswith("{")]
+    about_job = [doc for doc in lines if doc.get("job_id") == job.id]
+    assert any("ffmpeg:" in doc["message"] for doc in about_job), about_job
+    assert all(doc["task_id"] == job.id and doc["level"] for doc in about_job)
