@@ -23,7 +23,7 @@ from typing import Any
 
 import ffmpeg as ffmpeg_python
 
-from mediaapp import ffmpeg
+from mediaapp import ffmpeg, sprites
 from mediaapp.errors import (
     EmptyInput,
     InputNotFound,
@@ -221,6 +221,25 @@ def describe_output(path: Path, kind: str, settings: Settings) -> dict[str, Any]
     }
 
 
+def describe_text(
+    path: Path, kind: str, settings: Settings, *, duration_s: float
+) -> dict[str, Any]:
+    """Manifest entry of a text output (WebVTT): no streams to probe, same fields."""
+    return {
+        "kind": kind,
+        "path": str(path),
+        "relpath": str(path.relative_to(settings.output_root)),
+        "size": path.stat().st_size,
+        "duration_s": duration_s,
+        "codec": "webvtt",
+        "audio_codec": None,
+        "width": None,
+        "height": None,
+        "bit_rate": None,
+        "sha256": sha256(path),
+    }
+
+
 def verify_video(entry: dict[str, Any], source: ProbeResult, expected_height: int) -> None:
     """Fail the job if an output does not hold what we promise."""
     if entry["height"] != expected_height:
@@ -299,6 +318,15 @@ def transcode(
         result = ffmpeg.run(poster_stream(src, tmp, info, profile))
         commands.append(result.cmd)
         encode_s += result.elapsed_s
+    preview = sprites.plan(info.duration_s, *display_size(info))
+    sprite_path = out_dir / f"{stem}.sprite.jpg"
+    vtt_path = out_dir / f"{stem}.thumbs.vtt"
+    with atomic_output(sprite_path) as tmp:
+        result = ffmpeg.run(sprites.sprite_stream(src, tmp, preview))
+        commands.append(result.cmd)
+        encode_s += result.elapsed_s
+    with atomic_output(vtt_path) as tmp:
+        tmp.write_text(sprites.vtt(preview, sprite_path.name))
     video_entry = describe_output(video_path, "video", settings)
     verify_video(video_entry, info, target_height(info, profile.height))
     manifest = {
@@ -307,7 +335,12 @@ def transcode(
         "profile": profile.name,
         "input": name,
         "source": info.to_dict(),
-        "outputs": [video_entry, describe_output(poster_path, "poster", settings)],
+        "outputs": [
+            video_entry,
+            describe_output(poster_path, "poster", settings),
+            describe_output(sprite_path, "sprite", settings),
+            describe_text(vtt_path, "vtt", settings, duration_s=info.duration_s),
+        ],
         "ffmpeg_version": ffmpeg.ffmpeg_version(),
         "commands": commands,
         "encode_s": round(encode_s, 3),

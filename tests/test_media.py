@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 import shutil
 import struct
@@ -228,7 +230,25 @@ def test_transcode_web_on_the_real_corpus_clip(settings: Settings) -> None:
     _check_web_output(m, height=240, duration=m["source"]["duration_s"])
     assert probe(Path(m["outputs"][0]["path"])).audio is not None
     assert seen and seen[-1].done
-    assert m["ffmpeg_version"] and len(m["commands"]) == 2 and m["profile"] == "web"
+    assert m["ffmpeg_version"] and len(m["commands"]) == 3 and m["profile"] == "web"
+    check_previews(m, m["source"]["duration_s"])
+
+
+def check_previews(manifest: dict, duration: float) -> None:
+    """Sprite sheet of the promised grid, VTT cues contiguous over exactly the duration."""
+    from mediaapp import sprites
+
+    sprite = next(o for o in manifest["outputs"] if o["kind"] == "sprite")
+    vtt = next(o for o in manifest["outputs"] if o["kind"] == "vtt")
+    cues = sprites.parse_vtt(Path(vtt["path"]).read_text())
+    assert cues[0][0] == 0.0 and abs(cues[-1][1] - duration) < 0.002
+    assert all(abs(a[1] - b[0]) < 0.002 for a, b in itertools.pairwise(cues))
+    tiles = [c[2].split("#xywh=") for c in cues]
+    assert {name for name, _ in tiles} == {Path(sprite["path"]).name}
+    boxes = [tuple(int(v) for v in box.split(",")) for _, box in tiles]
+    assert max(x + w for x, _, w, _ in boxes) == sprite["width"]
+    assert max(y + h for _, y, _, h in boxes) == sprite["height"]
+    assert len(cues) == min(100, math.ceil(duration))
 
 
 def test_transcode_never_upscales_and_applies_rotation(settings: Settings) -> None:
