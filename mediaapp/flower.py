@@ -42,8 +42,8 @@ def flower_invocation(
         "--persistent=True",
         f"--db={settings.data_dir / 'flower.db'}",
         f"--state_save_interval={defaults.FLOWER_STATE_SAVE_MS}",
-        # kwargs carry the job id, the input and the profile: show them on the tasks page.
-        "--tasks_columns=name,uuid,state,kwargs,received,runtime,worker,retries,exception",
+        # kwargs carry the job id, input and profile; result shows live progress: show both.
+        "--tasks_columns=name,uuid,state,kwargs,result,received,runtime,worker,retries,exception",
     ]
     return cmd, env
 

@@ -31,7 +31,10 @@ def report_progress(task: Task, meta: dict[str, Any]) -> None:
     """PROGRESS in the result backend (clients) and as a task event (Flower shows it)."""
     task.update_state(state=PROGRESS, meta=meta)
     if task.app.conf.worker_send_task_events:
-        task.send_event("task-progress", **meta)
+        # Flower keeps only the fields it knows; "result" is one, so the live figures go there
+        # until the real result replaces them.
+        summary = f"{meta.get('step')} {meta.get('percent') or 0:.1f}% at {meta.get('speed')}x"
+        task.send_event("task-progress", result=summary, **meta)
 
 
 def check_deliveries(task: Task) -> None:

@@ -116,3 +116,30 @@ def test_flower_shows_jobs_and_keeps_history(
     start_flower(spawn, port, tmp_path)
     status, body = get(f"{base}/api/tasks")
     assert job.id in json.loads(body)
+
+
+@pytest.mark.integration
+@pytest.mark.e2e
+def test_flower_shows_progress_of_a_running_step(
+    spawn: Callable[..., Proc], clean_queues: None, tmp_path: Path, media_root: Path
+) -> None:
+    from .test_faults import long_clip
+
+    port = free_port()
+    start_flower(spawn, port, tmp_path)
+    cmd, _ = worker_cmd("video_queue", "-c", "1")
+    spawn(cmd, name="worker")
+    job = submit(long_clip(media_root))
+    seen: dict = {}
+    states = []
+    for _ in range(200):
+        status, body = get(f"http://127.0.0.1:{port}/api/task/info/{job.id}")
+        seen = json.loads(body) if status == 200 else {}
+        states.append((status, seen.get("state"), job.status()))
+        if seen.get("state") == "PROGRESS" and "%" in str(seen.get("result")):
+            break
+        time.sleep(0.2)
+    assert seen.get("state") == "PROGRESS", states
+    percent = float(seen["result"].split()[1].rstrip("%"))
+    assert 0 < percent < 100 and seen["result"].startswith("transcode ")
+    job.cancel()
