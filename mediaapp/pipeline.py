@@ -282,14 +282,29 @@ def write_manifest(manifest: dict[str, Any], settings: Settings) -> Path:
     return final
 
 
+class _Work:
+    """What a job's steps produce: outputs, command lines, ffmpeg seconds."""
+
+    def __init__(self) -> None:
+        self.outputs: list[dict[str, Any]] = []
+        self.commands: list[str] = []
+        self.encode_s = 0.0
+
+    def run(self, stream: Any, **kwargs: Any) -> None:
+        result = ffmpeg.run(stream, **kwargs)
+        self.commands.append(result.cmd)
+        self.encode_s += result.elapsed_s
+
+
 def transcode(
     job_id: str,
     name: str,
     profile_name: str,
     settings: Settings,
     on_progress: ffmpeg.ProgressCallback | None = None,
+    strategy: str = "single",
 ) -> dict[str, Any]:
-    """Transcode ``name`` (relative to the media root) with a profile; return the manifest.
+    """Run a profile on ``name`` (relative to the media root); return the verified manifest.
 
     A job whose complete manifest already exists is not encoded again: a redelivered
     message finds the finished work and returns it.
@@ -300,55 +315,155 @@ def transcode(
         log.info("job %s already complete, returning its manifest", job_id)
         return done
     started = time.monotonic()
-    src, info = inspect(name, settings)
+    src, info = inspect(name, settings, needs_video=profile.kind != "audio")
     out_dir = job_dir(job_id, settings)
     clear_partials(out_dir)
+    work = _Work()
     stem = safe_stem(name)
-    video_path = out_dir / f"{stem}.{profile.name}.{profile.container}"
-    poster_path = out_dir / f"{stem}.poster.jpg"
-    commands: list[str] = []
-    encode_s = 0.0
-    with atomic_output(video_path) as tmp:
-        result = ffmpeg.run(
-            web_stream(src, tmp, info, profile), duration_s=info.duration_s, on_progress=on_progress
+    if profile.kind == "mp4":
+        _mp4(
+            work, src, info, profile, out_dir / f"{stem}.{profile.name}.mp4", settings, on_progress
         )
-        commands.append(result.cmd)
-        encode_s += result.elapsed_s
-    with atomic_output(poster_path) as tmp:
-        result = ffmpeg.run(poster_stream(src, tmp, info, profile))
-        commands.append(result.cmd)
-        encode_s += result.elapsed_s
-    preview = sprites.plan(info.duration_s, *display_size(info))
-    sprite_path = out_dir / f"{stem}.sprite.jpg"
-    vtt_path = out_dir / f"{stem}.thumbs.vtt"
-    with atomic_output(sprite_path) as tmp:
-        result = ffmpeg.run(sprites.sprite_stream(src, tmp, preview))
-        commands.append(result.cmd)
-        encode_s += result.elapsed_s
-    with atomic_output(vtt_path) as tmp:
-        tmp.write_text(sprites.vtt(preview, sprite_path.name))
-    video_entry = describe_output(video_path, "video", settings)
-    verify_video(video_entry, info, target_height(info, profile.height))
+    if profile.kind in ("mp4", "thumbs"):
+        _previews(work, src, info, profile, out_dir, stem, settings)
+    if profile.kind == "audio":
+        _audio(work, src, info, profile, out_dir, stem, settings, on_progress)
+    if profile.kind in ("hls", "dash"):
+        from mediaapp import packaging
+
+        packaging.encode_ladder(work, src, info, profile, out_dir, settings, on_progress, strategy)
     manifest = {
         "job_id": job_id,
         "task": "video.transcode",
         "profile": profile.name,
+        "kind": profile.kind,
         "input": name,
         "source": info.to_dict(),
-        "outputs": [
-            video_entry,
-            describe_output(poster_path, "poster", settings),
-            describe_output(sprite_path, "sprite", settings),
-            describe_text(vtt_path, "vtt", settings, duration_s=info.duration_s),
-        ],
+        "outputs": work.outputs,
         "ffmpeg_version": ffmpeg.ffmpeg_version(),
-        "commands": commands,
-        "encode_s": round(encode_s, 3),
+        "commands": work.commands,
+        "encode_s": round(work.encode_s, 3),
         "elapsed_s": round(time.monotonic() - started, 3),
         "created_at": datetime.now(UTC).isoformat(),
     }
     write_manifest(manifest, settings)
     return manifest
+
+
+def can_remux(src: Path, info: ProbeResult, profile: Profile) -> bool:
+    """``reencode = "auto"``: the input already is what the profile makes (H.264 yuv420p +
+    AAC or no audio, within the target height, no rotation, moov before mdat)."""
+    video, audio = info.video, info.audio
+    return bool(
+        profile.reencode == "auto"
+        and video is not None
+        and video.codec == "h264"
+        and video.pix_fmt == "yuv420p"
+        and not video.rotation
+        and (video.height or 0) <= profile.height
+        and (audio is None or audio.codec == "aac")
+        and len(info.streams) == (2 if audio else 1)
+        and is_faststart(src)
+    )
+
+
+def is_faststart(path: Path) -> bool:
+    """True when an MP4's ``moov`` box comes before its ``mdat`` box."""
+    with open(path, "rb") as fh:
+        offset = 0
+        while True:
+            fh.seek(offset)
+            header = fh.read(16)
+            if len(header) < 8:
+                return False
+            size, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if size == 1:
+                size = int.from_bytes(header[8:16], "big")
+            if kind == b"moov":
+                return True
+            if kind == b"mdat" or size < 8:
+                return False
+            offset += size
+
+
+def _mp4(
+    work: _Work,
+    src: Path,
+    info: ProbeResult,
+    profile: Profile,
+    path: Path,
+    settings: Settings,
+    on_progress: ffmpeg.ProgressCallback | None,
+) -> None:
+    remux = can_remux(src, info, profile)
+    with atomic_output(path) as tmp:
+        if remux:  # already right: copy the streams, only make sure of faststart
+            stream = ffmpeg.input_file(src).output(
+                ffmpeg.output_target(tmp), c="copy", movflags="+faststart", map_metadata=-1
+            )
+        else:
+            stream = web_stream(src, tmp, info, profile)
+        work.run(stream, duration_s=info.duration_s, on_progress=on_progress)
+    entry = describe_output(path, "video", settings)
+    entry["remuxed"] = remux
+    verify_video(entry, info, target_height(info, profile.height))
+    work.outputs.append(entry)
+
+
+def _previews(
+    work: _Work,
+    src: Path,
+    info: ProbeResult,
+    profile: Profile,
+    out_dir: Path,
+    stem: str,
+    settings: Settings,
+) -> None:
+    poster_path = out_dir / f"{stem}.poster.jpg"
+    with atomic_output(poster_path) as tmp:
+        work.run(poster_stream(src, tmp, info, profile))
+    preview = sprites.plan(info.duration_s, *display_size(info))
+    sprite_path = out_dir / f"{stem}.sprite.jpg"
+    vtt_path = out_dir / f"{stem}.thumbs.vtt"
+    with atomic_output(sprite_path) as tmp:
+        work.run(sprites.sprite_stream(src, tmp, preview))
+    with atomic_output(vtt_path) as tmp:
+        tmp.write_text(sprites.vtt(preview, sprite_path.name))
+    work.outputs += [
+        describe_output(poster_path, "poster", settings),
+        describe_output(sprite_path, "sprite", settings),
+        describe_text(vtt_path, "vtt", settings, duration_s=info.duration_s),
+    ]
+
+
+def _audio(
+    work: _Work,
+    src: Path,
+    info: ProbeResult,
+    profile: Profile,
+    out_dir: Path,
+    stem: str,
+    settings: Settings,
+    on_progress: ffmpeg.ProgressCallback | None,
+) -> None:
+    if info.audio is None:
+        raise NotMedia(f"{Path(info.path).name}: no audio stream for the audio profile")
+    for suffix, codec in ((".m4a", "aac"), (".mp3", "libmp3lame")):
+        path = out_dir / f"{stem}.audio{suffix}"
+        with atomic_output(path) as tmp:
+            stream = ffmpeg.input_file(src).audio.output(
+                ffmpeg.output_target(tmp),
+                acodec=codec,
+                audio_bitrate=f"{profile.audio_bitrate_kbps}k",
+                map_metadata=-1,
+                **({"movflags": "+faststart"} if suffix == ".m4a" else {}),
+            )
+            work.run(stream, duration_s=info.duration_s, on_progress=on_progress)
+        entry = describe_output(path, "audio", settings)
+        tolerance = 1024 / (info.audio.sample_rate or 44100) + 0.05
+        if abs(entry["duration_s"] - (info.audio.duration_s or info.duration_s)) > tolerance:
+            raise NotMedia(f"output {entry['relpath']}: duration {entry['duration_s']} s is off")
+        work.outputs.append(entry)
 
 
 def thumbnail(

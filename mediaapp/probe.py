@@ -141,7 +141,7 @@ def _stream_info(stream: Any) -> StreamInfo:
     info = StreamInfo(
         index=stream.index,
         type=stream.type,
-        codec=(ctx.name if ctx is not None else None) or "unknown",
+        codec=(ctx.codec.canonical_name if ctx is not None else None) or "unknown",
         bit_rate=(ctx.bit_rate if ctx is not None else None) or None,
         duration_s=_seconds(stream.duration, stream.time_base),
     )

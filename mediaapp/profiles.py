@@ -1,14 +1,32 @@
-"""Named transcoding profiles.
+"""Named transcoding profiles, loaded from TOML data files and checked on load.
 
-A profile is plain data: what a user asks for by name (``--profile web``). The ffmpeg
-arguments are derived from it in :mod:`mediaapp.pipeline`, never written here.
+The shipped profiles are in ``mediaapp/profiles.toml``; every ``*.toml`` file in
+``MEDIAAPP_PROFILES_DIR`` adds profiles or replaces shipped ones by name. A bad field fails
+loudly with the file and the field named. The ffmpeg arguments are derived from a profile in
+:mod:`mediaapp.pipeline` and :mod:`mediaapp.ladder`, never written in the data.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
-from mediaapp.errors import UnknownProfile
+from mediaapp.errors import ConfigurationError, UnknownProfile
+
+SHIPPED = Path(__file__).with_name("profiles.toml")
+KINDS = ("mp4", "hls", "dash", "audio", "thumbs")
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One rendition of a ladder."""
+
+    height: int
+    video_kbps: int
 
 
 @dataclass(frozen=True)
@@ -16,8 +34,9 @@ class Profile:
     """One output recipe."""
 
     name: str
+    kind: str = "mp4"
     #: Target height in pixels; sources smaller than this keep their own size (never upscaled).
-    height: int
+    height: int = 720
     video_codec: str = "libx264"
     #: x264 preset and constant rate factor: quality-targeted, so bit rate follows content.
     preset: str = "veryfast"
@@ -32,19 +51,102 @@ class Profile:
     #: Poster frame position as a fraction of the duration.
     poster_at: float = 0.1
     poster_height: int = 720
+    #: "always" re-encodes; "auto" remuxes an input that already meets the profile.
+    reencode: str = "always"
+    #: Ladder profiles: the rungs (highest first) and the segment duration in seconds.
+    rungs: tuple[Rung, ...] = field(default_factory=tuple)
+    segment_s: int = 4
 
 
-PROFILES: dict[str, Profile] = {
-    "web": Profile(name="web", height=720),
-    "web-1080": Profile(name="web-1080", height=1080, maxrate_kbps=8000),
-    "web-480": Profile(name="web-480", height=480, maxrate_kbps=2000),
-}
+_FIELD_TYPES: dict[str, type] = {
+    "kind": str, "height": int, "video_codec": str, "preset": str, "crf": int,
+    "maxrate_kbps": int, "audio_codec": str, "audio_bitrate_kbps": int, "container": str,
+    "faststart": bool, "poster_at": float, "poster_height": int, "reencode": str,
+    "rungs": list, "segment_s": int,
+}  # fmt: skip
+_PRESETS = {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"}
+
+
+def _bad(source: str, name: str, key: str, why: str) -> ConfigurationError:
+    return ConfigurationError(f"{source}: profile [{name}] field {key!r}: {why}")
+
+
+def parse_profile(name: str, table: dict[str, Any], source: str) -> Profile:
+    """Check one TOML table and build its :class:`Profile`; errors name the file and field."""
+    known = {f.name for f in fields(Profile)} - {"name"}
+    for key, value in table.items():
+        if key not in known:
+            raise _bad(source, name, key, f"unknown field (known: {', '.join(sorted(known))})")
+        want = _FIELD_TYPES[key]
+        ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            raise _bad(source, name, key, f"expected {want.__name__}, got {value!r}")
+    values = dict(table)
+    if values.get("kind", "mp4") not in KINDS:
+        raise _bad(source, name, "kind", f"{values['kind']!r} is not one of {', '.join(KINDS)}")
+    if values.get("reencode", "always") not in ("auto", "always"):
+        raise _bad(source, name, "reencode", "must be 'auto' or 'always'")
+    if values.get("preset", "veryfast") not in _PRESETS:
+        raise _bad(source, name, "preset", f"{values['preset']!r} is not an x264 preset")
+    for key in ("height", "maxrate_kbps", "audio_bitrate_kbps", "segment_s", "poster_height"):
+        if key in values and values[key] <= 0:
+            raise _bad(source, name, key, "must be positive")
+    if not 0 <= values.get("crf", 23) <= 51:
+        raise _bad(source, name, "crf", "must be between 0 and 51")
+    rungs = []
+    for i, rung in enumerate(values.pop("rungs", [])):
+        if not isinstance(rung, dict) or set(rung) != {"height", "video_kbps"}:
+            raise _bad(source, name, f"rungs[{i}]", "needs exactly height and video_kbps")
+        if not all(isinstance(v, int) and v > 0 for v in rung.values()):
+            raise _bad(source, name, f"rungs[{i}]", "height and video_kbps must be positive")
+        rungs.append(Rung(rung["height"], rung["video_kbps"]))
+    kind = values.get("kind", "mp4")
+    if kind in ("hls", "dash") and not rungs:
+        raise _bad(source, name, "rungs", f"a {kind} profile needs at least one rung")
+    rungs.sort(key=lambda r: -r.height)
+    return Profile(name=name, rungs=tuple(rungs), **values)
+
+
+def load_file(path: Path) -> dict[str, Profile]:
+    """All profiles of one TOML file."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path}: not valid TOML ({exc})") from None
+    profiles = {}
+    for name, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigurationError(f"{path}: {name!r} must be a table ([{name}])")
+        profiles[name] = parse_profile(name, table, str(path))
+    return profiles
+
+
+@lru_cache(maxsize=4)
+def load_profiles(extra_dir: str = "") -> dict[str, Profile]:
+    """Shipped profiles, then those of ``extra_dir`` (same name: the user's wins)."""
+    profiles = load_file(SHIPPED)
+    if extra_dir:
+        for path in sorted(Path(extra_dir).glob("*.toml")):
+            profiles.update(load_file(path))
+    return profiles
+
+
+def all_profiles() -> dict[str, Profile]:
+    """Every profile this process knows."""
+    return load_profiles(os.environ.get("MEDIAAPP_PROFILES_DIR", ""))
 
 
 def get_profile(name: str) -> Profile:
     """The profile called ``name``, or :class:`UnknownProfile` listing the ones that exist."""
+    profiles = all_profiles()
     try:
-        return PROFILES[name]
+        return profiles[name]
     except KeyError:
-        known = ", ".join(sorted(PROFILES))
+        known = ", ".join(sorted(profiles))
         raise UnknownProfile(f"unknown profile {name!r} (known: {known})") from None
+
+
+#: Kept for callers that list profiles; loaded from the data files.
+PROFILES = load_profiles()

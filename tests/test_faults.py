@@ -277,11 +277,12 @@ def test_broker_restart_with_jobs_queued_and_running(
 ) -> None:
     cmd, _ = worker_cmd("video_queue", "-c", "2", "-l", "info")
     spawn(cmd, name="worker")
-    jobs = [submit(random.choice(["silent.mp4", "clip.mp4", "rotated.mp4"])) for _ in range(8)]
-    wait_for(
-        lambda: any(j.status() in ("STARTED", "PROGRESS", "SUCCESS") for j in jobs),
-        what="the first job to start",
-    )
+    running = submit(long_clip(media_root))
+    jobs = [running] + [
+        submit(random.choice(["silent.mp4", "clip.mp4", "rotated.mp4"])) for _ in range(8)
+    ]
+    # The broker goes away with one job mid-encode and others still queued.
+    wait_for(lambda: running.status() == "PROGRESS", what="the long job to be encoding")
     subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, capture_output=True)
     try:
         time.sleep(3)

@@ -259,3 +259,24 @@ def test_audit_marks_redelivered_and_duplicate_copies(
     proc.wait_for("audit consumer ready")
     record = wait_records(log, lambda r: r.get("routing_key") == "user.test")[0]
     assert record["redelivered"] is True and record["duplicate"] is True
+
+
+def test_a_bare_worker_never_consumes_the_audit_queue(
+    spawn: Callable[..., Proc], clean_queues: None, rabbitmq: str
+) -> None:
+    import socket
+
+    from .conftest import BIN
+
+    node = f"bare{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
+    worker = spawn([str(BIN / "celery"), "-A", "mediaapp", "worker", "-n", node, "-l", "info"])
+    worker.wait_for("ready.")
+    out = subprocess.run(
+        [str(BIN / "celery"), "-A", "mediaapp", "inspect", "active_queues", "-d", node, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    queues = {q["name"] for q in json.loads(out.stdout)[node]}
+    assert queues == {"video_queue", "default_queue"}
+    assert queue_depth(rabbitmq, "audit_queue")[1] == 0

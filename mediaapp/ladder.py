@@ -1,0 +1,239 @@
+"""Adaptive-bitrate ladders: plan the rungs, encode them, package HLS or DASH.
+
+Rungs above the source's height are skipped (never upscaled); a source smaller than the
+lowest rung gets one rung at its own height. Every rung has the same constant frame rate and
+keyframes forced every ``segment_s`` seconds (no scene-cut keyframes), so segments line up
+across rungs and a player can switch at any boundary.
+
+Two strategies, measured in ``bench/ladder.py`` (figures in the README):
+
+* ``single``: one ffmpeg process decodes the source once and ``split``s it into every rung;
+* ``per_rendition``: one ffmpeg process per rung (each decodes the source again), which lets
+  each rung be its own Celery task on any worker.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ffmpeg as ffmpeg_python
+
+from mediaapp import ffmpeg
+from mediaapp.probe import ProbeResult, probe
+from mediaapp.profiles import Profile
+
+#: CODECS strings for the H.264 profiles x264 writes (profile_idc + constraint byte).
+_AVC_PROFILE = {"Baseline": "4200", "Constrained Baseline": "42e0", "Main": "4d00", "High": "6400"}
+AAC_LC = "mp4a.40.2"
+
+
+@dataclass(frozen=True)
+class PlannedRung:
+    """A rung as it will be encoded for this source."""
+
+    index: int
+    height: int
+    video_kbps: int
+
+    @property
+    def name(self) -> str:
+        """Directory name of the rung (``2_480p``)."""
+        return f"{self.index}_{self.height}p"
+
+
+def plan_rungs(info: ProbeResult, profile: Profile) -> list[PlannedRung]:
+    """The rungs to encode for this source, highest first."""
+    from mediaapp.pipeline import display_size
+
+    _, height = display_size(info)
+    fitting = [r for r in profile.rungs if r.height <= height]
+    if not fitting:
+        lowest = profile.rungs[-1]
+        return [PlannedRung(0, max(2, height // 2 * 2), lowest.video_kbps)]
+    return [PlannedRung(i, r.height, r.video_kbps) for i, r in enumerate(fitting)]
+
+
+def frame_rate(info: ProbeResult) -> float:
+    """The constant output frame rate: the source's (rounded to 3 decimals), else 30."""
+    fps = info.video.fps if info.video else None
+    return round(fps, 3) if fps and 1 <= fps <= 120 else 30.0
+
+
+def gop_frames(info: ProbeResult, profile: Profile) -> int:
+    """Frames between forced keyframes: one segment."""
+    return max(1, round(frame_rate(info) * profile.segment_s))
+
+
+def _video_options(
+    rung: PlannedRung, info: ProbeResult, profile: Profile, suffix: str = ""
+) -> dict[str, Any]:
+    gop = gop_frames(info, profile)
+    return {
+        f"b:v{suffix}": f"{rung.video_kbps}k",
+        f"maxrate:v{suffix}": f"{round(rung.video_kbps * 1.07)}k",
+        f"bufsize:v{suffix}": f"{2 * rung.video_kbps}k",
+    } | ({} if suffix else {
+        "vcodec": profile.video_codec, "preset": profile.preset, "g": gop, "keyint_min": gop,
+        "sc_threshold": 0, "force_key_frames": f"expr:gte(t,n_forced*{profile.segment_s})",
+    })  # fmt: skip
+
+
+def _audio_options(info: ProbeResult, profile: Profile) -> dict[str, Any]:
+    if info.audio is None:
+        return {"an": None}
+    return {"acodec": "aac", "b:a": f"{profile.audio_bitrate_kbps}k", "ac": 2}
+
+
+def _hls_options(rung_dir: Path, profile: Profile) -> dict[str, Any]:
+    return {
+        "f": "hls",
+        "hls_time": profile.segment_s,
+        "hls_playlist_type": "vod",
+        "hls_flags": "independent_segments",
+        "hls_segment_filename": ffmpeg.output_target(rung_dir / "seg_%03d.ts"),
+    }
+
+
+def _scaled(video: Any, rung: PlannedRung) -> Any:
+    return video.filter("scale", -2, rung.height).filter("format", "yuv420p")
+
+
+def hls_single_stream(src: Path, out_dir: Path, info: ProbeResult, profile: Profile) -> Any:
+    """One ffmpeg process: decode once, constant frame rate, ``split`` into every rung."""
+    rungs = plan_rungs(info, profile)
+    inp = ffmpeg.input_file(src)
+    video = inp.video.filter("fps", frame_rate(info))
+    branches = video.filter_multi_output("split", len(rungs))
+    outputs = []
+    for rung in rungs:
+        rung_dir = out_dir / rung.name
+        rung_dir.mkdir(parents=True, exist_ok=True)
+        streams = [_scaled(branches.stream(rung.index), rung)]
+        if info.audio is not None:
+            streams.append(inp.audio)
+        outputs.append(
+            ffmpeg_python.output(
+                *streams,
+                ffmpeg.output_target(rung_dir / "index.m3u8"),
+                **_video_options(rung, info, profile),
+                **_audio_options(info, profile),
+                **_hls_options(rung_dir, profile),
+            )
+        )
+    return ffmpeg_python.merge_outputs(*outputs)
+
+
+def hls_rung_stream(
+    src: Path, out_dir: Path, info: ProbeResult, profile: Profile, rung: PlannedRung
+) -> Any:
+    """One rung on its own (the per-rendition strategy): same options, its own decode."""
+    rung_dir = out_dir / rung.name
+    rung_dir.mkdir(parents=True, exist_ok=True)
+    inp = ffmpeg.input_file(src)
+    streams = [_scaled(inp.video.filter("fps", frame_rate(info)), rung)]
+    if info.audio is not None:
+        streams.append(inp.audio)
+    return ffmpeg_python.output(
+        *streams,
+        ffmpeg.output_target(rung_dir / "index.m3u8"),
+        **_video_options(rung, info, profile),
+        **_audio_options(info, profile),
+        **_hls_options(rung_dir, profile),
+    )
+
+
+def dash_stream(src: Path, out_dir: Path, info: ProbeResult, profile: Profile) -> Any:
+    """The ladder as DASH in one process: one video adaptation set, one audio."""
+    rungs = plan_rungs(info, profile)
+    inp = ffmpeg.input_file(src)
+    branches = inp.video.filter("fps", frame_rate(info)).filter_multi_output("split", len(rungs))
+    streams = [_scaled(branches.stream(r.index), r) for r in rungs]
+    options: dict[str, Any] = {}
+    for r in rungs:
+        options |= _video_options(r, info, profile, suffix=f":{r.index}")
+    options |= {k: v for k, v in _video_options(rungs[0], info, profile).items()
+                if not k.startswith(("b:v", "maxrate", "bufsize"))}  # fmt: skip
+    sets = "id=0,streams=v"
+    if info.audio is not None:
+        streams.append(inp.audio)
+        sets += " id=1,streams=a"
+    return ffmpeg_python.output(
+        *streams,
+        ffmpeg.output_target(out_dir / "manifest.mpd"),
+        **options,
+        **_audio_options(info, profile),
+        f="dash",
+        seg_duration=profile.segment_s,
+        use_template=1,
+        use_timeline=1,
+        adaptation_sets=sets,
+    )
+
+
+def media_playlist(path: Path) -> list[tuple[float, str]]:
+    """(duration, file) of each segment of an HLS media playlist."""
+    segments, duration = [], 0.0
+    for line in path.read_text().splitlines():
+        if line.startswith("#EXTINF:"):
+            duration = float(line[8:].split(",")[0])
+        elif line and not line.startswith("#"):
+            segments.append((duration, line))
+    return segments
+
+
+def codecs(sample: Path) -> tuple[str, int, int, float | None]:
+    """CODECS attribute, width, height and frame rate, read from a rung's first segment."""
+    info = probe(sample, decode_check=False)
+    video = info.video
+    assert video is not None
+    import av
+
+    with open(sample, "rb") as fh, av.open(fh) as container:
+        ctx = container.streams.video[0].codec_context
+        prof, level = ctx.profile or "High", ctx.level or 31
+    parts = [f"avc1.{_AVC_PROFILE.get(prof, '6400')}{level:02x}"]
+    if info.audio is not None:
+        parts.append(AAC_LC)
+    return ",".join(parts), video.width or 0, video.height or 0, video.fps
+
+
+def master_playlist(out_dir: Path, rungs: list[PlannedRung]) -> str:
+    """The HLS master playlist, every attribute measured from the rung's own segments."""
+    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    for rung in rungs:
+        rung_dir = out_dir / rung.name
+        segments = media_playlist(rung_dir / "index.m3u8")
+        sizes = [((rung_dir / f).stat().st_size, d) for d, f in segments]
+        peak = max(int(size * 8 / d) for size, d in sizes if d > 0)
+        average = int(sum(s for s, _ in sizes) * 8 / sum(d for _, d in sizes))
+        codec, width, height, fps = codecs(rung_dir / segments[0][1])
+        rate = f",FRAME-RATE={fps:.3f}" if fps else ""
+        lines.append(
+            f"#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},"
+            f'RESOLUTION={width}x{height},CODECS="{codec}"{rate}'
+        )
+        lines.append(f"{rung.name}/index.m3u8")
+    return "\n".join(lines) + "\n"
+
+
+def expected_segments(duration_s: float, segment_s: int) -> int:
+    """Segments a rung of ``duration_s`` must have (the last one may be short)."""
+    return max(1, math.ceil(round(duration_s, 3) / segment_s))
+
+
+_ATTR = re.compile(r'([A-Z-]+)=("[^"]*"|[^,]*)')
+
+
+def parse_master(text: str) -> list[dict[str, str]]:
+    """The attributes and URI of each variant of a master playlist."""
+    variants, lines = [], text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("#EXT-X-STREAM-INF:"):
+            attrs = {k: v.strip('"') for k, v in _ATTR.findall(line.split(":", 1)[1])}
+            attrs["URI"] = lines[i + 1]
+            variants.append(attrs)
+    return variants

@@ -1,0 +1,212 @@
+"""Encode a ladder and package it (HLS or DASH) into a directory that appears complete.
+
+Everything is written under a hidden ``.hls.part-*`` / ``.dash.part-*`` directory, verified,
+and renamed into place (``hls/`` or ``dash/``) in one step, so nobody sees half a package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from mediaapp import ffmpeg, ladder
+from mediaapp.errors import NotMedia
+from mediaapp.probe import ProbeResult
+from mediaapp.profiles import Profile
+from mediaapp.settings import Settings
+
+_MPD = "{urn:mpeg:dash:schema:mpd:2011}"
+
+
+def _tolerance(info: ProbeResult) -> float:
+    """One video frame plus one audio packet, plus container rounding."""
+    frame = 1 / ladder.frame_rate(info)
+    packet = 1024 / (info.audio.sample_rate or 48000) if info.audio else 0.0
+    return frame + packet + 0.01
+
+
+def _expected_duration(info: ProbeResult) -> float:
+    video = info.video.duration_s if info.video and info.video.duration_s else info.duration_s
+    audio = info.audio.duration_s if info.audio and info.audio.duration_s else 0.0
+    return max(video, audio)
+
+
+def encode_ladder(
+    work: Any,
+    src: Path,
+    info: ProbeResult,
+    profile: Profile,
+    out_dir: Path,
+    settings: Settings,
+    on_progress: ffmpeg.ProgressCallback | None,
+    strategy: str,
+) -> None:
+    """Encode the profile's ladder and append verified manifest entries to ``work``."""
+    final = out_dir / profile.kind
+    tmp = out_dir / f".{profile.kind}.part-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        rungs = ladder.plan_rungs(info, profile)
+        if profile.kind == "hls":
+            if strategy == "per_rendition":
+                for rung in rungs:
+                    work.run(
+                        ladder.hls_rung_stream(src, tmp, info, profile, rung),
+                        duration_s=info.duration_s,
+                        on_progress=on_progress,
+                    )
+            else:
+                work.run(
+                    ladder.hls_single_stream(src, tmp, info, profile),
+                    duration_s=info.duration_s,
+                    on_progress=on_progress,
+                )
+            (tmp / "master.m3u8").write_text(ladder.master_playlist(tmp, rungs))
+            entries = verify_hls(tmp, info, profile, rungs)
+        else:
+            work.run(
+                ladder.dash_stream(src, tmp, info, profile),
+                duration_s=info.duration_s,
+                on_progress=on_progress,
+            )
+            entries = verify_dash(tmp, info, rungs)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for entry in entries:  # paths were measured in the temporary directory
+        entry["path"] = str(final / entry.pop("name"))
+        entry["relpath"] = str(Path(entry["path"]).relative_to(settings.output_root))
+    work.outputs += entries
+
+
+def _digest(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as fh:
+            for block in iter(lambda f=fh: f.read(1 << 20), b""):  # type: ignore[misc]
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_hls(
+    root: Path, info: ProbeResult, profile: Profile, rungs: list[ladder.PlannedRung]
+) -> list[dict[str, Any]]:
+    """Check every rung (duration, height, segment count) and the master playlist."""
+    expected = _expected_duration(info)
+    entries: list[dict[str, Any]] = []
+    variants = ladder.parse_master((root / "master.m3u8").read_text())
+    if len(variants) != len(rungs):
+        raise NotMedia(f"master playlist lists {len(variants)} variants, expected {len(rungs)}")
+    for rung, variant in zip(rungs, variants, strict=True):
+        playlist = root / rung.name / "index.m3u8"
+        segments = ladder.media_playlist(playlist)
+        duration = sum(d for d, _ in segments)
+        files = [playlist.parent / f for _, f in segments]
+        width, height = (int(v) for v in variant["RESOLUTION"].split("x"))
+        if height != rung.height or width % 2 or height % 2:
+            raise NotMedia(f"rung {rung.name}: {width}x{height}, expected height {rung.height}")
+        if abs(duration - expected) > _tolerance(info):
+            raise NotMedia(f"rung {rung.name}: {duration:.3f} s, source {expected:.3f} s")
+        if len(segments) != ladder.expected_segments(duration, profile.segment_s):
+            raise NotMedia(f"rung {rung.name}: {len(segments)} segments for {duration:.3f} s")
+        size = sum(f.stat().st_size for f in files)
+        entries.append(
+            {
+                "kind": "hls-rendition",
+                "name": f"{rung.name}/index.m3u8",
+                "size": size,
+                "duration_s": round(duration, 6),
+                "codec": "h264",
+                "codecs": variant["CODECS"],
+                "audio_codec": "aac" if info.audio else None,
+                "width": width,
+                "height": height,
+                "bit_rate": int(variant["AVERAGE-BANDWIDTH"]),
+                "peak_bit_rate": int(variant["BANDWIDTH"]),
+                "segments": len(segments),
+                "sha256": _digest([playlist, *files]),
+            }
+        )
+    master = root / "master.m3u8"
+    entries.insert(
+        0,
+        {
+            "kind": "hls-master",
+            "name": "master.m3u8",
+            "size": master.stat().st_size,
+            "duration_s": entries[0]["duration_s"],
+            "codec": None,
+            "audio_codec": None,
+            "width": entries[0]["width"],
+            "height": entries[0]["height"],
+            "bit_rate": None,
+            "sha256": _digest([master]),
+        },
+    )
+    return entries
+
+
+def _iso_duration(text: str) -> float:
+    """Seconds of an ISO 8601 duration as MPDs write them (PT1H2M3.4S)."""
+    text = text.removeprefix("PT")
+    seconds = 0.0
+    for unit, factor in (("H", 3600), ("M", 60), ("S", 1)):
+        if unit in text:
+            value, text = text.split(unit, 1)
+            seconds += float(value) * factor
+    return seconds
+
+
+def verify_dash(
+    root: Path, info: ProbeResult, rungs: list[ladder.PlannedRung]
+) -> list[dict[str, Any]]:
+    """Check the MPD: one representation per rung at its height, audio, the duration."""
+    mpd_path = root / "manifest.mpd"
+    mpd = ET.parse(mpd_path).getroot()  # noqa: S314 - our own ffmpeg's output
+    duration = _iso_duration(mpd.get("mediaPresentationDuration", "PT0S"))
+    if abs(duration - _expected_duration(info)) > _tolerance(info):
+        raise NotMedia(f"DASH duration {duration:.3f} s, source {_expected_duration(info):.3f} s")
+    reps = mpd.findall(f".//{_MPD}Representation")
+    video = [r for r in reps if r.get("height")]
+    audio = [r for r in reps if not r.get("height")]
+    heights = sorted((int(r.get("height", 0)) for r in video), reverse=True)
+    if heights != [r.height for r in rungs] or bool(audio) != (info.audio is not None):
+        raise NotMedia(f"DASH representations {heights} (+{len(audio)} audio) do not match")
+    files = sorted(p for p in root.iterdir() if p.is_file())
+    entries = [
+        {
+            "kind": "dash-mpd",
+            "name": "manifest.mpd",
+            "size": sum(p.stat().st_size for p in files),
+            "duration_s": round(duration, 6),
+            "codec": None,
+            "audio_codec": None,
+            "width": int(video[0].get("width", 0)),
+            "height": heights[0],
+            "bit_rate": None,
+            "representations": len(reps),
+            "sha256": _digest(files),
+        }
+    ]
+    for rep in video:
+        entries.append(
+            {
+                "kind": "dash-representation",
+                "name": "manifest.mpd",
+                "size": 0,
+                "duration_s": round(duration, 6),
+                "codec": rep.get("codecs"),
+                "audio_codec": None,
+                "width": int(rep.get("width", 0)),
+                "height": int(rep.get("height", 0)),
+                "bit_rate": int(rep.get("bandwidth", 0)),
+                "sha256": None,
+            }
+        )
+    return entries
