@@ -18,6 +18,11 @@ from mediaapp.settings import get_settings
 console = Console(stderr=True)
 
 
+def _out() -> Console:
+    """Console for tables on stdout: full width when piped (no ellipsis in logs and tests)."""
+    return Console(width=None if sys.stdout.isatty() else 200)
+
+
 @click.group()
 def cli() -> None:
     """Distributed media processing on Celery, Kombu, RabbitMQ and ffmpeg."""
@@ -64,10 +69,13 @@ def status(job_id: str, as_json: bool) -> None:
     click.echo(f"{job_id} {state}")
     if state == "SUCCESS":
         print_manifest(job.wait(timeout=1), as_json=as_json)
-    elif state == "FAILURE":
+        return
+    if state == "FAILURE":
         click.echo(f"error: {job.error!r}")
-    elif job.progress:
-        click.echo(json.dumps(job.progress))
+    if as_json:
+        click.echo(json.dumps({"state": state, "progress": job.progress, "steps": job.steps()}))
+    else:
+        print_steps(job)
 
 
 @cli.command()
@@ -211,24 +219,49 @@ def show_settings() -> None:
 
 
 def wait_with_progress(job: Any, timeout: float | None) -> dict[str, Any]:
-    """Wait for a job, drawing a progress bar fed by its PROGRESS states."""
+    """Wait for a job, with a progress bar per step and one for the whole job."""
     columns = (
-        TextColumn("[bold]{task.description}"),
+        TextColumn("[bold]{task.description:<24}"),
         BarColumn(),
         TextColumn("{task.percentage:>5.1f}%"),
-        TextColumn("{task.fields[speed]}"),
+        TextColumn("{task.fields[speed]:>6}"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task(f"{job.name}", total=100, speed="")
+    with Progress(*columns, console=console, transient=False) as bars:
+        overall = bars.add_task(f"job {job.id[:8]} {job.name or ''}"[:24], total=100, speed="")
+        rows: dict[str, Any] = {}
 
         def update(meta: dict[str, Any]) -> None:
-            speed = f"{meta.get('speed') or 0:.1f}x" if meta.get("speed") else ""
-            bar.update(task, completed=meta.get("percent") or 0, speed=speed)
+            for step in meta.get("steps", []):
+                key = step["task_id"]
+                if key not in rows:
+                    label = f"  {step.get('step') or 'step'} {step.get('input') or ''}"
+                    rows[key] = bars.add_task(label[:24], total=100, speed="")
+                speed = f"{step['speed']:.1f}x" if step.get("speed") else ""
+                bars.update(rows[key], completed=step.get("percent") or 0, speed=speed)
+            bars.update(overall, completed=meta.get("percent") or 0)
 
         manifest: dict[str, Any] = job.wait(timeout=timeout, on_progress=update)
-        bar.update(task, completed=100)
+        for row in [*rows.values(), overall]:
+            bars.update(row, completed=100)
     return manifest
+
+
+def print_steps(job: Any) -> None:
+    """The steps of a job and their states, as a table."""
+    steps = job.steps() or [{"task_id": job.id, "state": job.status(), "percent": None}]
+    table = Table(title=f"job {job.id}: {job.status()}")
+    for col in ("step", "task id", "state", "progress"):
+        table.add_column(col, overflow="fold")
+    for step in steps:
+        percent = step.get("percent")
+        table.add_row(
+            str(step.get("step") or "transcode"),
+            step["task_id"],
+            step["state"],
+            "" if percent is None else f"{percent:.1f}%",
+        )
+    _out().print(table)
 
 
 def print_manifest(manifest: dict[str, Any], *, as_json: bool = False) -> None:
@@ -240,7 +273,7 @@ def print_manifest(manifest: dict[str, Any], *, as_json: bool = False) -> None:
         title=f"job {manifest['job_id']} · {manifest['input']} · {manifest['profile']}",
         caption=f"under {get_settings().output_root}",
     )
-    for col in ("kind", "path", "size", "duration", "codec", "size (px)"):
+    for col in ("kind", "path", "size", "duration", "codec", "size (px)", "bit rate"):
         table.add_column(col, overflow="fold")
     for out in manifest["outputs"]:
         table.add_row(
@@ -248,10 +281,11 @@ def print_manifest(manifest: dict[str, Any], *, as_json: bool = False) -> None:
             out.get("relpath", out["path"]),
             f"{out['size']:,} B",
             f"{out['duration_s']:.3f} s",
-            out["codec"] or "",
-            f"{out['width']}x{out['height']}",
+            out.get("codecs") or out["codec"] or "",
+            f"{out['width']}x{out['height']}" if out.get("height") else "",
+            f"{out['bit_rate'] // 1000} kb/s" if out.get("bit_rate") else "",
         )
-    Console().print(table)
+    _out().print(table)
 
 
 def print_trail(records: list[dict[str, Any]]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -51,6 +52,11 @@ def media_name(path: str | Path, media_root: Path | None = None) -> str:
     return str(resolved.relative_to(root))
 
 
+def steps_key(job_id: str) -> bytes:
+    """Result-backend key listing the task ids of a fanned-out job's steps."""
+    return f"mediaapp-steps-{job_id}".encode()
+
+
 def send_job(
     app: Celery, *, job_id: str, name: str, profile: str = "web", task: str = "video.transcode"
 ) -> AsyncResult:
@@ -77,12 +83,34 @@ class Job:
         """PENDING, STARTED, PROGRESS, RETRY, SUCCESS, FAILURE or CANCELLED."""
         return str(self._result.state)
 
+    def steps(self) -> list[dict[str, Any]]:
+        """Each step of a fanned-out job (per-rendition rungs): id, state, percent, step."""
+        raw = self._app.backend.get(steps_key(self.id))
+        rows = []
+        for task_id in json.loads(raw) if raw else []:
+            result = self._app.AsyncResult(task_id)
+            state, info = result.state, result.info
+            meta = dict(info) if state == PROGRESS and isinstance(info, dict) else {}
+            percent = 100.0 if state == "SUCCESS" else float(meta.get("percent") or 0.0)
+            rows.append({"task_id": task_id, "state": state, "percent": percent, **meta})
+        return rows
+
     @property
     def progress(self) -> dict[str, Any] | None:
-        """The latest PROGRESS meta (percent, fps, speed, eta_s), or None when not encoding."""
+        """The latest progress: percent, fps, speed, eta_s, and ``steps`` for fanned-out jobs.
+
+        None when nothing is encoding yet (queued) or the job has ended.
+        """
         if self._result.state == PROGRESS and isinstance(self._result.info, dict):
-            return dict(self._result.info)
-        return None
+            meta = dict(self._result.info)
+            return {**meta, "steps": [{"task_id": self.id, "state": PROGRESS, **meta}]}
+        if self._result.state in ("SUCCESS", "FAILURE", CANCELLED):
+            return None
+        steps = self.steps()
+        if not steps or all(s["state"] == "PENDING" for s in steps):
+            return None
+        percent = sum(s["percent"] for s in steps) / len(steps)
+        return {"step": "renditions", "percent": round(percent, 1), "steps": steps}
 
     def wait(
         self,
@@ -91,7 +119,10 @@ class Job:
         interval: float = 0.25,
         on_progress: Callable[[dict[str, Any]], None] | None = None,
     ) -> dict[str, Any]:
-        """Block until the job ends; return its manifest or raise :class:`JobFailed`."""
+        """Block until the job ends; return its manifest or raise :class:`JobFailed`.
+
+        ``on_progress`` is called with :attr:`progress` on every poll while the job runs.
+        """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             state = self._result.state
@@ -102,8 +133,10 @@ class Job:
                 raise self._failure()
             if state == CANCELLED:
                 raise JobCancelled(f"job {self.id} was cancelled")
-            if on_progress is not None and state == PROGRESS:
-                on_progress(dict(self._result.info or {}))
+            if on_progress is not None:
+                progress = self.progress
+                if progress is not None:
+                    on_progress(progress)
             if deadline is not None and time.monotonic() > deadline:
                 raise JobTimeout(f"job {self.id} still {state} after {timeout:g} s")
             time.sleep(interval)

@@ -85,6 +85,50 @@ def encode_ladder(
     work.outputs += entries
 
 
+def stage_dir(out_dir: Path, kind: str) -> Path:
+    """The hidden directory where a per-rendition ladder is assembled, rung by rung."""
+    return out_dir / f".{kind}.stage"
+
+
+def encode_rung(
+    work: Any,
+    src: Path,
+    info: ProbeResult,
+    profile: Profile,
+    out_dir: Path,
+    index: int,
+    on_progress: ffmpeg.ProgressCallback | None,
+) -> ladder.PlannedRung:
+    """Encode one rung into the stage directory (a redelivered rung starts over cleanly)."""
+    rung = ladder.plan_rungs(info, profile)[index]
+    rung_dir = stage_dir(out_dir, profile.kind) / rung.name
+    shutil.rmtree(rung_dir, ignore_errors=True)
+    work.run(
+        ladder.hls_rung_stream(src, stage_dir(out_dir, profile.kind), info, profile, rung),
+        duration_s=info.duration_s,
+        on_progress=on_progress,
+    )
+    return rung
+
+
+def package_hls(
+    work: Any, info: ProbeResult, profile: Profile, out_dir: Path, settings: Settings
+) -> None:
+    """Master playlist over the staged rungs, verify, and move the package into place."""
+    stage = stage_dir(out_dir, profile.kind)
+    rungs = ladder.plan_rungs(info, profile)
+    (stage / "master.m3u8").write_text(ladder.master_playlist(stage, rungs))
+    entries = verify_hls(stage, info, profile, rungs)
+    final = out_dir / profile.kind
+    if final.exists():
+        shutil.rmtree(final)
+    stage.rename(final)
+    for entry in entries:
+        entry["path"] = str(final / entry.pop("name"))
+        entry["relpath"] = str(Path(entry["path"]).relative_to(settings.output_root))
+    work.outputs += entries
+
+
 def _digest(paths: list[Path]) -> str:
     digest = hashlib.sha256()
     for path in paths:

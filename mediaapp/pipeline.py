@@ -332,7 +332,16 @@ def transcode(
         from mediaapp import packaging
 
         packaging.encode_ladder(work, src, info, profile, out_dir, settings, on_progress, strategy)
-    manifest = {
+    manifest = _manifest(job_id, name, profile, info, work, started)
+    manifest["strategy"] = strategy if profile.kind in ("hls", "dash") else "single"
+    write_manifest(manifest, settings)
+    return manifest
+
+
+def _manifest(
+    job_id: str, name: str, profile: Profile, info: ProbeResult, work: _Work, started: float
+) -> dict[str, Any]:
+    return {
         "job_id": job_id,
         "task": "video.transcode",
         "profile": profile.name,
@@ -346,6 +355,58 @@ def transcode(
         "elapsed_s": round(time.monotonic() - started, 3),
         "created_at": datetime.now(UTC).isoformat(),
     }
+
+
+def plan_renditions(job_id: str, name: str, profile_name: str, settings: Settings) -> list[int]:
+    """Validate the input of a per-rendition ladder job; return the rung indexes to encode."""
+    from mediaapp import ladder, packaging
+
+    profile = get_profile(profile_name)
+    _, info = inspect(name, settings)
+    out_dir = job_dir(job_id, settings)
+    clear_partials(out_dir)
+    shutil.rmtree(packaging.stage_dir(out_dir, profile.kind), ignore_errors=True)
+    return [r.index for r in ladder.plan_rungs(info, profile)]
+
+
+def encode_rendition(
+    job_id: str,
+    name: str,
+    profile_name: str,
+    index: int,
+    settings: Settings,
+    on_progress: ffmpeg.ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Encode one rung of a per-rendition ladder job (one Celery task per rung)."""
+    from mediaapp import packaging
+
+    profile = get_profile(profile_name)
+    src, info = inspect(name, settings)
+    work = _Work()
+    rung = packaging.encode_rung(
+        work, src, info, profile, job_dir(job_id, settings), index, on_progress
+    )
+    return {"rung": rung.name, "commands": work.commands, "encode_s": round(work.encode_s, 3)}
+
+
+def package_renditions(
+    job_id: str, name: str, profile_name: str, rungs: list[dict[str, Any]], settings: Settings
+) -> dict[str, Any]:
+    """Package the encoded rungs (master playlist, verification) and write the manifest."""
+    from mediaapp import packaging
+
+    done = load_manifest(job_id, settings)
+    if done is not None:
+        return done
+    started = time.monotonic()
+    profile = get_profile(profile_name)
+    _, info = inspect(name, settings)
+    work = _Work()
+    work.commands = [c for r in rungs for c in r["commands"]]
+    work.encode_s = sum(r["encode_s"] for r in rungs)
+    packaging.package_hls(work, info, profile, job_dir(job_id, settings), settings)
+    manifest = _manifest(job_id, name, profile, info, work, started)
+    manifest["strategy"] = "per_rendition"
     write_manifest(manifest, settings)
     return manifest
 

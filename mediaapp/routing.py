@@ -77,6 +77,10 @@ TASK_ROUTING_KEYS = {
     "video.probe": ("video_queue", "video.probe"),
     "video.transcode": ("video_queue", "video.transcode"),
     "video.thumbnail": ("video_queue", "video.thumbnail"),
+    "video.rung": ("video_queue", "video.rung"),
+    "video.package": ("video_queue", "video.package"),
+    # Celery's own chord poller (result backends without native chords, e.g. files).
+    "celery.chord_unlock": ("video_queue", "video.chord_unlock"),
     "media.ping": ("default_queue", "media.ping"),
 }
 

@@ -33,6 +33,8 @@ class Settings:
     max_retries: int = defaults.MAX_RETRIES
     #: Celery task events (what Flower shows); always off on the embedded broker.
     task_events: bool = True
+    #: HLS ladders: "single" (one ffmpeg decodes once, split) or "per_rendition" (a task each).
+    ladder_strategy: str = "single"
     #: "text" or "json" (one JSON object per line with job id and task id).
     log_format: str = "text"
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any, NoReturn
 
-from celery import Task
+from celery import Task, chord, group
 from celery.exceptions import Ignore
 
 from mediaapp import defaults, pipeline
 from mediaapp.cancel import raise_if_cancelled
 from mediaapp.celery import app
+from mediaapp.client import steps_key
 from mediaapp.deliveries import count_delivery
 from mediaapp.errors import JobCancelled, MediaError, PoisonMessage
 from mediaapp.events import publish_event
+from mediaapp.profiles import get_profile
 from mediaapp.progress import CANCELLED, PROGRESS, ProgressReporter
 from mediaapp.settings import get_settings
 
@@ -59,6 +62,8 @@ def _cancelled(task: Task, job_id: str, exc: JobCancelled) -> NoReturn:
     """Record a cancelled job: outputs removed, state CANCELLED, audited; nothing to retry."""
     pipeline.discard_outputs(job_id, get_settings())
     task.update_state(state=CANCELLED, meta=exc.to_dict())
+    if task.request.id != job_id:  # a step of a fanned-out job: the job itself is cancelled
+        task.backend.store_result(job_id, exc.to_dict(), CANCELLED)
     publish_event(task.app, "job.cancelled", job_id=job_id, task_id=task.request.id, task=task.name)
     raise Ignore()  # keep the CANCELLED state; the message is done with
 
@@ -73,9 +78,71 @@ def transcode(self: Task, *, job_id: str, name: str, profile: str = "web") -> di
         check=lambda: raise_if_cancelled(self.backend, job_id),
     )
     check_deliveries(self)
+    settings = get_settings()
     try:
         raise_if_cancelled(self.backend, job_id)
-        return pipeline.transcode(job_id, name, profile, get_settings(), on_progress=report)
+        if settings.ladder_strategy == "per_rendition" and get_profile(profile).kind == "hls":
+            return _fan_out(self, job_id, name, profile)
+        return pipeline.transcode(
+            job_id, name, profile, settings, on_progress=report, strategy=settings.ladder_strategy
+        )
+    except JobCancelled as exc:
+        _cancelled(self, job_id, exc)
+    except MediaError as exc:
+        _fail_or_retry(self, exc)
+
+
+def _fan_out(task: Task, job_id: str, name: str, profile: str) -> NoReturn:
+    """Replace this task with one task per rung and a packaging task (a chord).
+
+    The packaging task inherits this task's id (the job id), so the job's result is still
+    the manifest; each rung task has the id ``<job id>-rung<i>``.
+    """
+    indexes = pipeline.plan_renditions(job_id, name, profile, get_settings())
+    ids = [rendition_task_id(job_id, i) for i in indexes]
+    task.backend.set(steps_key(job_id), json.dumps(ids).encode())
+    header = group(
+        rung.s(job_id=job_id, name=name, profile=profile, index=i).set(
+            task_id=rendition_task_id(job_id, i)
+        )
+        for i in indexes
+    )
+    raise task.replace(chord(header, package.s(job_id=job_id, name=name, profile=profile)))
+
+
+def rendition_task_id(job_id: str, index: int) -> str:
+    """Task id of rung ``index`` of a per-rendition job (clients derive it to show progress)."""
+    return f"{job_id}-rung{index}"
+
+
+@app.task(name="video.rung", bind=True)
+def rung(self: Task, *, job_id: str, name: str, profile: str, index: int) -> dict[str, Any]:
+    """Encode one rung of a ladder (per-rendition strategy: rungs spread across workers)."""
+    report = ProgressReporter(
+        lambda meta: report_progress(self, meta),
+        step=f"rung {index}",
+        context={"job_id": job_id, "input": name, "profile": profile},
+        check=lambda: raise_if_cancelled(self.backend, job_id),
+    )
+    check_deliveries(self)
+    try:
+        raise_if_cancelled(self.backend, job_id)
+        return pipeline.encode_rendition(job_id, name, profile, index, get_settings(), report)
+    except JobCancelled as exc:
+        _cancelled(self, job_id, exc)
+    except MediaError as exc:
+        _fail_or_retry(self, exc)
+
+
+@app.task(name="video.package", bind=True)
+def package(
+    self: Task, rungs: list[dict[str, Any]], *, job_id: str, name: str, profile: str
+) -> dict[str, Any]:
+    """Package the rungs (master playlist, verification); the result is the job manifest."""
+    check_deliveries(self)
+    try:
+        raise_if_cancelled(self.backend, job_id)
+        return pipeline.package_renditions(job_id, name, profile, rungs, get_settings())
     except JobCancelled as exc:
         _cancelled(self, job_id, exc)
     except MediaError as exc:

@@ -280,3 +280,79 @@ def test_a_bare_worker_never_consumes_the_audit_queue(
     queues = {q["name"] for q in json.loads(out.stdout)[node]}
     assert queues == {"video_queue", "default_queue"}
     assert queue_depth(rabbitmq, "audit_queue")[1] == 0
+
+
+def test_hls_job_per_rendition_spreads_rungs_as_tasks(
+    spawn: Callable[..., Proc], audit_consumer: Path, clean_queues: None, media_root: Path
+) -> None:
+    """The per-rendition strategy: a chord of one task per rung, then packaging."""
+    from .conftest import child_env, worker_cmd
+    from .test_faults import long_clip
+
+    env = child_env(MEDIAAPP_LADDER_STRATEGY="per_rendition")
+    for i in range(2):  # two workers: the rungs really spread
+        cmd, _ = worker_cmd("video_queue", "-c", "1", "-l", "info")
+        spawn(cmd, env, f"worker{i}")
+    job = submit(long_clip(media_root, 12), profile="hls")
+    seen: list[dict] = []
+    manifest = job.wait(timeout=240, interval=0.2, on_progress=seen.append)
+    assert manifest["strategy"] == "per_rendition"
+    rungs = [o for o in manifest["outputs"] if o["kind"] == "hls-rendition"]
+    assert [r["height"] for r in rungs] == [720, 480, 360] and all(
+        r["segments"] == 3 for r in rungs
+    )
+    assert Path(next(o["path"] for o in manifest["outputs"] if o["kind"] == "hls-master")).is_file()
+    steps = {s["task_id"] for p in seen for s in p.get("steps", [])}
+    assert steps == {f"{job.id}-rung{i}" for i in range(3)}
+    assert any(0 < p["percent"] < 100 for p in seen)
+    wait_records(audit_consumer, of_job(job.id, "job.finished"))
+    story = [r for r in read_log(audit_consumer) if r.get("job_id") == job.id]
+    names = [r["name"] for r in story if r["kind"] == "task"]
+    assert sorted(names) == [
+        "video.package",
+        "video.rung",
+        "video.rung",
+        "video.rung",
+        "video.transcode",
+    ]
+    assert {r["routing_key"] for r in story if r["kind"] == "task"} == {
+        "video.transcode",
+        "video.rung",
+        "video.package",
+    }
+    hosts = {
+        r["body"]["hostname"] + str(r["body"]["pid"])
+        for r in story
+        if r["name"] == "task.started" and r["body"]["task"] == "video.rung"
+    }
+    assert len(hosts) >= 2, "the rungs did not spread over the two workers"
+
+
+def test_hls_job_single_process_through_the_cli(
+    video_worker: Proc, audit_consumer: Path, media_root: Path, tmp_path: Path
+) -> None:
+    """`mediaapp submit --profile hls --wait`: progress, then a verified package."""
+    from .conftest import BIN, child_env
+
+    out = subprocess.run(
+        [str(BIN / "mediaapp"), "submit", "clip.mp4", "--profile", "hls", "--wait", "--json"],
+        env=child_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stderr
+    job_id, text = out.stdout.split("\n", 1)
+    manifest = json.loads(text)
+    assert manifest["strategy"] == "single" and manifest["kind"] == "hls"
+    assert [o["height"] for o in manifest["outputs"] if o["kind"] == "hls-rendition"] == [360]
+    assert "100.0%" in out.stderr  # the progress bars were drawn
+    status = subprocess.run(
+        [str(BIN / "mediaapp"), "status", job_id],
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "SUCCESS" in status.stdout and "hls-master" in status.stdout
