@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from bench import overhead, soak
+from bench import ladder, overhead, soak
 
-COMMANDS = {"overhead": overhead.main, "soak": soak.main}
+COMMANDS = {"overhead": overhead.main, "soak": soak.main, "ladder": ladder.main}
 
 if __name__ == "__main__":
     name = sys.argv[1] if len(sys.argv) > 1 else ""

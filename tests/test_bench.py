@@ -60,3 +60,16 @@ def test_soak_smoke(rabbitmq: str) -> None:
     figures = dict(kv.split("=") for kv in out.stdout.split())
     assert figures["lost"] == "0" and figures["duplicates"] == "0" and figures["audit_gaps"] == "0"
     assert int(figures["kills"]) >= 1
+
+
+def test_ladder_benchmark_smoke() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench", "ladder", "--quick"],
+        env=child_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.count("x\n") == 4 and "1.000x" in out.stdout

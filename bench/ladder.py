@@ -1,0 +1,129 @@
+"""HLS ladder: our single-process and per-rendition strategies against a hand-written command.
+
+    python -m bench ladder [--reps 3] [--quick]
+
+Baseline: the best single ffmpeg command for the same ladder written by hand (decode once,
+``split``, same encoder settings). Measured alternately in one run, median of ``--reps``:
+
+* pipeline, single: ``pipeline.transcode(..., strategy="single")`` (probe, encode, verify);
+* pipeline, per-rendition, one worker: each rung's own ffmpeg, one after the other;
+* per-rendition, two workers: the rung commands two at a time (what two workers do);
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bench.overhead import make_clip
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def hand_written(binary: str, src: Path, out: Path, fps: float, audio: bool) -> list[str]:
+    """The ladder as one would write it by hand: one decode, split, three encodes."""
+    gop = str(round(fps * 4))
+    graph = (
+        f"[0:v]fps={fps},split=3[a][b][c];[a]scale=-2:720,format=yuv420p[v0];"
+        "[b]scale=-2:480,format=yuv420p[v1];[c]scale=-2:360,format=yuv420p[v2]"
+    )
+    args = [
+        binary,
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(src),
+        "-filter_complex",
+        graph,
+    ]
+    for i, (h, kbps) in enumerate(((720, 2800), (480, 1400), (360, 800))):
+        d = out / f"{i}_{h}p"
+        d.mkdir(parents=True, exist_ok=True)
+        args += ["-map", f"[v{i}]"] + (
+            ["-map", "0:a", "-c:a", "aac", "-b:a", "128k"] if audio else []
+        )
+        args += ["-c:v", "libx264", "-preset", "veryfast", "-b:v", f"{kbps}k",
+                 "-maxrate", f"{round(kbps * 1.07)}k", "-bufsize", f"{2 * kbps}k", "-g", gop,
+                 "-keyint_min", gop, "-sc_threshold", "0", "-f", "hls", "-hls_time", "4",
+                 "-hls_playlist_type", "vod", "-hls_segment_filename", str(d / "seg_%03d.ts"),
+                 str(d / "index.m3u8")]  # fmt: skip
+    return args
+
+
+def main(argv: list[str]) -> int:
+    """Measure and print the table; write JSON and Markdown under bench/results/."""
+    parser = argparse.ArgumentParser(prog="python -m bench ladder")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="smoke mode: 720p 2 s, 1 rep")
+    args = parser.parse_args(argv)
+    size, seconds, reps = ("1920x1080", 10, args.reps) if not args.quick else ("1280x720", 2, 1)
+    work = Path(tempfile.mkdtemp(prefix="mediaapp-ladder-"))
+    media = work / "media"
+    media.mkdir()
+    os.environ.update(MEDIAAPP_MEDIA_ROOT=str(media), MEDIAAPP_DATA_DIR=str(work / "data"))
+    from mediaapp import ffmpeg, ladder, pipeline
+    from mediaapp.probe import probe
+    from mediaapp.profiles import get_profile
+    from mediaapp.settings import get_settings
+
+    clip = media / "ladder.mp4"
+    make_clip(clip, size, seconds)
+    settings, profile, info = get_settings(), get_profile("hls"), probe(clip)
+    binary = ffmpeg.ffmpeg_binary()
+    times: dict[str, list[float]] = {"direct": [], "single": [], "per_rendition": [], "two": []}
+
+    def timed(key: str, fn: object) -> None:
+        started = time.perf_counter()
+        fn()  # type: ignore[operator]
+        times[key].append(time.perf_counter() - started)
+
+    def two_workers() -> None:
+        out = work / "two"
+        shutil.rmtree(out, ignore_errors=True)
+        streams = [ladder.hls_rung_stream(clip, out, info, profile, r)
+                   for r in ladder.plan_rungs(info, profile)]  # fmt: skip
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(ffmpeg.run, streams))
+
+    for rep in range(reps):
+        direct_out = work / "direct"
+        shutil.rmtree(direct_out, ignore_errors=True)
+        cmd = hand_written(
+            binary, clip, direct_out, ladder.frame_rate(info), info.audio is not None
+        )
+        timed("direct", lambda c=cmd: subprocess.run(c, check=True))
+        timed("single", lambda r=rep: pipeline.transcode(f"s{r}", clip.name, "hls", settings))
+        timed("per_rendition", lambda r=rep: pipeline.transcode(
+            f"p{r}", clip.name, "hls", settings, strategy="per_rendition"))  # fmt: skip
+        timed("two", two_workers)
+    base = statistics.median(times["direct"])
+    labels = {
+        "direct": "hand-written single ffmpeg (baseline)",
+        "single": "pipeline, single process (split)",
+        "per_rendition": "pipeline, per rendition, 1 worker",
+        "two": "per rendition, 2 workers in parallel",
+    }
+    rows = [{"strategy": labels[k], "median_s": round(statistics.median(v), 3),
+             "ratio": round(statistics.median(v) / base, 3)} for k, v in times.items()]  # fmt: skip
+    print(f"HLS ladder 720/480/360 from a {size} {seconds} s clip, median of {reps}")
+    for row in rows:
+        print(f"  {row['strategy']:<40} {row['median_s']:>7.3f} s  {row['ratio']:>6.3f}x")
+    if not args.quick:
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "ladder.json").write_text(json.dumps(rows, indent=2) + "\n")
+        (RESULTS / "ladder.md").write_text(
+            "| strategy | median s | vs hand-written |\n|---|---|---|\n"
+            + "".join(f"| {r['strategy']} | {r['median_s']} | {r['ratio']}x |\n" for r in rows)
+        )
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
