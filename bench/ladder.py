@@ -28,12 +28,14 @@ from bench.overhead import make_clip
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def hand_written(binary: str, src: Path, out: Path, fps: float, audio: bool) -> list[str]:
-    """The ladder as one would write it by hand: one decode, split, three encodes."""
+def hand_written(
+    binary: str, src: Path, out: Path, fps: float, audio: bool, rungs: list[tuple[int, int]]
+) -> list[str]:
+    """The same ladder as one would write it by hand: one decode, split, one encode a rung."""
     gop = str(round(fps * 4))
-    graph = (
-        f"[0:v]fps={fps},split=3[a][b][c];[a]scale=-2:720,format=yuv420p[v0];"
-        "[b]scale=-2:480,format=yuv420p[v1];[c]scale=-2:360,format=yuv420p[v2]"
+    graph = f"[0:v]fps={fps},split={len(rungs)}" + "".join(f"[s{i}]" for i in range(len(rungs)))
+    graph += ";" + ";".join(
+        f"[s{i}]scale=-2:{h},format=yuv420p[v{i}]" for i, (h, _) in enumerate(rungs)
     )
     args = [
         binary,
@@ -46,7 +48,7 @@ def hand_written(binary: str, src: Path, out: Path, fps: float, audio: bool) -> 
         "-filter_complex",
         graph,
     ]
-    for i, (h, kbps) in enumerate(((720, 2800), (480, 1400), (360, 800))):
+    for i, (h, kbps) in enumerate(rungs):
         d = out / f"{i}_{h}p"
         d.mkdir(parents=True, exist_ok=True)
         args += ["-map", f"[v{i}]"] + (
@@ -98,8 +100,9 @@ def main(argv: list[str]) -> int:
     for rep in range(reps):
         direct_out = work / "direct"
         shutil.rmtree(direct_out, ignore_errors=True)
+        planned = [(r.height, r.video_kbps) for r in ladder.plan_rungs(info, profile)]
         cmd = hand_written(
-            binary, clip, direct_out, ladder.frame_rate(info), info.audio is not None
+            binary, clip, direct_out, ladder.frame_rate(info), info.audio is not None, planned
         )
         timed("direct", lambda c=cmd: subprocess.run(c, check=True))
         timed("single", lambda r=rep: pipeline.transcode(f"s{r}", clip.name, "hls", settings))
@@ -115,7 +118,8 @@ def main(argv: list[str]) -> int:
     }
     rows = [{"strategy": labels[k], "median_s": round(statistics.median(v), 3),
              "ratio": round(statistics.median(v) / base, 3)} for k, v in times.items()]  # fmt: skip
-    print(f"HLS ladder 720/480/360 from a {size} {seconds} s clip, median of {reps}")
+    heights = "/".join(str(r.height) for r in ladder.plan_rungs(info, profile))
+    print(f"HLS ladder {heights} from a {size} {seconds} s clip, median of {reps}")
     for row in rows:
         print(f"  {row['strategy']:<40} {row['median_s']:>7.3f} s  {row['ratio']:>6.3f}x")
     if not args.quick:
