@@ -25,8 +25,13 @@ def _key(job_id: str) -> bytes:
 
 def request_cancel(app: Celery, job_id: str) -> None:
     """Ask every step of ``job_id`` to stop; queued steps are revoked outright."""
+    import json
+
+    from mediaapp.client import steps_key
+
     app.backend.set(_key(job_id), b"1")
-    app.control.revoke(job_id)
+    raw = app.backend.get(steps_key(job_id))
+    app.control.revoke([job_id, *(json.loads(raw) if raw else [])])
 
 
 def is_cancelled(backend: Any, job_id: str) -> bool:

@@ -490,9 +490,18 @@ def _previews(
         work.run(sprites.sprite_stream(src, tmp, preview))
     with atomic_output(vtt_path) as tmp:
         tmp.write_text(sprites.vtt(preview, sprite_path.name))
+    poster = describe_output(poster_path, "poster", settings)
+    sprite = describe_output(sprite_path, "sprite", settings)
+    if poster["height"] != target_height(info, profile.poster_height):
+        raise NotMedia(f"poster {poster['relpath']}: height {poster['height']} is off")
+    if (sprite["width"], sprite["height"]) != (
+        preview.columns * preview.width,
+        preview.rows * preview.height,
+    ):
+        raise NotMedia(f"sprite {sprite['relpath']}: {sprite['width']}x{sprite['height']} is off")
     work.outputs += [
-        describe_output(poster_path, "poster", settings),
-        describe_output(sprite_path, "sprite", settings),
+        poster,
+        sprite,
         describe_text(vtt_path, "vtt", settings, duration_s=info.duration_s),
     ]
 

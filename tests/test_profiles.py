@@ -120,6 +120,24 @@ def test_hls_ladder_on_720p(settings: Settings) -> None:
     assert all(s == starts[0] for s in starts)
     assert [round(t - starts[0][0], 3) for t in starts[0]] == [0.0, 4.0, 8.0]  # TS starts at 1.4 s
     assert not list(Path(master["path"]).parent.parent.glob(".hls.part-*"))
+    # Playable: ffmpeg's own HLS client reads the master playlist and decodes every variant.
+    ffmpeg.run(
+        [
+            ffmpeg.ffmpeg_binary(),
+            "-nostdin",
+            "-v",
+            "error",
+            "-allowed_extensions",
+            "ALL",
+            "-i",
+            master["path"],
+            "-map",
+            "0",
+            "-f",
+            "null",
+            "-",
+        ]
+    )
 
 
 def test_hls_per_rendition_strategy_gives_the_same_ladder(settings: Settings) -> None:
