@@ -128,8 +128,15 @@ def web_stream(src: Path, dst: Path, info: ProbeResult, profile: Profile) -> Any
     """The ffmpeg-python graph of a ``web``-style MP4 (H.264 + AAC, faststart)."""
     inp = ffmpeg.input_file(src)
     height = target_height(info, profile.height)
-    # -2 keeps the aspect ratio with an even width; ffmpeg applies rotation before the filter.
-    video = inp.video.filter("scale", -2, height).filter("format", "yuv420p")
+    from mediaapp.ladder import frame_rate
+
+    # Constant frame rate (a variable-rate source is resampled to its average rate); -2 keeps
+    # the aspect ratio with an even width; ffmpeg applies rotation before the filters.
+    video = (
+        inp.video.filter("fps", frame_rate(info))
+        .filter("scale", -2, height)
+        .filter("format", "yuv420p")
+    )
     streams = [video]
     audio_opts: dict[str, Any] = {"an": None}
     if info.audio is not None:

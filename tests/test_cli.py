@@ -65,3 +65,36 @@ def test_submit_wait_status_and_trail(
         timeout=30,
     )
     assert "video.transcode" in trail.stdout and "task.started" in trail.stdout
+
+
+@pytest.mark.integration
+def test_audit_follow_tails_the_log_live(tmp_path: Path) -> None:
+    log = tmp_path / "audit.jsonl"
+    log.write_text(
+        json.dumps({"ts": "2026-01-01T00:00:00+00:00", "kind": "event", "name": "old"}) + "\n"
+    )
+    proc = subprocess.Popen(
+        [str(BIN / "mediaapp"), "audit", "--follow"],
+        env=child_env(MEDIAAPP_AUDIT_LOG=str(log)),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        import time
+
+        time.sleep(1.5)
+        with open(log, "a") as fh:
+            record = {
+                "ts": "2026-01-01T00:00:01.5+00:00",
+                "kind": "event",
+                "name": "job.finished",
+                "job_id": "j1",
+                "task_id": "t1",
+            }
+            fh.write(json.dumps(record) + "\n")
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        assert "job.finished" in line and "job=j1" in line
+        assert "old" not in line  # it follows from the end, like tail -f
+    finally:
+        proc.kill()
+        proc.wait()

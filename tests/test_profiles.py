@@ -231,3 +231,16 @@ def test_user_profiles_extend_and_override(tmp_path: Path, monkeypatch: pytest.M
     assert profiles.get_profile("web").height == 540
     assert profiles.get_profile("tiny").kind == "mp4"
     assert profiles.get_profile("hls").rungs[0].height == 1080
+
+
+@pytest.mark.parametrize(("name", "size"), [("odd.mp4", (1278, 718)), ("vfr.mp4", (640, 360))])
+def test_web_profile_makes_even_constant_rate_output(
+    settings: Settings, name: str, size: tuple[int, int]
+) -> None:
+    m = pipeline.transcode(f"web-{name[:3]}", name, "web", settings)
+    video = m["outputs"][0]
+    assert (video["width"], video["height"]) == size
+    with av.open(video["path"]) as c:
+        times = [float(p.pts * p.time_base) for p in c.demux(video=0) if p.pts is not None]
+    times.sort()
+    assert len({round(b - a, 4) for a, b in itertools.pairwise(times)}) == 1, "not CFR"
