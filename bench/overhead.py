@@ -15,16 +15,14 @@ import shlex
 import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def make_clip(path: Path, size: str, seconds: int) -> None:
+def make_clip(path: Path, size: str, seconds: int, preset: str = "veryfast") -> None:
     """A test-pattern clip with audio, made by the project's own ffmpeg."""
     from mediaapp import ffmpeg
 
@@ -45,7 +43,7 @@ def make_clip(path: Path, size: str, seconds: int) -> None:
             "-c:v",
             "libx264",
             "-preset",
-            "veryfast",
+            preset,
             "-c:a",
             "aac",
             "-shortest",
@@ -92,23 +90,10 @@ def main(argv: list[str]) -> int:
     make_clip(clip, size, seconds)
 
     from mediaapp.client import submit
+    from mediaapp.demo import worker_argv
 
-    bindir = Path(sys.executable).parent
     worker = subprocess.Popen(
-        [
-            str(bindir / "celery"),
-            "-A",
-            "mediaapp",
-            "worker",
-            "-Q",
-            "video_queue",
-            "-c",
-            "1",
-            "-l",
-            "warning",
-            "-n",
-            f"bench-{uuid.uuid4().hex[:6]}@%h",
-        ],
+        worker_argv(level="warning", name="bench"),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

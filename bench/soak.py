@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +28,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _start_worker(env: dict[str, str], logs: Path, i: int) -> subprocess.Popen[bytes]:
-    cmd = [
-        str(Path(sys.executable).parent / "celery"),
-        "-A",
-        "mediaapp",
-        "worker",
-        "-Q",
-        "video_queue",
-        "-c",
-        "1",
-        "-l",
-        "warning",
-        "-n",
-        f"soak{i}-{uuid.uuid4().hex[:4]}@%h",
-    ]
+    from mediaapp.demo import worker_argv
+
+    cmd = worker_argv(level="warning", name=f"soak{i}")
     log = open(logs / f"worker-{i}.log", "ab")  # noqa: SIM115 - owned by the child
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True)
 

@@ -25,6 +25,16 @@ REPO_SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "clip.mp4"
 console = Console(stderr=True)
 
 
+def worker_argv(
+    queue: str = "video_queue", *, concurrency: int = 1, level: str = "info", name: str = "worker"
+) -> list[str]:
+    """``celery -A mediaapp worker -Q <queue>`` from this environment, with a unique node name."""
+    celery = str(Path(sys.executable).parent / "celery")
+    node = f"{name}-{uuid.uuid4().hex[:6]}@%h"
+    return [celery, "-A", "mediaapp", "worker", "-Q", queue, "-c", str(concurrency), "-l", level,
+            "-n", node]  # fmt: skip
+
+
 def _start(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
     return subprocess.Popen(
@@ -64,30 +74,12 @@ def run_demo(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     logs = settings.data_dir / "demo-logs"
     logs.mkdir(exist_ok=True)
-    bindir = Path(sys.executable).parent
     console.print(
         f"[bold]broker[/bold] {settings.broker_url.split('@')[-1]}  "
         f"[bold]data[/bold] {settings.data_dir}"
     )
     audit = _start([sys.executable, "-m", "mediaapp", "audit"], env, logs / "audit.log")
-    worker = _start(
-        [
-            str(bindir / "celery"),
-            "-A",
-            "mediaapp",
-            "worker",
-            "-Q",
-            "video_queue",
-            "-c",
-            "1",
-            "-l",
-            "info",
-            "-n",
-            f"demo-{uuid.uuid4().hex[:6]}@%h",
-        ],
-        env,
-        logs / "worker.log",
-    )
+    worker = _start(worker_argv(name="demo"), env, logs / "worker.log")
     console.print(
         f"started worker (pid {worker.pid}) and audit consumer (pid {audit.pid}); logs in {logs}"
     )

@@ -209,8 +209,9 @@ def sha256(path: Path) -> str:
 
 
 def describe_output(path: Path, kind: str, settings: Settings) -> dict[str, Any]:
-    """Manifest entry of one output, read back from the file itself."""
-    info = probe(path)
+    """Manifest entry of one output, read back from the file itself (opened, not decoded:
+    the encoder just wrote it, and the entry's numbers are what verification compares)."""
+    info = probe(path, decode_check=False)
     video, audio = info.video, info.audio
     main = video or audio
     return {

@@ -167,6 +167,8 @@ def _decode_first_frame(container: Any, result: ProbeResult, max_pixels: int) ->
             f"{name}: {video.width}x{video.height} pixels, over the limit of {max_pixels}"
         )
     # The decoder refuses pictures over the limit instead of allocating them.
+    # No frame threads here: leaving a decode loop early with frame threads running hung
+    # PyAV on close (seen with thread_type="AUTO").
     container.streams.video[0].codec_context.options = {"max_pixels": str(max_pixels)}
     decoded = 0
     try:

@@ -211,3 +211,13 @@ def audit_consumer(
     proc = spawn([str(BIN / "mediaapp"), "audit"], child_env(MEDIAAPP_AUDIT_LOG=str(log)), "audit")
     proc.wait_for("audit consumer ready", timeout=30)
     yield log
+
+
+def long_clip(media_root: Path, seconds: int = 30) -> str:
+    """A 720p clip with audio, long enough to kill or cancel a worker in mid-encode (cached)."""
+    from bench.overhead import make_clip
+
+    name = f"long-{seconds}s.mp4"
+    if not (media_root / name).exists():
+        make_clip(media_root / name, "1280x720", seconds, preset="ultrafast")
+    return name

@@ -11,65 +11,30 @@ import pytest
 from .conftest import RABBIT_URL, REDIS_URL, REPO, child_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+BROKER = ["--broker", RABBIT_URL, "--backend", REDIS_URL]
+
+
+def smoke(name: str, *extra: str) -> str:
+    """Run ``python -m bench NAME --quick``; return what it printed."""
+    out = subprocess.run(
+        [sys.executable, "-m", "bench", name, "--quick", *extra],
+        env=child_env(), cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
+    return out.stdout
 
 
 def test_overhead_benchmark_smoke(rabbitmq: str) -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "overhead",
-            "--quick",
-            "--broker",
-            RABBIT_URL,
-            "--backend",
-            REDIS_URL,
-        ],
-        env=child_env(),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    ratio = re.search(r"(\d+\.\d+)x", out.stdout)
-    assert ratio and float(ratio.group(1)) > 0, out.stdout
+    ratio = re.search(r"(\d+\.\d+)x", smoke("overhead", *BROKER))
+    assert ratio and float(ratio.group(1)) > 0
 
 
 def test_soak_smoke(rabbitmq: str) -> None:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "soak",
-            "--quick",
-            "--broker",
-            RABBIT_URL,
-            "--backend",
-            REDIS_URL,
-        ],
-        env=child_env(),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stdout + out.stderr[-3000:]
-    figures = dict(kv.split("=") for kv in out.stdout.split())
+    figures = dict(kv.split("=") for kv in smoke("soak", *BROKER).split())
     assert figures["lost"] == "0" and figures["duplicates"] == "0" and figures["audit_gaps"] == "0"
     assert int(figures["kills"]) >= 1
 
 
 def test_ladder_benchmark_smoke() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "bench", "ladder", "--quick"],
-        env=child_env(),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert out.stdout.count("x\n") == 4 and "1.000x" in out.stdout
+    printed = smoke("ladder")
+    assert printed.count("x\n") == 4 and "1.000x" in printed

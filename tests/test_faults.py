@@ -22,7 +22,7 @@ from mediaapp.errors import MediaError
 from mediaapp.probe import probe
 from mediaapp.settings import Settings
 
-from .conftest import BIN, Proc, child_env, queue_depth, worker_cmd
+from .conftest import BIN, Proc, child_env, long_clip, queue_depth, worker_cmd
 from .hostile import make_hostile
 
 EXCHANGE = Exchange("media_exchange", type="topic", durable=True)
@@ -40,41 +40,6 @@ def wait_for(pred: Callable[[], bool], timeout: float = 60, what: str = "conditi
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def long_clip(media_root: Path, seconds: int = 30) -> str:
-    """A clip long enough to kill a worker in the middle of encoding it."""
-    from mediaapp import ffmpeg
-
-    name = f"long-{seconds}s.mp4"
-    path = media_root / name
-    if not path.exists():
-        ffmpeg.run(
-            [
-                ffmpeg.ffmpeg_binary(),
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                f"testsrc2=size=1280x720:rate=30:duration={seconds}",
-                "-f",
-                "lavfi",
-                "-i",
-                f"sine=duration={seconds}",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-c:a",
-                "aac",
-                "-shortest",
-                "-y",
-                str(path),
-            ]
-        )
-    return name
 
 
 @pytest.mark.media

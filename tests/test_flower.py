@@ -123,7 +123,7 @@ def test_flower_shows_jobs_and_keeps_history(
 def test_flower_shows_progress_of_a_running_step(
     spawn: Callable[..., Proc], clean_queues: None, tmp_path: Path, media_root: Path
 ) -> None:
-    from .test_faults import long_clip
+    from .conftest import long_clip
 
     port = free_port()
     start_flower(spawn, port, tmp_path)

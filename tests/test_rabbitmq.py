@@ -178,30 +178,10 @@ def test_upload_event_without_file_is_rejected_and_audited(
 
 
 def test_progress_is_reported_by_a_real_worker(video_worker: Proc, media_root: Path) -> None:
-    from mediaapp import ffmpeg
+    from .conftest import long_clip
 
-    longer = media_root / "progress-20s.mp4"
-    if not longer.exists():
-        ffmpeg.run(
-            [
-                ffmpeg.ffmpeg_binary(),
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc2=size=1280x720:rate=30:duration=20",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-y",
-                str(longer),
-            ]
-        )
     seen: list[dict] = []
-    job = submit(longer.name, profile="web")
+    job = submit(long_clip(media_root, 20), profile="web")
     job.wait(timeout=180, interval=0.1, on_progress=seen.append)
     percents = [m["percent"] for m in seen if m.get("percent") is not None]
     assert percents and 0 < min(percents) < 100, seen
@@ -286,8 +266,7 @@ def test_hls_job_per_rendition_spreads_rungs_as_tasks(
     spawn: Callable[..., Proc], audit_consumer: Path, clean_queues: None, media_root: Path
 ) -> None:
     """The per-rendition strategy: a chord of one task per rung, then packaging."""
-    from .conftest import child_env, worker_cmd
-    from .test_faults import long_clip
+    from .conftest import child_env, long_clip, worker_cmd
 
     env = child_env(MEDIAAPP_LADDER_STRATEGY="per_rendition")
     for i in range(2):  # two workers: the rungs really spread
