@@ -239,18 +239,23 @@ def verify_dash(
         }
     ]
     for rep in video:
+        own = [p for p in files if f"-stream{rep.get('id')}" in p.name]
         entries.append(
             {
                 "kind": "dash-representation",
                 "name": "manifest.mpd",
-                "size": 0,
+                "size": sum(p.stat().st_size for p in own),
                 "duration_s": round(duration, 6),
                 "codec": rep.get("codecs"),
                 "audio_codec": None,
                 "width": int(rep.get("width", 0)),
                 "height": int(rep.get("height", 0)),
                 "bit_rate": int(rep.get("bandwidth", 0)),
-                "sha256": None,
+                "segments": len(own),
+                "sha256": _digest(own) if own else None,
             }
         )
+    # It opens: ffmpeg's own DASH client reads the manifest and decodes every representation.
+    ffmpeg.run([ffmpeg.ffmpeg_binary(), "-nostdin", "-v", "error", "-i", str(mpd_path),
+                "-map", "0", "-f", "null", "-"])  # fmt: skip
     return entries

@@ -84,11 +84,19 @@ def test_flower_shows_jobs_and_keeps_history(
 ) -> None:
     port = free_port()
     flower = start_flower(spawn, port, tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    job = submit("clip.mp4")  # no worker yet: the job is queued
+    queued: dict = {}
+    for _ in range(100):  # task-sent events make queued jobs visible
+        status, body = get(f"{base}/api/tasks")
+        queued = json.loads(body).get(job.id, {}) if status == 200 else {}
+        if queued:
+            break
+        time.sleep(0.3)
+    assert queued.get("state") == "PENDING", queued
     cmd, _ = worker_cmd("video_queue", "-c", "1")
     spawn(cmd, name="worker")
-    job = submit("clip.mp4")
     job.wait(timeout=90)
-    base = f"http://127.0.0.1:{port}"
     assert get(f"{base}/api/tasks", auth=None)[0] == 401  # the API is behind the login too
     task: dict = {}
     for _ in range(100):

@@ -174,6 +174,7 @@ def test_dash_ladder(settings: Settings) -> None:
     mpd = next(o for o in m["outputs"] if o["kind"] == "dash-mpd")
     reps = [o for o in m["outputs"] if o["kind"] == "dash-representation"]
     assert [r["height"] for r in reps] == [720, 480, 360]
+    assert all(r["size"] > 10_000 and r["segments"] >= 3 and r["sha256"] for r in reps)
     assert mpd["representations"] == 4  # three video, one audio
     assert abs(mpd["duration_s"] - 9.0) < 0.1 and Path(mpd["path"]).name == "manifest.mpd"
 
