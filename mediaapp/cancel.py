@@ -31,7 +31,9 @@ def request_cancel(app: Celery, job_id: str) -> None:
 
     app.backend.set(_key(job_id), b"1")
     raw = app.backend.get(steps_key(job_id))
-    app.control.revoke([job_id, *(json.loads(raw) if raw else [])])
+    from mediaapp.client import probe_task_id
+
+    app.control.revoke([probe_task_id(job_id), job_id, *(json.loads(raw) if raw else [])])
 
 
 def is_cancelled(backend: Any, job_id: str) -> bool:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from celery import Celery
+from celery import Celery, chain
 from celery.result import AsyncResult
 
 from mediaapp.errors import (
@@ -60,11 +60,30 @@ def steps_key(job_id: str) -> bytes:
 def send_job(
     app: Celery, *, job_id: str, name: str, profile: str = "web", task: str = "video.transcode"
 ) -> AsyncResult:
-    """Publish one job message (routes and topology come from the app's ``task_routes``)."""
+    """Publish a job (routes and topology come from the app's ``task_routes``).
+
+    A transcode job is a Celery chain: ``video.probe`` (task id ``<job id>-probe``: resolve,
+    validate, decode the first seconds) then ``video.transcode`` (task id = job id: the work,
+    packaging and the manifest, or a fan-out into one task per rung). If any step fails for
+    good, ``video.fail_job`` records the failure under the job id.
+    """
     kwargs: dict[str, Any] = {"job_id": job_id, "name": name}
-    if task == "video.transcode":
-        kwargs["profile"] = profile
-    return app.send_task(task, kwargs=kwargs, task_id=job_id)
+    if task != "video.transcode":
+        return app.send_task(task, kwargs=kwargs, task_id=job_id)
+    workflow = chain(
+        app.signature("video.probe", kwargs=kwargs, immutable=True).set(
+            task_id=probe_task_id(job_id)
+        ),
+        app.signature("video.transcode", kwargs={**kwargs, "profile": profile}).set(task_id=job_id),
+    )
+    workflow.on_error(app.signature("video.fail_job", kwargs={"job_id": job_id}))
+    result: AsyncResult = workflow.apply_async()
+    return result
+
+
+def probe_task_id(job_id: str) -> str:
+    """Task id of a job's probe step."""
+    return f"{job_id}-probe"
 
 
 class Job:
@@ -151,6 +170,9 @@ class Job:
         exc = self._result.result
         meta = self._result._get_task_meta()
         step = meta.get("name") or "video.transcode"
+        probe_step = self._app.AsyncResult(probe_task_id(self.id))
+        if probe_step.state == "FAILURE":  # the chain failed at its first step
+            step, exc = "video.probe", probe_step.result
         reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else str(exc)
         failed = JobFailed(f"job {self.id} failed at step {step} on {self.name or '?'}: {reason}")
         failed.__cause__ = exc if isinstance(exc, BaseException) else None

@@ -113,13 +113,14 @@ def list_dead(app: Celery, limit: int = 1000) -> list[DeadLetter]:
 
 
 def retry_dead(app: Celery, task_id: str) -> DeadLetter | None:
-    """Re-publish the dead letter of ``task_id`` to its original routing key; None if absent."""
+    """Re-publish the dead letter of ``task_id`` (a task id, or the job id of one of its steps)
+    to its original routing key; None if there is none."""
     conn, channel, messages = _browse(app, 100_000)
     try:
         for message in messages:
-            if (message.headers or {}).get("id") != task_id:
-                continue
             info = describe(message, app)
+            if task_id not in ((message.headers or {}).get("id"), info.job_id):
+                continue
             headers = {k: v for k, v in (message.headers or {}).items() if k not in _DEATH_HEADERS}
             producer = conn.Producer(channel)
             producer.publish(
@@ -133,7 +134,7 @@ def retry_dead(app: Celery, task_id: str) -> DeadLetter | None:
                 message_id=uuid.uuid4().hex,
                 declare=list(routing.TOPOLOGY),
             )
-            reset_deliveries(app.backend, task_id, int(headers.get("retries") or 0))
+            reset_deliveries(app.backend, str(headers.get("id")), int(headers.get("retries") or 0))
             message.ack()
             return info
         return None

@@ -128,8 +128,7 @@ def _on_failure(
     fields["runtime_s"] = _runtime(sender)
     fields["error"] = error_dict(exception)
     publish_event(sender.app, "task.failed", **fields)
-    # A failed rung ends its job too (the chord's packaging step will never run).
-    if _is_job_root(fields) or fields["task"] == "video.rung":
+    if _is_job_root(fields):  # other steps' failures end the job through video.fail_job
         publish_event(sender.app, "job.finished", state="FAILURE", **fields)
 
 

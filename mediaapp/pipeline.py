@@ -94,10 +94,16 @@ def _is_utf8(name: str) -> bool:
     return True
 
 
-def inspect(name: str, settings: Settings, *, needs_video: bool = True) -> tuple[Path, ProbeResult]:
-    """Resolve, probe and validate an input before any encode."""
+def inspect(
+    name: str, settings: Settings, *, needs_video: bool = True, decode_s: float | None = None
+) -> tuple[Path, ProbeResult]:
+    """Resolve, probe and validate an input before any encode.
+
+    ``decode_s=0`` decodes the first frame only (rotation): for steps after the job's probe
+    step, which already decoded the first seconds.
+    """
     path = resolve_input(name, settings)
-    info = probe(path)
+    info = probe(path, decode_s=decode_s)
     validate(info, settings, needs_video=needs_video)
     return path, info
 
@@ -311,8 +317,11 @@ def transcode(
     settings: Settings,
     on_progress: ffmpeg.ProgressCallback | None = None,
     strategy: str = "single",
+    probed: bool = False,
 ) -> dict[str, Any]:
     """Run a profile on ``name`` (relative to the media root); return the verified manifest.
+
+    ``probed``: the job's probe step already decoded the first seconds of the input.
 
     A job whose complete manifest already exists is not encoded again: a redelivered
     message finds the finished work and returns it.
@@ -323,7 +332,9 @@ def transcode(
         log.info("job %s already complete, returning its manifest", job_id)
         return done
     started = time.monotonic()
-    src, info = inspect(name, settings, needs_video=profile.kind != "audio")
+    src, info = inspect(
+        name, settings, needs_video=profile.kind != "audio", decode_s=0 if probed else None
+    )
     out_dir = job_dir(job_id, settings)
     clear_partials(out_dir)
     work = _Work()

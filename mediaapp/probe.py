@@ -78,7 +78,7 @@ class ProbeResult:
         return asdict(self)
 
 
-def probe(path: Path, *, decode_check: bool = True) -> ProbeResult:
+def probe(path: Path, *, decode_check: bool = True, decode_s: float | None = None) -> ProbeResult:
     """Open ``path`` (a local file only), list its streams, and decode the first video frame.
 
     Raises :class:`NotMedia` when the file cannot be opened as media or its first video frame
@@ -108,7 +108,8 @@ def probe(path: Path, *, decode_check: bool = True) -> ProbeResult:
             streams=streams,
         )
         if decode_check and result.video is not None:
-            _decode_first_frame(container, result, get_settings().max_pixels)
+            seconds = DECODE_CHECK_S if decode_s is None else decode_s
+            _decode_first_frame(container, result, get_settings().max_pixels, seconds)
     return result
 
 
@@ -157,7 +158,9 @@ def _stream_info(stream: Any) -> StreamInfo:
     return info
 
 
-def _decode_first_frame(container: Any, result: ProbeResult, max_pixels: int) -> None:
+def _decode_first_frame(
+    container: Any, result: ProbeResult, max_pixels: int, seconds: float
+) -> None:
     """Decode the first seconds of video: proof it decodes, and the only source of rotation."""
     video = result.video
     assert video is not None
@@ -179,7 +182,7 @@ def _decode_first_frame(container: Any, result: ProbeResult, max_pixels: int) ->
                     video.width = video.width or frame.width
                     video.height = video.height or frame.height
                 decoded += 1
-                if decoded >= DECODE_CHECK_FRAMES or (frame.time or 0) >= DECODE_CHECK_S:
+                if decoded >= DECODE_CHECK_FRAMES or (frame.time or 0) >= seconds:
                     return
     except av.error.FFmpegError as exc:
         size = next((m for _, _, m in logs if "Picture size" in m), None)

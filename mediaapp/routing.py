@@ -79,6 +79,7 @@ TASK_ROUTING_KEYS = {
     "video.thumbnail": ("video_queue", "video.thumbnail"),
     "video.rung": ("video_queue", "video.rung"),
     "video.package": ("video_queue", "video.package"),
+    "video.fail_job": ("video_queue", "video.fail_job"),
     # Celery's own chord poller (result backends without native chords, e.g. files).
     "celery.chord_unlock": ("video_queue", "video.chord_unlock"),
     "media.ping": ("default_queue", "media.ping"),

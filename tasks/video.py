@@ -15,7 +15,7 @@ from mediaapp.celery import app
 from mediaapp.client import steps_key
 from mediaapp.deliveries import count_delivery
 from mediaapp.errors import JobCancelled, MediaError, PoisonMessage
-from mediaapp.events import publish_event
+from mediaapp.events import error_dict, publish_event
 from mediaapp.profiles import get_profile
 from mediaapp.progress import CANCELLED, PROGRESS, ProgressReporter
 from mediaapp.settings import get_settings
@@ -69,7 +69,14 @@ def _cancelled(task: Task, job_id: str, exc: JobCancelled) -> NoReturn:
 
 
 @app.task(name="video.transcode", bind=True)
-def transcode(self: Task, *, job_id: str, name: str, profile: str = "web") -> dict[str, Any]:
+def transcode(
+    self: Task,
+    probed: dict[str, Any] | None = None,
+    *,
+    job_id: str,
+    name: str,
+    profile: str = "web",
+) -> dict[str, Any]:
     """Transcode one input with a named profile; the result is the job manifest."""
     report = ProgressReporter(
         lambda meta: report_progress(self, meta),
@@ -84,7 +91,13 @@ def transcode(self: Task, *, job_id: str, name: str, profile: str = "web") -> di
         if settings.ladder_strategy == "per_rendition" and get_profile(profile).kind == "hls":
             return _fan_out(self, job_id, name, profile)
         return pipeline.transcode(
-            job_id, name, profile, settings, on_progress=report, strategy=settings.ladder_strategy
+            job_id,
+            name,
+            profile,
+            settings,
+            on_progress=report,
+            strategy=settings.ladder_strategy,
+            probed=probed is not None,
         )
     except JobCancelled as exc:
         _cancelled(self, job_id, exc)
@@ -167,3 +180,27 @@ def probe(self: Task, *, job_id: str, name: str) -> dict[str, Any]:
         return pipeline.probe_input(name, get_settings())
     except MediaError as exc:
         _fail_or_retry(self, exc)
+
+
+@app.task(name="video.fail_job")
+def fail_job(request: Any, exc: BaseException, traceback: Any, *, job_id: str) -> None:
+    """Errback of a job's steps: a step failed for good, so the job fails with its error.
+
+    Celery calls it in the worker where the step failed, with the step's request and its
+    exception, so the job result keeps the typed error (NotMedia, InputNotFound, ...).
+    """
+    if request.id == job_id:
+        return  # the job's own task failed: its state and events are already recorded
+    # call_errbacks=False: this *is* the errback; calling it again would recurse.
+    app.backend.mark_as_failure(job_id, exc, request=request, call_errbacks=False)
+    kwargs = request.kwargs or {}
+    publish_event(
+        app,
+        "job.finished",
+        state="FAILURE",
+        job_id=job_id,
+        task_id=job_id,
+        task=request.task,
+        input=kwargs.get("name"),
+        error=error_dict(exc),
+    )

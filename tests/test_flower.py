@@ -85,15 +85,16 @@ def test_flower_shows_jobs_and_keeps_history(
     port = free_port()
     flower = start_flower(spawn, port, tmp_path)
     base = f"http://127.0.0.1:{port}"
-    job = submit("clip.mp4")  # no worker yet: the job is queued
+    job = submit("clip.mp4")  # no worker yet: the job's first step is queued
     queued: dict = {}
     for _ in range(100):  # task-sent events make queued jobs visible
         status, body = get(f"{base}/api/tasks")
-        queued = json.loads(body).get(job.id, {}) if status == 200 else {}
-        if queued:
+        tasks = json.loads(body) if status == 200 else {}
+        queued = tasks.get(f"{job.id}-probe", {})
+        if queued.get("state"):
             break
         time.sleep(0.3)
-    assert queued.get("state") == "PENDING", queued
+    assert queued.get("state") == "PENDING", (queued, list(tasks))
     cmd, _ = worker_cmd("video_queue", "-c", "1")
     spawn(cmd, name="worker")
     job.wait(timeout=90)
