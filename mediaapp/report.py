@@ -48,6 +48,8 @@ def timeline(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _detail(record: dict[str, Any], body: dict[str, Any]) -> str:
     parts = []
+    if record["kind"] == "event" and body.get("task"):
+        parts.append(str(body["task"]))  # which step the event is about
     if body.get("runtime_s") is not None:
         parts.append(f"ran {body['runtime_s']} s")
     if body.get("retries"):
