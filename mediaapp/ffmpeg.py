@@ -176,27 +176,17 @@ def run(
         drain.join(timeout=5)
     stderr_tail = "".join(tail)[-defaults.STDERR_TAIL_CHARS :]
     elapsed = time.monotonic() - started
+    failure: tuple[type[FFmpegError], str] | None = None
     if watch.verdict == "timeout":
-        raise FFmpegTimeout(
-            f"ffmpeg ran longer than {timeout:g} s and was killed",
-            cmd=cmd,
-            returncode=proc.returncode,
-            stderr=stderr_tail,
-        )
-    if watch.verdict == "stall":
-        raise FFmpegStalled(
-            f"ffmpeg made no progress for {stall:g} s and was killed",
-            cmd=cmd,
-            returncode=proc.returncode,
-            stderr=stderr_tail,
-        )
-    if proc.returncode != 0:
-        raise FFmpegError(
-            f"ffmpeg exited with {describe_returncode(proc.returncode)}: {last_line(stderr_tail)}",
-            cmd=cmd,
-            returncode=proc.returncode,
-            stderr=stderr_tail,
-        )
+        failure = FFmpegTimeout, f"ffmpeg ran longer than {timeout:g} s and was killed"
+    elif watch.verdict == "stall":
+        failure = FFmpegStalled, f"ffmpeg made no progress for {stall:g} s and was killed"
+    elif proc.returncode != 0:
+        why = f"{describe_returncode(proc.returncode)}: {last_line(stderr_tail)}"
+        failure = FFmpegError, f"ffmpeg exited with {why}"
+    if failure is not None:
+        error_type, message = failure
+        raise error_type(message, cmd=cmd, returncode=proc.returncode, stderr=stderr_tail)
     log.debug("ffmpeg finished in %.2f s", elapsed)
     return RunResult(cmd=cmd, elapsed_s=elapsed, stderr_tail=stderr_tail)
 
