@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import ladder, overhead, soak
+from bench import dispatch, ladder, overhead, soak
 
-COMMANDS = {"overhead": overhead.main, "soak": soak.main, "ladder": ladder.main}
+COMMANDS = {
+    "overhead": overhead.main,
+    "soak": soak.main,
+    "ladder": ladder.main,
+    "dispatch": dispatch.main,
+}
 
 if __name__ == "__main__":
     name = sys.argv[1] if len(sys.argv) > 1 else ""

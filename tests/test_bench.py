@@ -38,3 +38,8 @@ def test_soak_smoke(rabbitmq: str) -> None:
 def test_ladder_benchmark_smoke() -> None:
     printed = smoke("ladder")
     assert printed.count("x\n") == 4 and "1.000x" in printed
+
+
+def test_dispatch_benchmark_smoke(rabbitmq: str) -> None:
+    printed = smoke("dispatch", *BROKER)
+    assert "plain Celery" in printed and "complete audit" in printed
