@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from bench import dispatch, ladder, overhead, soak
+from bench import auditrate, dispatch, ladder, overhead, soak
 
 COMMANDS = {
     "overhead": overhead.main,
     "soak": soak.main,
     "ladder": ladder.main,
     "dispatch": dispatch.main,
+    "audit": auditrate.main,
 }
 
 if __name__ == "__main__":

@@ -43,3 +43,8 @@ def test_ladder_benchmark_smoke() -> None:
 def test_dispatch_benchmark_smoke(rabbitmq: str) -> None:
     printed = smoke("dispatch", *BROKER)
     assert "plain Celery" in printed and "complete audit" in printed
+
+
+def test_audit_rate_benchmark_smoke(rabbitmq: str) -> None:
+    printed = smoke("audit", "--broker", RABBIT_URL)
+    assert "lines 1000" in printed
