@@ -45,7 +45,6 @@ class Profile:
     maxrate_kbps: int = 5000
     audio_codec: str = "aac"
     audio_bitrate_kbps: int = 128
-    container: str = "mp4"
     #: Move the moov atom to the front so browsers start playing before the download ends.
     faststart: bool = True
     #: Poster frame position as a fraction of the duration.
@@ -60,7 +59,7 @@ class Profile:
 
 _FIELD_TYPES: dict[str, type] = {
     "kind": str, "height": int, "video_codec": str, "preset": str, "crf": int,
-    "maxrate_kbps": int, "audio_codec": str, "audio_bitrate_kbps": int, "container": str,
+    "maxrate_kbps": int, "audio_codec": str, "audio_bitrate_kbps": int,
     "faststart": bool, "poster_at": float, "poster_height": int, "reencode": str,
     "rungs": list, "segment_s": int,
 }  # fmt: skip
@@ -146,7 +145,3 @@ def get_profile(name: str) -> Profile:
     except KeyError:
         known = ", ".join(sorted(profiles))
         raise UnknownProfile(f"unknown profile {name!r} (known: {known})") from None
-
-
-#: Kept for callers that list profiles; loaded from the data files.
-PROFILES = load_profiles()
