@@ -17,8 +17,13 @@ COPY pyproject.toml README.md ./
 COPY mediaapp ./mediaapp
 COPY tasks ./tasks
 COPY samples ./samples
+# The smoke check imports the app, which (with no broker set) creates the embedded broker's
+# folders under MEDIAAPP_DATA_DIR: point it at a scratch dir, or /data would get root-owned
+# subdirectories that the mediaapp user cannot write (and every new volume would copy them).
 RUN pip install --no-cache-dir . \
-    && python -c "import mediaapp, av; from mediaapp.ffmpeg import ffmpeg_version; print(ffmpeg_version())"
+    && MEDIAAPP_DATA_DIR=/tmp/build-check python -c \
+        "import mediaapp, av; from mediaapp.ffmpeg import ffmpeg_version; print(ffmpeg_version())" \
+    && rm -rf /tmp/build-check
 
 USER mediaapp
 # The audit log is written 0640 in a 0750 directory: nothing but this user appends to it.

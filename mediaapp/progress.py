@@ -40,6 +40,9 @@ class ProgressReporter:
         #: to stop the encode.
         self._check = check
         self._last = float("-inf")
+        #: Highest percent sent: ffmpeg's out_time can step back near the end of an encode
+        #: (streams flushed in another order), and a progress bar must never move backwards.
+        self._high = 0.0
         self.sent = 0
 
     def meta(self, progress: Progress) -> dict[str, Any]:
@@ -48,10 +51,13 @@ class ProgressReporter:
         if progress.percent is not None and progress.speed > 0 and progress.percent < 100:
             total = progress.out_time_s * 100 / progress.percent if progress.percent else 0
             eta = round(max(total - progress.out_time_s, 0) / progress.speed, 1)
+        percent = None
+        if progress.percent is not None:
+            percent = self._high = max(self._high, round(progress.percent, 1))
         return {
             **self._context,
             "step": self._step,
-            "percent": None if progress.percent is None else round(progress.percent, 1),
+            "percent": percent,
             "fps": progress.fps,
             "speed": progress.speed,
             "out_time_s": round(progress.out_time_s, 3),

@@ -2,7 +2,8 @@
 
 The environment is set here, before anything imports mediaapp, because settings are read
 from the environment once per process. Integration tests use their own RabbitMQ vhost
-(``mediaapp-test``) and Redis database 15, so they never touch a developer's queues.
+(``mediaapp-test``, or ``MEDIAAPP_TEST_VHOST``) and Redis database 15 (or
+``MEDIAAPP_TEST_REDIS_DB``), so they never touch a developer's queues.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 CORPUS = REPO.parent / "shared" / "corpus"
 BIN = Path(sys.executable).parent
-RABBIT_VHOST = "mediaapp-test"
+# Overridable so two test runs on one machine (two checkouts) keep out of each other's way.
+RABBIT_VHOST = os.environ.get("MEDIAAPP_TEST_VHOST", "mediaapp-test")
 RABBIT_URL = f"amqp://guest:guest@127.0.0.1:5672/{RABBIT_VHOST}"
-REDIS_URL = "redis://127.0.0.1:6379/15"
+REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('MEDIAAPP_TEST_REDIS_DB', '15')}"
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="mediaapp-tests-"))
 MEDIA_ROOT = _SESSION_DIR / "media"

@@ -155,6 +155,14 @@ def test_progress_reporter_throttles_and_computes_eta() -> None:
     assert sent[-1]["eta_s"] == 0.0 and len(sent) == 3
 
 
+def test_progress_never_moves_backwards() -> None:
+    sent: list[dict] = []
+    rep = ProgressReporter(sent.append, step="transcode", interval_s=0)
+    for percent in (10.0, 95.3, 94.2, 97.0):  # ffmpeg's out_time can dip as streams flush
+        rep(Progress(out_time_s=percent, fps=25, speed=1.0, percent=percent, done=False))
+    assert [m["percent"] for m in sent] == [10.0, 95.3, 95.3, 97.0]
+
+
 def test_progress_reporter_survives_a_failing_update() -> None:
     def boom(meta: dict) -> None:
         raise ConnectionError("broker hiccup")
