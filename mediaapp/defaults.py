@@ -52,6 +52,22 @@ MAX_RETRIES = 3
 RETRY_BACKOFF_S = 2.0
 RETRY_BACKOFF_MAX_S = 60.0
 
+#: Chunked encoding (mediaapp/chunking.py). Chunks are cut at source keyframes, so a chunk
+#: is at least this long, in seconds, and the cost model never plans them shorter or longer.
+MIN_CHUNK_S = 10.0
+MAX_CHUNK_S = 120.0
+#: Chunks planned per worker: more than one evens out chunks that encode at different speeds.
+CHUNKS_PER_WORKER = 2
+#: Cost model inputs, measured on this project's 2-core machine (README, "Chunked encoding"):
+#: x264 (preset veryfast, one thread) pixels encoded per second of CPU, per-chunk task cost
+#: (dispatch, ffmpeg start, encoder warm-up) in seconds, and the job's fixed cost of chunking
+#: (split, audio track, concat, verification) in seconds.
+ENCODE_PIXELS_PER_S = 40e6
+CHUNK_TASK_OVERHEAD_S = 0.4
+CHUNKING_FIXED_S = 2.0
+#: Chunk only when the predicted chunked time is at most this fraction of a single encode.
+CHUNKING_MIN_GAIN = 0.8
+
 #: Default transcoding profile.
 DEFAULT_PROFILE = "web"
 

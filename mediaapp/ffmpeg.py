@@ -119,6 +119,23 @@ def input_file(path: Path, **options: Any) -> Any:
     return ffmpeg_python.input(f"file:{absolute}", **options)
 
 
+def concat_input(list_path: Path) -> Any:
+    """An input node reading the files a concat list names (the list is always our own).
+
+    ``safe=1`` accepts only plain relative names beside the list, so even a tampered list
+    cannot reach another directory, another protocol or another demuxer.
+    """
+    from mediaapp.probe import SAFE_FORMATS
+
+    return ffmpeg_python.input(
+        f"file:{Path(list_path).resolve()}",
+        f="concat",
+        safe=1,
+        protocol_whitelist="file",
+        format_whitelist=f"concat,{SAFE_FORMATS}",
+    )
+
+
 def output_target(path: Path) -> str:
     """An output URL that cannot be mistaken for an option or another protocol."""
     return f"file:{Path(path).resolve()}"

@@ -68,7 +68,7 @@ def gop_frames(info: ProbeResult, profile: Profile) -> int:
     return max(1, round(frame_rate(info) * profile.segment_s))
 
 
-def _video_options(
+def video_options(
     rung: PlannedRung, info: ProbeResult, profile: Profile, suffix: str = ""
 ) -> dict[str, Any]:
     gop = gop_frames(info, profile)
@@ -88,7 +88,7 @@ def _audio_options(info: ProbeResult, profile: Profile) -> dict[str, Any]:
     return {"acodec": "aac", "b:a": f"{profile.audio_bitrate_kbps}k", "ac": 2}
 
 
-def _hls_options(rung_dir: Path, profile: Profile) -> dict[str, Any]:
+def hls_options(rung_dir: Path, profile: Profile) -> dict[str, Any]:
     return {
         "f": "hls",
         "hls_time": profile.segment_s,
@@ -119,9 +119,9 @@ def hls_single_stream(src: Path, out_dir: Path, info: ProbeResult, profile: Prof
             ffmpeg_python.output(
                 *streams,
                 ffmpeg.output_target(rung_dir / "index.m3u8"),
-                **_video_options(rung, info, profile),
+                **video_options(rung, info, profile),
                 **_audio_options(info, profile),
-                **_hls_options(rung_dir, profile),
+                **hls_options(rung_dir, profile),
             )
         )
     return ffmpeg_python.merge_outputs(*outputs)
@@ -140,9 +140,48 @@ def hls_rung_stream(
     return ffmpeg_python.output(
         *streams,
         ffmpeg.output_target(rung_dir / "index.m3u8"),
-        **_video_options(rung, info, profile),
+        **video_options(rung, info, profile),
         **_audio_options(info, profile),
-        **_hls_options(rung_dir, profile),
+        **hls_options(rung_dir, profile),
+    )
+
+
+def hls_copy_stream(joined: Path, audio: Path | None, rung_dir: Path, profile: Profile) -> Any:
+    """One rung packaged from its already encoded video (chunked strategy): copy, no encode.
+
+    The keyframes every ``segment_s`` were forced in every chunk, so the segmenter cuts
+    exactly where the other rungs cut.
+    """
+    rung_dir.mkdir(parents=True, exist_ok=True)
+    streams = [ffmpeg.input_file(joined).video]
+    if audio is not None:
+        streams.append(ffmpeg.input_file(audio).audio)
+    return ffmpeg_python.output(
+        *streams,
+        ffmpeg.output_target(rung_dir / "index.m3u8"),
+        c="copy",
+        **hls_options(rung_dir, profile),
+    )
+
+
+def dash_copy_stream(
+    joined: list[Path], audio: Path | None, out_dir: Path, profile: Profile
+) -> Any:
+    """The ladder packaged as DASH from already encoded rungs (chunked strategy): copy."""
+    streams = [ffmpeg.input_file(path).video for path in joined]
+    sets = "id=0,streams=v"
+    if audio is not None:
+        streams.append(ffmpeg.input_file(audio).audio)
+        sets += " id=1,streams=a"
+    return ffmpeg_python.output(
+        *streams,
+        ffmpeg.output_target(out_dir / "manifest.mpd"),
+        c="copy",
+        f="dash",
+        seg_duration=profile.segment_s,
+        use_template=1,
+        use_timeline=1,
+        adaptation_sets=sets,
     )
 
 
@@ -154,8 +193,8 @@ def dash_stream(src: Path, out_dir: Path, info: ProbeResult, profile: Profile) -
     streams = [_scaled(branches.stream(r.index), r) for r in rungs]
     options: dict[str, Any] = {}
     for r in rungs:
-        options |= _video_options(r, info, profile, suffix=f":{r.index}")
-    options |= {k: v for k, v in _video_options(rungs[0], info, profile).items()
+        options |= video_options(r, info, profile, suffix=f":{r.index}")
+    options |= {k: v for k, v in video_options(rungs[0], info, profile).items()
                 if not k.startswith(("b:v", "maxrate", "bufsize"))}  # fmt: skip
     sets = "id=0,streams=v"
     if info.audio is not None:

@@ -44,14 +44,30 @@ def encode_ladder(
     settings: Settings,
     on_progress: ffmpeg.ProgressCallback | None,
     strategy: str,
+    *,
+    joined: dict[str, Path] | None = None,
+    audio: Path | None = None,
 ) -> None:
-    """Encode the profile's ladder and append verified manifest entries to ``work``."""
+    """Encode the profile's ladder and append verified manifest entries to ``work``.
+
+    ``strategy="chunked"``: ``joined`` maps each rung's name to its encoded, concatenated
+    video and ``audio`` is the job's one audio track; they are packaged without re-encoding.
+    """
     final = out_dir / profile.kind
     tmp = out_dir / f".{profile.kind}.part-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
         rungs = ladder.plan_rungs(info, profile)
-        if profile.kind == "hls":
+        if strategy == "chunked":  # the rungs are encoded already: package them, copy only
+            assert joined is not None
+            if profile.kind == "hls":
+                for rung in rungs:
+                    work.run(ladder.hls_copy_stream(joined[rung.name], audio, tmp / rung.name,
+                                                    profile))  # fmt: skip
+            else:
+                paths = [joined[r.name] for r in rungs]
+                work.run(ladder.dash_copy_stream(paths, audio, tmp, profile))
+        elif profile.kind == "hls":
             if strategy == "per_rendition":
                 for rung in rungs:
                     work.run(
@@ -65,14 +81,16 @@ def encode_ladder(
                     duration_s=info.duration_s,
                     on_progress=on_progress,
                 )
-            (tmp / "master.m3u8").write_text(ladder.master_playlist(tmp, rungs))
-            entries = verify_hls(tmp, info, profile, rungs)
         else:
             work.run(
                 ladder.dash_stream(src, tmp, info, profile),
                 duration_s=info.duration_s,
                 on_progress=on_progress,
             )
+        if profile.kind == "hls":
+            (tmp / "master.m3u8").write_text(ladder.master_playlist(tmp, rungs))
+            entries = verify_hls(tmp, info, profile, rungs)
+        else:
             entries = verify_dash(tmp, info, rungs)
         if final.exists():
             shutil.rmtree(final)

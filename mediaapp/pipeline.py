@@ -8,6 +8,7 @@ so nobody ever sees half a file.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -23,7 +24,8 @@ from typing import Any
 
 import ffmpeg as ffmpeg_python
 
-from mediaapp import ffmpeg, sprites
+from mediaapp import chunking, ffmpeg, sprites
+from mediaapp.chunking import ChunkPlan, Rendition, SourceChunk
 from mediaapp.errors import (
     EmptyInput,
     InputNotFound,
@@ -130,7 +132,23 @@ def target_height(info: ProbeResult, max_height: int) -> int:
     return max(2, min(height, max_height) // 2 * 2)
 
 
-def web_stream(src: Path, dst: Path, info: ProbeResult, profile: Profile) -> Any:
+def web_video_options(profile: Profile, settings: Settings) -> dict[str, Any]:
+    """Video encoder options of an ``mp4`` profile (whole-file and chunked encodes alike)."""
+    options: dict[str, Any] = {
+        "vcodec": profile.video_codec,
+        "preset": profile.preset,
+        "crf": profile.crf,
+        "maxrate": f"{profile.maxrate_kbps}k",
+        "bufsize": f"{2 * profile.maxrate_kbps}k",
+    }
+    if settings.encoder_threads:
+        options["threads"] = settings.encoder_threads
+    return options
+
+
+def web_stream(
+    src: Path, dst: Path, info: ProbeResult, profile: Profile, settings: Settings
+) -> Any:
     """The ffmpeg-python graph of a ``web``-style MP4 (H.264 + AAC, faststart)."""
     inp = ffmpeg.input_file(src)
     height = target_height(info, profile.height)
@@ -152,11 +170,7 @@ def web_stream(src: Path, dst: Path, info: ProbeResult, profile: Profile) -> Any
             "audio_bitrate": f"{profile.audio_bitrate_kbps}k",
         }
     out_opts: dict[str, Any] = {
-        "vcodec": profile.video_codec,
-        "preset": profile.preset,
-        "crf": profile.crf,
-        "maxrate": f"{profile.maxrate_kbps}k",
-        "bufsize": f"{2 * profile.maxrate_kbps}k",
+        **web_video_options(profile, settings),
         "map_metadata": -1,
         **audio_opts,
     }
@@ -482,7 +496,7 @@ def _mp4(
                 ffmpeg.output_target(tmp), c="copy", movflags="+faststart", map_metadata=-1
             )
         else:
-            stream = web_stream(src, tmp, info, profile)
+            stream = web_stream(src, tmp, info, profile, settings)
         work.run(stream, duration_s=info.duration_s, on_progress=on_progress)
     entry = describe_output(path, "video", settings)
     entry["remuxed"] = remux
@@ -571,3 +585,175 @@ def probe_input(name: str, settings: Settings) -> dict[str, Any]:
     """Probe ``name`` (relative to the media root) without any media-type requirement."""
     _, info = inspect(name, settings, needs_video=False)
     return info.to_dict()
+
+
+# Chunked parallel encoding (see mediaapp/chunking.py for the picture). Each function is one
+# task's work; the tasks only carry their arguments and results between workers.
+
+#: What the manifest keeps of each chunk.
+_CHUNK_FIELDS = (
+    *("index", "frames", "start_s", "duration_s"),
+    *("reused", "encode_s", "hostname", "pid"),
+)
+#: Profile kinds whose video can be encoded in chunks.
+CHUNKABLE = ("mp4", "hls", "dash")
+
+
+def renditions(info: ProbeResult, profile: Profile, settings: Settings) -> list[Rendition]:
+    """The video outputs a chunk is encoded into: the mp4, or every rung of the ladder."""
+    from mediaapp import ladder
+
+    if profile.kind == "mp4":
+        height = target_height(info, profile.height)
+        return [Rendition("video", height, web_video_options(profile, settings))]
+    return [
+        Rendition(r.name, r.height, ladder.video_options(r, info, profile))
+        for r in ladder.plan_rungs(info, profile)
+    ]
+
+
+def _segment_s(profile: Profile) -> int | None:
+    return profile.segment_s if profile.kind in ("hls", "dash") else None
+
+
+def chunk_plan(name: str, profile_name: str, settings: Settings, workers: int) -> ChunkPlan:
+    """The cost model's verdict for this job (see :func:`mediaapp.chunking.plan`)."""
+    profile = get_profile(profile_name)
+    src, info = inspect(name, settings, needs_video=profile.kind != "audio", decode_s=0)
+    verdict = chunking.plan(
+        info,
+        workers,
+        settings,
+        renditions=len(renditions(info, profile, settings)) if info.video else 1,
+        segment_s=_segment_s(profile),
+    )
+    if profile.kind not in CHUNKABLE:
+        return dataclasses.replace(verdict, chunked=False, reason=f"{profile.kind} profile")
+    if profile.kind == "mp4" and can_remux(src, info, profile):
+        return dataclasses.replace(verdict, chunked=False, reason="remux, nothing to encode")
+    return verdict
+
+
+def split_job(job_id: str, name: str, chunk_s: float, settings: Settings) -> list[dict[str, Any]]:
+    """Cut the job's source video into keyframe-aligned chunks in its work directory."""
+    src, _ = inspect(name, settings, decode_s=0)
+    out_dir = job_dir(job_id, settings)
+    clear_partials(out_dir)
+    return [c.to_dict() for c in chunking.split(src, chunking.work_dir(out_dir), chunk_s)]
+
+
+def encode_job_chunk(
+    job_id: str,
+    name: str,
+    profile_name: str,
+    chunk: dict[str, Any],
+    settings: Settings,
+    on_progress: ffmpeg.ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Encode (or reuse) one chunk of a chunked job into every rendition."""
+    from mediaapp import ladder
+
+    profile = get_profile(profile_name)
+    _, info = inspect(name, settings, decode_s=0)
+    return chunking.encode_chunk(
+        chunking.work_dir(job_dir(job_id, settings)),
+        SourceChunk(**chunk),
+        renditions(info, profile, settings),
+        ladder.frame_rate(info),
+        _segment_s(profile),
+        settings,
+        on_progress,
+    )
+
+
+def encode_job_audio(
+    job_id: str,
+    name: str,
+    profile_name: str,
+    settings: Settings,
+    on_progress: ffmpeg.ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Encode a chunked job's audio track, once, from the whole source."""
+    profile = get_profile(profile_name)
+    src, info = inspect(name, settings, decode_s=0)
+    if info.audio is None:
+        return {"part": "audio", "command": None, "encode_s": 0.0}
+    work = chunking.work_dir(job_dir(job_id, settings))
+    return chunking.encode_audio(src, work, info, profile, on_progress)
+
+
+def job_previews(job_id: str, name: str, profile_name: str, settings: Settings) -> dict[str, Any]:
+    """Poster, sprite sheet and WebVTT of a chunked mp4 job (a task beside the chunks)."""
+    profile = get_profile(profile_name)
+    src, info = inspect(name, settings, decode_s=0)
+    work = _Work()
+    _previews(work, src, info, profile, job_dir(job_id, settings), safe_stem(name), settings)
+    return {"part": "previews", "outputs": work.outputs, "commands": work.commands,
+            "encode_s": round(work.encode_s, 3)}  # fmt: skip
+
+
+def assemble_chunked(
+    job_id: str,
+    name: str,
+    profile_name: str,
+    parts: list[dict[str, Any]],
+    plan: dict[str, Any],
+    settings: Settings,
+) -> dict[str, Any]:
+    """Join the encoded chunks, add the audio, package, verify every join; the manifest."""
+    from mediaapp import ladder, packaging
+
+    done = load_manifest(job_id, settings)
+    if done is not None:
+        return done
+    started = time.monotonic()
+    profile = get_profile(profile_name)
+    src, info = inspect(name, settings, decode_s=0)
+    out_dir = job_dir(job_id, settings)
+    wd = chunking.work_dir(out_dir)
+    chunks = sorted((p for p in parts if p["part"] == "chunk"), key=lambda c: c["index"])
+    work = _Work()
+    for part in parts:
+        work.commands += [c for c in (part.get("command"), *part.get("commands", ())) if c]
+        work.encode_s += part.get("encode_s") or 0.0
+    frame_s = 1 / ladder.frame_rate(info)
+    joined, joins = {}, {}
+    for r in renditions(info, profile, settings):
+        path = wd / f"joined.{r.name}.mp4"
+        concat = chunking.joined_video(wd, r.name, chunks)
+        work.run(concat.output(ffmpeg.output_target(path), c="copy", f="mp4"))
+        joins[r.name] = chunking.verify_joins(path, chunks, info, frame_s=frame_s)
+        joined[r.name] = path
+    audio = wd / "audio.m4a" if info.audio is not None else None
+    if audio is not None:
+        chunking.verify_audio(audio, info, frame_s=frame_s)
+    if profile.kind == "mp4":
+        final = out_dir / f"{safe_stem(name)}.{profile.name}.mp4"
+        with atomic_output(final) as tmp:
+            streams = [ffmpeg.input_file(joined["video"]).video]
+            if audio is not None:
+                streams.append(ffmpeg.input_file(audio).audio)
+            joined_out = ffmpeg_python.output(
+                *streams, ffmpeg.output_target(tmp), c="copy", f="mp4",
+                movflags="+faststart", map_metadata=-1,
+            )  # fmt: skip
+            work.run(joined_out)
+        entry = describe_output(final, "video", settings)
+        verify_video(entry, info, target_height(info, profile.height))
+        entry["joins"] = chunking.verify_joins(final, chunks, info, frame_s=frame_s)
+        work.outputs.append(entry)
+        for part in parts:
+            work.outputs += part.get("outputs", [])
+    else:
+        packaging.encode_ladder(work, src, info, profile, out_dir, settings, None, "chunked",
+                                joined=joined, audio=audio)  # fmt: skip
+    manifest = _manifest(job_id, name, profile, info, work, started)
+    manifest["strategy"] = "chunked"
+    manifest["chunking"] = {
+        "plan": plan,
+        "joins": joins,
+        "chunks": [{k: c[k] for k in _CHUNK_FIELDS} for c in chunks],
+    }
+    write_manifest(manifest, settings)
+    shutil.rmtree(wd, ignore_errors=True)
+    return manifest

@@ -207,3 +207,63 @@ def _kinds(result: ProbeResult) -> str:
 
 def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Presentation times of a file's first video stream, read by demuxing (no decode)."""
+
+    #: Sorted presentation times of every video frame, in seconds.
+    video_pts: list[float]
+    #: Duration of one video frame (the mean spacing), in seconds.
+    frame_s: float
+    #: Duration of the first audio stream in seconds (None without audio).
+    audio_s: float | None
+
+    @property
+    def frames(self) -> int:
+        """Number of video frames."""
+        return len(self.video_pts)
+
+    @property
+    def video_s(self) -> float:
+        """First frame to the end of the last one, in seconds."""
+        if not self.video_pts:
+            return 0.0
+        return self.video_pts[-1] - self.video_pts[0] + self.frame_s
+
+    def irregular(self) -> list[int]:
+        """Indexes of frames whose distance to the previous one is not one frame.
+
+        A quarter frame of slack absorbs container rounding (Matroska keeps milliseconds);
+        a gap, a duplicate or a dropped frame is a whole frame off.
+        """
+        pts, slack = self.video_pts, self.frame_s / 4
+        return [i for i in range(1, len(pts)) if abs(pts[i] - pts[i - 1] - self.frame_s) > slack]
+
+
+def timing(path: Path) -> Timing:
+    """Frame times of ``path``: frame counts, spacing and joins checked without decoding."""
+    with av.open(
+        str(Path(path).resolve()),
+        options={"protocol_whitelist": "file", "format_whitelist": SAFE_FORMATS},
+    ) as container:
+        video = container.streams.video[0] if container.streams.video else None
+        audio = container.streams.audio[0] if container.streams.audio else None
+        pts: list[float] = []
+        audio_end = audio_start = None
+        streams = [s for s in (video, audio) if s is not None]
+        for packet in container.demux(*streams):
+            if packet.pts is None or packet.time_base is None:
+                continue
+            start = float(packet.pts * packet.time_base)
+            if packet.stream is video:
+                pts.append(start)
+            else:
+                end = start + float((packet.duration or 0) * packet.time_base)
+                audio_start = start if audio_start is None else min(audio_start, start)
+                audio_end = end if audio_end is None else max(audio_end, end)
+    pts.sort()
+    frame_s = (pts[-1] - pts[0]) / (len(pts) - 1) if len(pts) > 1 else 0.0
+    audio_s = None if audio_end is None or audio_start is None else audio_end - audio_start
+    return Timing(video_pts=pts, frame_s=frame_s, audio_s=audio_s)

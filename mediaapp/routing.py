@@ -80,6 +80,11 @@ TASK_ROUTING_KEYS = {
     "video.rung": ("video_queue", "video.rung"),
     "video.package": ("video_queue", "video.package"),
     "video.fail_job": ("video_queue", "video.fail_job"),
+    # Chunked jobs: one task per chunk, the audio track once, previews, then the join.
+    "video.chunk": ("video_queue", "video.chunk"),
+    "video.audio": ("video_queue", "video.audio"),
+    "video.previews": ("video_queue", "video.previews"),
+    "video.assemble": ("video_queue", "video.assemble"),
     # Celery's own chord poller (result backends without native chords, e.g. files).
     "celery.chord_unlock": ("video_queue", "video.chord_unlock"),
     "media.ping": ("default_queue", "media.ping"),

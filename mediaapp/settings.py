@@ -35,6 +35,14 @@ class Settings:
     task_events: bool = True
     #: HLS ladders: "single" (one ffmpeg decodes once, split) or "per_rendition" (a task each).
     ladder_strategy: str = "single"
+    #: Chunked parallel encoding: "auto" (the cost model decides), "always" or "never".
+    chunking: str = "auto"
+    #: Chunk length in seconds; 0 lets the cost model choose.
+    chunk_s: float = 0.0
+    #: Workers the cost model counts on; 0 asks the broker (consumers of video_queue).
+    chunk_workers: int = 0
+    #: Threads per encoder (x264 ``-threads``); 0 lets the encoder choose (all cores).
+    encoder_threads: int = 0
     #: "text" or "json" (one JSON object per line with job id and task id).
     log_format: str = "text"
 
@@ -51,6 +59,8 @@ class Settings:
             object.__setattr__(self, "broker_url", "filesystem://")
         if not self.result_backend:
             object.__setattr__(self, "result_backend", f"file://{data / 'results'}")
+        if self.chunking not in ("auto", "always", "never"):
+            raise ValueError(f"chunking must be auto, always or never, not {self.chunking!r}")
 
     @property
     def embedded(self) -> bool:

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
+from collections.abc import Callable
 from typing import Any, NoReturn
 
-from celery import Task, chord, group
+from celery import Celery, Task, chord, group
 from celery.exceptions import Ignore
 
 from mediaapp import defaults, pipeline
 from mediaapp.cancel import raise_if_cancelled
 from mediaapp.celery import app
+from mediaapp.chunking import ChunkPlan
 from mediaapp.client import steps_key
 from mediaapp.deliveries import count_delivery
 from mediaapp.errors import JobCancelled, MediaError, PoisonMessage
 from mediaapp.events import error_dict, publish_event
 from mediaapp.profiles import get_profile
 from mediaapp.progress import CANCELLED, PROGRESS, ProgressReporter
+from mediaapp.routing import VIDEO_QUEUE
 from mediaapp.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 
 def backoff_s(
@@ -90,6 +96,11 @@ def transcode(
         raise_if_cancelled(self.backend, job_id)
         if settings.ladder_strategy == "per_rendition" and get_profile(profile).kind == "hls":
             return _fan_out(self, job_id, name, profile)
+        if settings.chunking != "never":
+            plan = pipeline.chunk_plan(name, profile, settings, video_workers(self.app))
+            log.info("job %s: chunked=%s (%s)", job_id, plan.chunked, plan.reason)
+            if plan.chunked:
+                _chunk_out(self, job_id, name, profile, plan)
         return pipeline.transcode(
             job_id,
             name,
@@ -121,6 +132,98 @@ def _fan_out(task: Task, job_id: str, name: str, profile: str) -> NoReturn:
         for i in indexes
     )
     raise task.replace(chord(header, package.s(job_id=job_id, name=name, profile=profile)))
+
+
+def video_workers(app: Celery) -> int:
+    """Workers a chunked job can spread over: the setting, else video_queue's consumers."""
+    settings = get_settings()
+    if settings.chunk_workers:
+        return settings.chunk_workers
+    if settings.embedded:
+        return 1  # the filesystem transport does not count consumers
+    try:
+        with app.connection_for_read() as conn:
+            queue = conn.default_channel.queue_declare(VIDEO_QUEUE.name, passive=True)
+    except Exception:  # the broker did not answer: plan for one worker, never fail the job
+        log.warning("could not count video_queue consumers", exc_info=True)
+        return 1
+    return max(1, int(queue.consumer_count))
+
+
+def _chunk_out(task: Task, job_id: str, name: str, profile: str, plan: ChunkPlan) -> NoReturn:
+    """Split the source, then replace this task with a chord: one task per chunk, the audio
+    track and the previews (mp4) beside them, and ``video.assemble`` (task id = job id)."""
+    chunks = pipeline.split_job(job_id, name, plan.chunk_s, get_settings())
+    kwargs = {"job_id": job_id, "name": name, "profile": profile}
+    header = [
+        encode_chunk.s(chunk=c, **kwargs).set(task_id=f"{job_id}-chunk{c['index']}") for c in chunks
+    ]
+    header.append(encode_audio.s(**kwargs).set(task_id=f"{job_id}-audio"))
+    if get_profile(profile).kind == "mp4":
+        header.append(previews.s(**kwargs).set(task_id=f"{job_id}-previews"))
+    task.backend.set(steps_key(job_id), json.dumps([sig.id for sig in header]).encode())
+    body = assemble.s(plan=plan.to_dict(), **kwargs)
+    raise task.replace(chord(group(header), body))
+
+
+def _step(
+    task: Task, job_id: str, step: str, work: Callable[[ProgressReporter], dict[str, Any]]
+) -> dict[str, Any]:
+    """Run one step of a job: refuse poison messages, honour cancel, report progress, and
+    retry what is worth retrying."""
+    context = {"job_id": job_id, **{k: task.request.kwargs.get(k) for k in ("name", "profile")}}
+    report = ProgressReporter(
+        lambda meta: report_progress(task, meta),
+        step=step,
+        context={"input": context.pop("name"), **context},
+        check=lambda: raise_if_cancelled(task.backend, job_id),
+    )
+    check_deliveries(task)
+    try:
+        raise_if_cancelled(task.backend, job_id)
+        return work(report)
+    except JobCancelled as exc:
+        _cancelled(task, job_id, exc)
+    except MediaError as exc:
+        _fail_or_retry(task, exc)
+
+
+@app.task(name="video.chunk", bind=True)
+def encode_chunk(
+    self: Task, *, job_id: str, name: str, profile: str, chunk: dict[str, Any]
+) -> dict[str, Any]:
+    """Encode one chunk of a chunked job into every rendition (or reuse it by content)."""
+    return _step(self, job_id, f"chunk {chunk['index']}", lambda report: pipeline.encode_job_chunk(
+        job_id, name, profile, chunk, get_settings(), report))  # fmt: skip
+
+
+@app.task(name="video.audio", bind=True)
+def encode_audio(self: Task, *, job_id: str, name: str, profile: str) -> dict[str, Any]:
+    """Encode a chunked job's audio track, once."""
+    return _step(self, job_id, "audio", lambda report: pipeline.encode_job_audio(
+        job_id, name, profile, get_settings(), report))  # fmt: skip
+
+
+@app.task(name="video.previews", bind=True)
+def previews(self: Task, *, job_id: str, name: str, profile: str) -> dict[str, Any]:
+    """Poster, sprite sheet and WebVTT track of a chunked mp4 job."""
+    return _step(self, job_id, "previews", lambda _: pipeline.job_previews(
+        job_id, name, profile, get_settings()))  # fmt: skip
+
+
+@app.task(name="video.assemble", bind=True)
+def assemble(
+    self: Task,
+    parts: list[dict[str, Any]],
+    *,
+    job_id: str,
+    name: str,
+    profile: str,
+    plan: dict[str, Any],
+) -> dict[str, Any]:
+    """Join the chunks, add the audio, package and verify; the result is the job manifest."""
+    return _step(self, job_id, "assemble", lambda _: pipeline.assemble_chunked(
+        job_id, name, profile, parts, plan, get_settings()))  # fmt: skip
 
 
 def rendition_task_id(job_id: str, index: int) -> str:

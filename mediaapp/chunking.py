@@ -1,0 +1,451 @@
+"""Chunked parallel encoding: split the video at keyframes, encode chunks on any worker,
+encode the audio once, concatenate, and prove the joins are seamless.
+
+How a chunked job runs (tasks in ``tasks/video.py``, steps as plain functions here)::
+
+    video.transcode   probe, cost model (plan), split: -c copy -f segment at source keyframes
+      ├─ video.chunk (n)  each chunk → every rendition of the profile (decode once, split)
+      ├─ video.audio      the audio track, once, from the whole source (never per chunk)
+      └─ video.previews   poster, sprite, WebVTT (mp4 profiles)
+    video.assemble    concat demuxer (-c copy) + the audio → mp4, HLS or DASH; verify
+
+Chunks are cached by content: the SHA-256 of the source chunk (the split is bit-exact, so
+the same input always gives the same chunks) plus everything that shapes the encode. A
+chunk encoded before a crash, or by an earlier submission of the same file, is reused by
+whichever worker meets it next, as long as the cache directory is shared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ffmpeg as ffmpeg_python
+
+from mediaapp import defaults, ffmpeg
+from mediaapp.errors import NotMedia
+from mediaapp.probe import ProbeResult, timing
+from mediaapp.profiles import Profile
+from mediaapp.settings import Settings
+
+#: Where a job keeps its source chunks, encoded chunks and audio track while it runs.
+WORK_DIR = ".chunks"
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """The cost model's answer: chunk or not, how long the chunks, and why."""
+
+    chunked: bool
+    chunk_s: float
+    chunks: int
+    workers: int
+    single_s: float  # predicted encode time in one worker, seconds
+    chunked_s: float  # predicted wall time chunked over ``workers``, seconds
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (kept in the manifest)."""
+        return asdict(self)
+
+
+def plan(
+    info: ProbeResult,
+    workers: int,
+    settings: Settings,
+    *,
+    renditions: int = 1,
+    segment_s: int | None = None,
+) -> ChunkPlan:
+    """Decide whether chunking pays off for this source with ``workers`` free workers.
+
+    The model: one worker encodes ``duration * pixels/s / ENCODE_PIXELS_PER_S`` seconds
+    (``renditions`` times for a ladder). Chunked, the same work spreads over the workers in
+    rounds of one chunk each, every chunk paying a task overhead, and the job pays a fixed
+    cost (split, audio, concat, checks). Chunk when that is at most ``CHUNKING_MIN_GAIN`` of
+    the single encode. ``MEDIAAPP_CHUNKING=always|never`` overrides the verdict, not the size.
+    """
+    video = info.video
+    duration = info.duration_s
+    fps = (video.fps if video else None) or 30.0
+    pixels = ((video.width or 0) * (video.height or 0)) if video else 0
+    single = duration * fps * pixels * renditions / defaults.ENCODE_PIXELS_PER_S
+    workers = max(1, workers)
+    chunk_s = settings.chunk_s  # a configured length is taken as it is
+    if not chunk_s:
+        chunk_s = duration / (workers * defaults.CHUNKS_PER_WORKER)
+        chunk_s = min(max(chunk_s, defaults.MIN_CHUNK_S), defaults.MAX_CHUNK_S)
+    if segment_s:  # whole segments per chunk: keyframe cuts line up with segment starts
+        chunk_s = math.ceil(chunk_s / segment_s) * segment_s
+    chunks = max(1, math.ceil(round(duration, 3) / chunk_s))
+    rounds = math.ceil(chunks / workers)
+    per_chunk = single * min(chunk_s, duration) / duration if duration else 0.0
+    chunked = defaults.CHUNKING_FIXED_S + rounds * (per_chunk + defaults.CHUNK_TASK_OVERHEAD_S)
+    if settings.chunking == "never":
+        verdict, reason = False, "MEDIAAPP_CHUNKING=never"
+    elif settings.chunking == "always":
+        verdict, reason = chunks > 1 or duration > 0, "MEDIAAPP_CHUNKING=always"
+    elif video is None:
+        verdict, reason = False, "no video to chunk"
+    elif workers < 2:
+        verdict, reason = False, "one worker: nothing to spread the chunks over"
+    elif chunks < 2:
+        verdict, reason = False, f"{duration:.1f} s fits in one chunk of {chunk_s:.0f} s"
+    elif chunked > defaults.CHUNKING_MIN_GAIN * single:
+        verdict, reason = False, f"predicted {chunked:.1f} s chunked vs {single:.1f} s single"
+    else:
+        verdict, reason = True, f"predicted {chunked:.1f} s chunked vs {single:.1f} s single"
+    return ChunkPlan(
+        chunked=verdict,
+        chunk_s=round(chunk_s, 3),
+        chunks=chunks,
+        workers=workers,
+        single_s=round(single, 2),
+        chunked_s=round(chunked, 2),
+        reason=reason,
+    )
+
+
+@dataclass(frozen=True)
+class SourceChunk:
+    """One piece of the source video, cut at a keyframe, stored as ``name`` in the work dir."""
+
+    index: int
+    name: str
+    frames: int
+    start_s: float  # where it starts in the source's presentation timeline
+    duration_s: float
+    sha256: str
+    #: Every frame one frame after the last: the encode must then keep the frame count.
+    regular: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (task arguments)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """One video output a chunk is encoded into (the mp4, or one rung of a ladder)."""
+
+    name: str
+    height: int
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def work_dir(out_dir: Path) -> Path:
+    """A job's chunk working directory (hidden beside its outputs, removed when done)."""
+    return out_dir / WORK_DIR
+
+
+def split(src: Path, work: Path, chunk_s: float) -> list[SourceChunk]:
+    """Cut the first video stream into chunks at keyframes, without re-encoding.
+
+    Bit-exact output (no muxer ids or dates), so the same input gives the same chunk bytes,
+    which is what makes chunks reusable by content hash.
+    """
+    shutil.rmtree(work / "src", ignore_errors=True)
+    (work / "src").mkdir(parents=True)
+    stream = ffmpeg.input_file(src)["v:0"].output(
+        ffmpeg.output_target(work / "src" / "c%05d.mkv"),
+        c="copy",
+        f="segment",
+        segment_time=f"{chunk_s:.3f}",
+        segment_format="matroska",
+        reset_timestamps=1,
+        map_metadata=-1,
+        fflags="+bitexact",
+        segment_format_options="fflags=+bitexact",
+    )
+    ffmpeg.run(stream)
+    # Where each chunk starts comes from the source's own timestamps (exact), not from the
+    # chunks' (Matroska keeps milliseconds: summed over hundreds of chunks that would drift).
+    source = timing(src).video_pts
+    chunks, first = [], 0
+    for index, path in enumerate(sorted((work / "src").glob("c*.mkv"))):
+        t = timing(path)
+        if t.frames == 0:  # a trailing empty segment: nothing to encode
+            path.unlink()
+            continue
+        if first + t.frames > len(source):
+            raise NotMedia(f"{src.name}: the chunks hold more frames than the source")
+        chunks.append(
+            SourceChunk(
+                index=index,
+                name=f"src/{path.name}",
+                frames=t.frames,
+                start_s=round(source[first] - source[0], 6),
+                duration_s=round(t.video_s, 6),
+                sha256=_sha256(path),
+                regular=not t.irregular(),
+            )
+        )
+        first += t.frames
+    if not chunks:
+        raise NotMedia(f"{src.name}: the split found no video frames")
+    return chunks
+
+
+def keyframe_times(chunk: SourceChunk, segment_s: int | None) -> list[float]:
+    """Times (relative to the chunk) where a ladder needs keyframes: every ``segment_s`` of
+    the source's timeline, so segments line up across chunks and across rungs."""
+    if not segment_s:
+        return []
+    first = math.ceil(round(chunk.start_s / segment_s, 6))
+    end = chunk.start_s + chunk.duration_s
+    times = []
+    k = first
+    while k * segment_s < end - 1e-6:
+        times.append(round(k * segment_s - chunk.start_s, 6))
+        k += 1
+    return times
+
+
+def cache_key(
+    chunk: SourceChunk, renditions: list[Rendition], fps: float, keys: list[float]
+) -> str:
+    """Content address of an encoded chunk: input bytes plus everything that shapes the encode."""
+    shape = {
+        "chunk": chunk.sha256,
+        "renditions": [asdict(r) for r in renditions],
+        "fps": fps,
+        "keyframes": keys,
+        "ffmpeg": ffmpeg.ffmpeg_version(),
+    }
+    return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
+
+
+def cache_dir(settings: Settings) -> Path:
+    """Encoded chunks by content hash, shared by every worker that shares the data dir."""
+    return settings.data_dir / "chunk-cache"
+
+
+def encoded_name(index: int, rendition: str) -> str:
+    """File name of an encoded chunk in the job's work dir (a plain name: concat lists)."""
+    return f"e{index:05d}.{rendition}.mp4"
+
+
+def encode_chunk(
+    work: Path,
+    chunk: SourceChunk,
+    renditions: list[Rendition],
+    fps: float,
+    segment_s: int | None,
+    settings: Settings,
+    on_progress: ffmpeg.ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Encode one chunk into every rendition (decode once), or reuse an earlier encode."""
+    keys = keyframe_times(chunk, segment_s)
+    key = cache_key(chunk, renditions, fps, keys)
+    cache = cache_dir(settings)
+    cached = {r.name: cache / key[:2] / f"{key}.{r.name}.mp4" for r in renditions}
+    reused = all(p.is_file() for p in cached.values())
+    command, elapsed = None, 0.0
+    if not reused:
+        tmp = {r.name: p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}") for r, p in
+               zip(renditions, cached.values(), strict=True)}  # fmt: skip
+        next(iter(cached.values())).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            result = ffmpeg.run(
+                chunk_stream(work / chunk.name, renditions, fps, keys, tmp, settings),
+                duration_s=chunk.duration_s,
+                on_progress=on_progress,
+            )
+            for name, path in tmp.items():
+                _fsync(path)
+                os.replace(path, cached[name])  # same bytes from any worker: last one wins
+        finally:
+            for path in tmp.values():
+                path.unlink(missing_ok=True)
+        command, elapsed = result.cmd, result.elapsed_s
+    frames = None
+    for r in renditions:
+        local = work / encoded_name(chunk.index, r.name)
+        local.unlink(missing_ok=True)
+        _link_or_copy(cached[r.name], local)
+        count = timing(local).frames
+        if count != (frames if frames is not None else count):
+            raise NotMedia(f"chunk {chunk.index}: renditions hold {frames} and {count} frames")
+        frames = count
+    return {
+        "part": "chunk",
+        "index": chunk.index,
+        "frames": frames,
+        "source_frames": chunk.frames,
+        "regular": chunk.regular,
+        "start_s": chunk.start_s,
+        "duration_s": chunk.duration_s,
+        "sha256": chunk.sha256,
+        "key": key,
+        "reused": reused,
+        "encode_s": round(elapsed, 3),
+        "command": command,
+        "hostname": os.uname().nodename,
+        "pid": os.getpid(),
+    }
+
+
+def chunk_stream(
+    src: Path,
+    renditions: list[Rendition],
+    fps: float,
+    keyframes: list[float],
+    targets: dict[str, Path],
+    settings: Settings,
+) -> Any:
+    """ffmpeg-python graph: decode the chunk once, constant frame rate, one output per
+    rendition, video only (the audio is encoded once for the whole job)."""
+    video = ffmpeg.input_file(src).video.filter("fps", fps)
+    branches = video.filter_multi_output("split", len(renditions)) if len(renditions) > 1 else None
+    outputs = []
+    for i, r in enumerate(renditions):
+        branch = branches.stream(i) if branches is not None else video
+        scaled = branch.filter("scale", -2, r.height).filter("format", "yuv420p")
+        options = dict(r.options)
+        options.pop("force_key_frames", None)
+        if keyframes:
+            options["force_key_frames"] = ",".join(f"{t:.6f}" for t in keyframes)
+        if settings.encoder_threads:
+            options["threads"] = settings.encoder_threads
+        outputs.append(
+            ffmpeg_python.output(
+                scaled,
+                ffmpeg.output_target(targets[r.name]),
+                an=None,
+                map_metadata=-1,
+                f="mp4",
+                **options,
+            )
+        )
+    return ffmpeg_python.merge_outputs(*outputs) if len(outputs) > 1 else outputs[0]
+
+
+def audio_stream(src: Path, target: Path, profile: Profile, *, stereo: bool) -> Any:
+    """The whole audio track in one piece (per-chunk audio drifts and leaves gaps)."""
+    options: dict[str, Any] = {
+        "acodec": profile.audio_codec,
+        "b:a": f"{profile.audio_bitrate_kbps}k",
+    }
+    if stereo:
+        options["ac"] = 2
+    return ffmpeg.input_file(src).audio.output(
+        ffmpeg.output_target(target), map_metadata=-1, f="mp4", **options
+    )
+
+
+def encode_audio(
+    src: Path,
+    work: Path,
+    info: ProbeResult,
+    profile: Profile,
+    on_progress: ffmpeg.ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Encode the job's audio track once into the work dir."""
+    target = work / "audio.m4a"
+    tmp = work / f".audio.{uuid.uuid4().hex[:8]}.m4a"
+    try:
+        result = ffmpeg.run(
+            audio_stream(src, tmp, profile, stereo=profile.kind in ("hls", "dash")),
+            duration_s=info.duration_s,
+            on_progress=on_progress,
+        )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return {"part": "audio", "command": result.cmd, "encode_s": round(result.elapsed_s, 3)}
+
+
+def write_concat_list(work: Path, rendition: str, chunks: list[dict[str, Any]]) -> Path:
+    """The concat demuxer's list of a rendition's encoded chunks, in order."""
+    path = work / f"concat.{rendition}.txt"
+    lines = [f"file '{encoded_name(c['index'], rendition)}'" for c in chunks]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def joined_video(work: Path, rendition: str, chunks: list[dict[str, Any]]) -> Any:
+    """The input node of a rendition's chunks played back to back."""
+    return ffmpeg.concat_input(write_concat_list(work, rendition, chunks))
+
+
+def verify_joins(
+    path: Path, chunks: list[dict[str, Any]], info: ProbeResult, *, frame_s: float
+) -> dict[str, Any]:
+    """Prove a concatenated output is seamless, or raise :class:`NotMedia`.
+
+    Same frame count as the chunks (and as the source, when the source runs at the output's
+    constant rate), every frame one frame after the last (so no gap and no overlap at any
+    join), and video and audio durations within one frame of the source's.
+    """
+    t = timing(path)
+    name = path.name
+    expected = sum(int(c["frames"]) for c in chunks)
+    source_frames = sum(int(c["source_frames"]) for c in chunks)
+    if t.frames != expected:
+        raise NotMedia(f"{name}: {t.frames} frames, the chunks hold {expected}")
+    source_rate = (info.video.fps if info.video else None) or 0.0
+    same_rate = source_rate > 0 and abs(1 / source_rate - frame_s) < frame_s / 1000
+    if same_rate and all(c.get("regular") for c in chunks) and t.frames != source_frames:
+        raise NotMedia(f"{name}: {t.frames} frames, the source has {source_frames}")
+    if abs(t.frame_s - frame_s) > frame_s / 100:
+        raise NotMedia(f"{name}: frame spacing {t.frame_s:.6f} s, expected {frame_s:.6f} s")
+    joins, first = [], 0
+    for c in chunks[:-1]:
+        first += int(c["frames"])
+        joins.append(first)
+    irregular = t.irregular()
+    if irregular:
+        at = irregular[0]
+        where = f"the join before chunk {joins.index(at) + 1}" if at in joins else "in a chunk"
+        raise NotMedia(f"{name}: timestamp gap at frame {at} ({where})")
+    source_video = info.video.duration_s if info.video and info.video.duration_s else None
+    if source_video and abs(t.video_s - source_video) > frame_s + 1e-3:
+        raise NotMedia(f"{name}: video lasts {t.video_s:.3f} s, source {source_video:.3f} s")
+    if t.audio_s is not None:
+        verify_audio(path, info, frame_s=frame_s, measured_s=t.audio_s)
+    return {
+        "frames": t.frames,
+        "source_frames": source_frames,
+        "frame_s": round(t.frame_s, 6),
+        "video_s": round(t.video_s, 6),
+        "audio_s": None if t.audio_s is None else round(t.audio_s, 6),
+        "joins": joins,
+    }
+
+
+def verify_audio(
+    path: Path, info: ProbeResult, *, frame_s: float, measured_s: float | None = None
+) -> float:
+    """The audio of ``path`` lasts as long as the source's, within one video frame."""
+    audio_s = timing(path).audio_s if measured_s is None else measured_s
+    source = (info.audio.duration_s if info.audio else None) or info.duration_s
+    if audio_s is None or abs(audio_s - source) > frame_s + 1e-3:
+        raise NotMedia(f"{path.name}: audio lasts {audio_s} s, source {source:.3f} s")
+    return audio_s
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system: copy instead
+        shutil.copyfile(src, dst)
