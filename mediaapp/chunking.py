@@ -394,13 +394,11 @@ def verify_joins(
     same_rate = source_rate > 0 and abs(1 / source_rate - frame_s) < frame_s / 1000
     if same_rate and all(c.get("regular") for c in chunks) and t.frames != source_frames:
         raise NotMedia(f"{name}: {t.frames} frames, the source has {source_frames}")
-    if abs(t.frame_s - frame_s) > frame_s / 100:
-        raise NotMedia(f"{name}: frame spacing {t.frame_s:.6f} s, expected {frame_s:.6f} s")
     joins, first = [], 0
     for c in chunks[:-1]:
         first += int(c["frames"])
         joins.append(first)
-    irregular = t.irregular()
+    irregular = t.irregular(frame_s)
     if irregular:
         at = irregular[0]
         where = f"the join before chunk {joins.index(at) + 1}" if at in joins else "in a chunk"

@@ -232,14 +232,15 @@ class Timing:
             return 0.0
         return self.video_pts[-1] - self.video_pts[0] + self.frame_s
 
-    def irregular(self) -> list[int]:
-        """Indexes of frames whose distance to the previous one is not one frame.
+    def irregular(self, frame_s: float | None = None) -> list[int]:
+        """Indexes of frames whose distance to the previous one is not one frame
+        (``frame_s``, else the mean spacing).
 
         A quarter frame of slack absorbs container rounding (Matroska keeps milliseconds);
         a gap, a duplicate or a dropped frame is a whole frame off.
         """
-        pts, slack = self.video_pts, self.frame_s / 4
-        return [i for i in range(1, len(pts)) if abs(pts[i] - pts[i - 1] - self.frame_s) > slack]
+        pts, step = self.video_pts, frame_s or self.frame_s
+        return [i for i in range(1, len(pts)) if abs(pts[i] - pts[i - 1] - step) > step / 4]
 
 
 def timing(path: Path) -> Timing:
