@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import auditrate, dispatch, ladder, overhead, soak
+from bench import auditrate, coldstart, dispatch, ladder, overhead, scaling, soak
 
 COMMANDS = {
     "overhead": overhead.main,
@@ -12,6 +12,8 @@ COMMANDS = {
     "ladder": ladder.main,
     "dispatch": dispatch.main,
     "audit": auditrate.main,
+    "scaling": scaling.main,
+    "coldstart": coldstart.main,
 }
 
 if __name__ == "__main__":

@@ -22,8 +22,11 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def make_clip(path: Path, size: str, seconds: int, preset: str = "veryfast") -> None:
-    """A test-pattern clip with audio, made by the project's own ffmpeg."""
+def make_clip(
+    path: Path, size: str, seconds: int, preset: str = "veryfast", gop: int | None = None
+) -> None:
+    """A test-pattern clip with audio, made by the project's own ffmpeg (a keyframe every
+    ``gop`` frames when given, as cameras and uploads usually have)."""
     from mediaapp import ffmpeg
 
     ffmpeg.run(
@@ -44,6 +47,7 @@ def make_clip(path: Path, size: str, seconds: int, preset: str = "veryfast") -> 
             "libx264",
             "-preset",
             preset,
+            *(["-g", str(gop)] if gop else []),
             "-c:a",
             "aac",
             "-shortest",

@@ -183,11 +183,15 @@ def declare() -> None:
 @click.argument("file", required=False)
 @click.option("--profile", default="web", show_default=True)
 @click.option("--timeout", type=float, default=120.0, show_default=True)
-def demo(file: str | None, profile: str, timeout: float) -> None:
+@click.option("--figures", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the timings as JSON to this file.")  # fmt: skip
+def demo(file: str | None, profile: str, timeout: float, figures: Path | None) -> None:
     """Start a worker and the audit consumer, transcode a sample, print the results, stop."""
     from mediaapp.demo import run_demo
 
-    run_demo(Path(file) if file else None, profile=profile, timeout=timeout)
+    result = run_demo(Path(file) if file else None, profile=profile, timeout=timeout)
+    if figures is not None:
+        figures.write_text(json.dumps(result, indent=2) + "\n")
 
 
 @cli.command()
