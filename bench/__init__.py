@@ -1,1 +1,26 @@
-"""Benchmarks: each figure is a ratio against a baseline measured side by side in the same run."""
+"""Benchmarks: ``python -m bench`` runs the suite, ``python -m bench NAME`` one of them."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+#: Where full runs keep their figures (committed: the README quotes them).
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def results_dir(quick: bool) -> Path:
+    """Full runs write under bench/results/; smoke runs (--quick) into a scratch folder, so
+    CI never overwrites measured figures, while the suite can still build its table."""
+    path = Path(tempfile.gettempdir()) / "mediaapp-bench-quick" if quick else RESULTS
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def write_result(name: str, data: Any, quick: bool) -> Path:
+    """Write one benchmark's figures as ``<name>.json``; return the path."""
+    path = results_dir(quick) / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path

@@ -1,23 +1,26 @@
-"""``python -m bench {overhead,soak} [--quick] ...``: see each module's docstring."""
+"""``python -m bench [--quick]`` runs the suite; ``python -m bench NAME [options]`` one benchmark
+(see each module's docstring)."""
 
 from __future__ import annotations
 
 import sys
 
-from bench import auditrate, coldstart, dispatch, ladder, overhead, scaling, soak
+from bench import auditrate, coldstart, dispatch, ladder, overhead, scaling, soak, suite
 
 COMMANDS = {
     "overhead": overhead.main,
-    "soak": soak.main,
     "ladder": ladder.main,
     "dispatch": dispatch.main,
     "audit": auditrate.main,
     "scaling": scaling.main,
     "coldstart": coldstart.main,
+    "soak": soak.main,
 }
 
 if __name__ == "__main__":
-    name = sys.argv[1] if len(sys.argv) > 1 else ""
-    if name not in COMMANDS:
-        sys.exit(f"usage: python -m bench {{{','.join(COMMANDS)}}} [options]")
-    sys.exit(COMMANDS[name](sys.argv[2:]))
+    args = sys.argv[1:]
+    if args and args[0] in COMMANDS:
+        sys.exit(COMMANDS[args[0]](args[1:]))
+    if args and not args[0].startswith("-"):
+        sys.exit(f"usage: python -m bench [--quick] | python -m bench {{{','.join(COMMANDS)}}} ...")
+    sys.exit(suite.main(args))

@@ -7,7 +7,6 @@ consumer that only acks, each draining the same number of messages from ``audit_
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from kombu import Connection, Consumer
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from bench import write_result
 
 
 def _fill(url: str, n: int) -> None:
@@ -87,9 +86,7 @@ def main(argv: list[str]) -> int:
     print(f"  plain Kombu consumer, ack only           {plain:8.0f} msg/s  1.000x")
     print(f"  AuditConsumer, fsynced JSON lines        {audit:8.0f} msg/s  {audit / plain:.3f}x"
           f"   lines {lines}")  # fmt: skip
-    if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        row = {"messages": n, "plain_msg_s": round(plain), "audit_msg_s": round(audit),
-               "ratio": round(audit / plain, 3)}  # fmt: skip
-        (RESULTS / "audit.json").write_text(json.dumps(row, indent=2) + "\n")
+    row = {"messages": n, "plain_msg_s": round(plain), "audit_msg_s": round(audit),
+           "ratio": round(audit / plain, 3)}  # fmt: skip
+    write_result("audit", row, args.quick)
     return 0 if lines == n else 1

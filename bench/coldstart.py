@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import write_result
 from bench.overhead import run_direct
 
-RESULTS = Path(__file__).resolve().parent / "results"
 MEDIAAPP = str(Path(sys.executable).parent / "mediaapp")
 
 
@@ -56,7 +56,5 @@ def main(argv: list[str]) -> int:
     print(f"  demo wall time {wall:7.3f} s   its ffmpeg run directly {direct:6.3f} s   "
           f"cold start {wall - direct:6.3f} s   {wall / direct:.3f}x")  # fmt: skip
     print("  phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in phases.items()))
-    if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "coldstart.json").write_text(json.dumps(row, indent=2) + "\n")
+    write_result("coldstart", row, args.quick)
     return 0

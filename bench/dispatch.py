@@ -12,7 +12,6 @@ the message, task.started, task.succeeded).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
@@ -23,7 +22,8 @@ from pathlib import Path
 
 import redis
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from bench import write_result
+
 CELERY = str(Path(sys.executable).parent / "celery")
 
 
@@ -110,9 +110,8 @@ def main(argv: list[str]) -> int:
     print(f"  plain Celery (no audit, no events)       {rates['plain']:8.0f} tasks/s  1.000x")
     print(f"  mediaapp (routed, complete audit)        {rates['mediaapp']:8.0f} tasks/s  "
           f"{ratio:.3f}x   audit records {records}/{expected}")  # fmt: skip
-    if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        row = {"tasks": n, "plain_tasks_s": round(rates["plain"]), "ratio": round(ratio, 3),
-               "mediaapp_tasks_s": round(rates["mediaapp"]), "audit_records": records}  # fmt: skip
-        (RESULTS / "dispatch.json").write_text(json.dumps(row, indent=2) + "\n")
+    row = {"tasks": n, "plain_tasks_s": round(rates["plain"]), "ratio": round(ratio, 3),
+           "mediaapp_tasks_s": round(rates["mediaapp"]), "audit_records": records,
+           "audit_expected": expected}  # fmt: skip
+    write_result("dispatch", row, args.quick)
     return 0 if records >= expected else 1

@@ -13,7 +13,6 @@ Baseline: the best single ffmpeg command for the same ladder written by hand (de
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -23,9 +22,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench import write_result
 from bench.overhead import make_clip
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def hand_written(
@@ -122,12 +120,6 @@ def main(argv: list[str]) -> int:
     print(f"HLS ladder {heights} from a {size} {seconds} s clip, median of {reps}")
     for row in rows:
         print(f"  {row['strategy']:<40} {row['median_s']:>7.3f} s  {row['ratio']:>6.3f}x")
-    if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "ladder.json").write_text(json.dumps(rows, indent=2) + "\n")
-        (RESULTS / "ladder.md").write_text(
-            "| strategy | median s | vs hand-written |\n|---|---|---|\n"
-            + "".join(f"| {r['strategy']} | {r['median_s']} | {r['ratio']}x |\n" for r in rows)
-        )
+    write_result("ladder", rows, args.quick)
     shutil.rmtree(work, ignore_errors=True)
     return 0

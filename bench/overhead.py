@@ -9,7 +9,6 @@ of each and their ratio. ``--quick`` is the CI smoke mode (small clip, one repet
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import signal
@@ -19,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from bench import write_result
 
 
 def make_clip(
@@ -134,11 +133,5 @@ def main(argv: list[str]) -> int:
         f"{row['benchmark']:<44} {p:>10.3f} {d:>9.3f} {p / d:>6.3f}x   ({size} {seconds}s, "
         f"median of {reps})"
     )
-    if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "overhead.json").write_text(json.dumps(row, indent=2) + "\n")
-        (RESULTS / "overhead.md").write_text(
-            "| benchmark | clip | pipeline s | direct ffmpeg s | ratio |\n|---|---|---|---|---|\n"
-            f"| {row['benchmark']} | {row['clip']} | {p:.3f} | {d:.3f} | {p / d:.3f}x |\n"
-        )
+    write_result("overhead", row, args.quick)
     return 0

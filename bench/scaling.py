@@ -14,7 +14,6 @@ alternate (1, 2, ..., 1, 2, ...) so machine noise hits every k alike; medians ar
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import statistics
@@ -23,9 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import write_result
 from bench.overhead import make_clip
-
-RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _workers(k: int, env: dict[str, str], logs: Path) -> list[subprocess.Popen[bytes]]:
@@ -128,7 +126,5 @@ def main(argv: list[str]) -> int:
         print(f"  {r['run']:<34} {r['median_s']:>8.2f} {r['speedup']:>8.3f}x "
               f"{r['vs_chunked_1']:>12.3f}x {r['efficiency']:>10.3f}   "
               f"({r['chunks']} chunks over {r['processes']} processes)")  # fmt: skip
-    if not args.quick:
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "scaling.json").write_text(json.dumps(rows, indent=2) + "\n")
+    write_result("scaling", {"clip": f"{size} {seconds}s", "reps": reps, "rows": rows}, args.quick)
     return 0

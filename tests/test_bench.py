@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import re
+import json
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -15,36 +17,30 @@ BROKER = ["--broker", RABBIT_URL, "--backend", REDIS_URL]
 
 
 def smoke(name: str, *extra: str) -> str:
-    """Run ``python -m bench NAME --quick``; return what it printed."""
+    """Run ``python -m bench NAME --quick`` (the whole suite without NAME); return its output."""
     out = subprocess.run(
-        [sys.executable, "-m", "bench", name, "--quick", *extra],
+        [sys.executable, "-m", "bench", *([name] if name else []), "--quick", *extra],
         env=child_env(), cwd=REPO, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr[-3000:]
     return out.stdout
 
 
-def test_overhead_benchmark_smoke(rabbitmq: str) -> None:
-    ratio = re.search(r"(\d+\.\d+)x", smoke("overhead", *BROKER))
-    assert ratio and float(ratio.group(1)) > 0
+def test_suite_smoke_prints_and_writes_every_row(rabbitmq: str) -> None:
+    printed = smoke("", *BROKER)  # python -m bench --quick: the whole suite
+    table = Path(tempfile.gettempdir()) / "mediaapp-bench-quick" / "suite.md"
+    rows = [line for line in table.read_text().splitlines() if line.startswith("| ")][1:]
+    assert {r.split(" | ")[0].strip("| ") for r in rows} == {
+        "pipeline overhead", "HLS ladder", "dispatch throughput", "audit consumer",
+        "chunked scaling", "cold start",
+    }  # fmt: skip
+    assert all(float(r.split(" | ")[4].rstrip("x")) > 0 for r in rows)
+    assert "lines 1000" in printed and "2 workers, chunked" in printed
+    scaling = json.loads((table.parent / "scaling.json").read_text())["rows"]
+    assert [r["processes"] for r in scaling] == [1, 1, 2]  # chunks really ran in 2 workers
 
 
 def test_soak_smoke(rabbitmq: str) -> None:
     figures = dict(kv.split("=") for kv in smoke("soak", *BROKER).split())
     assert figures["lost"] == "0" and figures["duplicates"] == "0" and figures["audit_gaps"] == "0"
     assert int(figures["kills"]) >= 1
-
-
-def test_ladder_benchmark_smoke() -> None:
-    printed = smoke("ladder")
-    assert printed.count("x\n") == 4 and "1.000x" in printed
-
-
-def test_dispatch_benchmark_smoke(rabbitmq: str) -> None:
-    printed = smoke("dispatch", *BROKER)
-    assert "plain Celery" in printed and "complete audit" in printed
-
-
-def test_audit_rate_benchmark_smoke(rabbitmq: str) -> None:
-    printed = smoke("audit", "--broker", RABBIT_URL)
-    assert "lines 1000" in printed

@@ -1,0 +1,115 @@
+"""The whole suite: every benchmark in its own process, then one table of ratios.
+
+    python -m bench [--quick] [--only overhead,ladder,...] [--broker URL] [--backend URL]
+
+Each benchmark measures its baseline side by side in the same run and writes its figures
+as JSON; this collects them into ``suite.json`` and ``suite.md`` (under bench/results/, or a
+scratch folder with --quick, the CI smoke mode that checks the suite works, not how fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+from bench import results_dir
+
+#: Order of the suite; soak is a reliability run (python -m bench soak), not a speed figure.
+ORDER = ("overhead", "ladder", "dispatch", "audit", "scaling", "coldstart")
+#: Benchmarks that talk to RabbitMQ/Redis and take --broker/--backend.
+USES_BROKER = {"overhead": 2, "dispatch": 2, "audit": 1, "scaling": 2}
+
+
+def row(
+    benchmark: str, case: str, ours: str, baseline: str, ratio: float, target: str, met: Any
+) -> dict[str, Any]:
+    """One line of the table."""
+    return {"benchmark": benchmark, "case": case, "ours": ours, "baseline": baseline,
+            "ratio": ratio, "target": target, "met": met}  # fmt: skip
+
+
+def _rows(name: str, d: Any) -> list[dict[str, Any]]:
+    """The table rows of one benchmark's JSON."""
+    if name == "overhead":
+        return [row("pipeline overhead", f"web, {d['clip']}, submit → manifest",
+                    f"{d['pipeline_median_s']:.3f} s",
+                    f"{d['direct_ffmpeg_median_s']:.3f} s (same ffmpeg, direct)",
+                    d["ratio"], "≤ 1.05", d["ratio"] <= 1.05)]  # fmt: skip
+    if name == "ladder":
+        base, single, *others = d
+        per = next(r for r in others if "1 worker" in r["strategy"])
+        hand = f"{base['median_s']:.3f} s (hand-written ffmpeg)"
+        met = single["ratio"] <= 1.05 and single["median_s"] < per["median_s"]
+        return [row("HLS ladder", "single process (decode once, split)",
+                    f"{single['median_s']:.3f} s", hand, single["ratio"],
+                    "≤ 1.05, < per rendition", met),
+                row("HLS ladder", "per rendition, 1 worker", f"{per['median_s']:.3f} s", hand,
+                    per["ratio"], "(comparison)", None)]  # fmt: skip
+    if name == "dispatch":
+        complete = d["audit_records"] >= d.get("audit_expected", 3 * d["tasks"])
+        met = d["ratio"] >= 0.85 and complete
+        return [row("dispatch throughput", f"{d['tasks']} trivial tasks, complete audit",
+                    f"{d['mediaapp_tasks_s']} tasks/s", f"{d['plain_tasks_s']} tasks/s (plain)",
+                    d["ratio"], "≥ 0.85, nothing lost", met)]  # fmt: skip
+    if name == "audit":
+        return [row("audit consumer", f"{d['messages']} messages, durable",
+                    f"{d['audit_msg_s']} msg/s", f"{d['plain_msg_s']} msg/s (ack-only consumer)",
+                    d["ratio"], "≥ 0.85", d["ratio"] >= 0.85)]  # fmt: skip
+    if name == "scaling":
+        base = f"{d['rows'][0]['median_s']:.2f} s (1 worker, not chunked)"
+        return [row("chunked scaling", f"{r['run']} ({d['clip']})", f"{r['median_s']:.2f} s",
+                    base, r["speedup"], f"≥ {0.85 * r['workers']:.2f} speed-up",
+                    r["speedup"] >= 0.85 * r["workers"] if r["workers"] > 1 else None)
+                for r in d["rows"][1:]]  # fmt: skip
+    if name == "coldstart":
+        return [row("cold start", "`mediaapp demo`, embedded broker",
+                    f"{d['demo_wall_s']:.2f} s ({d['cold_start_s']:.2f} s not ffmpeg)",
+                    f"{d['ffmpeg_direct_s']:.2f} s (its ffmpeg, direct)", d["ratio"],
+                    "(measured)", None)]  # fmt: skip
+    raise ValueError(name)
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The table as Markdown (the README's Performance section quotes it)."""
+    mark = {True: "yes", False: "**no**", None: ""}
+    lines = ["| benchmark | case | ours | baseline (same run) | ratio | target | met |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines += [f"| {r['benchmark']} | {r['case']} | {r['ours']} | {r['baseline']} | "
+              f"{r['ratio']:.3f}x | {r['target']} | {mark[r['met']]} |" for r in rows]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    """Run the chosen benchmarks, print and write the table; non-zero if one of them failed."""
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="CI smoke mode for every benchmark")
+    parser.add_argument("--only", default=",".join(ORDER), help="comma-separated subset")
+    parser.add_argument("--broker", default="amqp://guest:guest@127.0.0.1:5672//")
+    parser.add_argument("--backend", default="redis://127.0.0.1:6379/0")
+    args = parser.parse_args(argv)
+    chosen = [n for n in ORDER if n in args.only.split(",")]
+    out = results_dir(args.quick)
+    failed = []
+    for name in chosen:
+        cmd = [sys.executable, "-m", "bench", name, *(["--quick"] if args.quick else [])]
+        cmd += ["--broker", args.broker, "--backend", args.backend][: USES_BROKER.get(name, 0) * 2]
+        (out / f"{name}.json").unlink(missing_ok=True)
+        started = time.monotonic()
+        print(f"== {name}: {' '.join(cmd[1:])}", flush=True)
+        code = subprocess.run(cmd, check=False).returncode
+        if code != 0 or not (out / f"{name}.json").is_file():
+            failed.append(name)
+        print(f"   ({time.monotonic() - started:.0f} s)", flush=True)
+    rows = [row for name in chosen if (out / f"{name}.json").is_file()
+            for row in _rows(name, json.loads((out / f"{name}.json").read_text()))]  # fmt: skip
+    table = markdown(rows)
+    print("\n" + table)
+    (out / "suite.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (out / "suite.md").write_text(table)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
