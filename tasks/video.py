@@ -96,8 +96,10 @@ def transcode(
         raise_if_cancelled(self.backend, job_id)
         if settings.ladder_strategy == "per_rendition" and get_profile(profile).kind == "hls":
             return _fan_out(self, job_id, name, profile)
-        if settings.chunking != "never":
-            plan = pipeline.chunk_plan(name, profile, settings, video_workers(self.app))
+        workers = video_workers(self.app) if settings.chunking != "never" else 1
+        # With one worker "auto" never chunks: skip the plan (a probe) on the common path.
+        if settings.chunking == "always" or (settings.chunking == "auto" and workers > 1):
+            plan = pipeline.chunk_plan(name, profile, settings, workers)
             log.info("job %s: chunked=%s (%s)", job_id, plan.chunked, plan.reason)
             if plan.chunked:
                 _chunk_out(self, job_id, name, profile, plan)
