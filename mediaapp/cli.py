@@ -239,7 +239,10 @@ def wait_with_progress(job: Any, timeout: float | None) -> dict[str, Any]:
             for step in meta.get("steps", []):
                 key = step["task_id"]
                 if key not in rows:
-                    label = f"  {step.get('step') or 'step'} {step.get('input') or ''}"
+                    # A queued step has no meta yet: its task id says which it is
+                    # (<job>-chunk3, <job>-audio, <job>-rung1).
+                    name = step.get("step") or key.removeprefix(f"{job.id}-") or "step"
+                    label = f"  {name} {step.get('input') or ''}"
                     rows[key] = bars.add_task(label[:24], total=100, speed="")
                 speed = f"{step['speed']:.1f}x" if step.get("speed") else ""
                 bars.update(rows[key], completed=step.get("percent") or 0, speed=speed)
