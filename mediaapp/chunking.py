@@ -61,22 +61,24 @@ def plan(
     workers: int,
     settings: Settings,
     *,
-    renditions: int = 1,
+    output_pixels: int | None = None,
     segment_s: int | None = None,
 ) -> ChunkPlan:
     """Decide whether chunking pays off for this source with ``workers`` free workers.
 
-    The model: one worker encodes ``duration * pixels/s / ENCODE_PIXELS_PER_S`` seconds
-    (``renditions`` times for a ladder). Chunked, the same work spreads over the workers in
-    rounds of one chunk each, every chunk paying a task overhead, and the job pays a fixed
-    cost (split, audio, concat, checks). Chunk when that is at most ``CHUNKING_MIN_GAIN`` of
-    the single encode. ``MEDIAAPP_CHUNKING=always|never`` overrides the verdict, not the size.
+    The model: one worker encodes ``duration * fps * output_pixels / ENCODE_PIXELS_PER_S``
+    seconds (``output_pixels``: per frame, summed over the renditions; the source's size by
+    default). Chunked, the same work spreads over the workers in rounds of one chunk each,
+    every chunk paying a task overhead, and the job pays a fixed cost (split, audio, concat,
+    checks). Chunk when that is at most ``CHUNKING_MIN_GAIN`` of the single encode.
+    ``MEDIAAPP_CHUNKING=always|never`` overrides the verdict, not the chunk size.
     """
     video = info.video
     duration = info.duration_s
     fps = (video.fps if video else None) or 30.0
-    pixels = ((video.width or 0) * (video.height or 0)) if video else 0
-    single = duration * fps * pixels * renditions / defaults.ENCODE_PIXELS_PER_S
+    if output_pixels is None:
+        output_pixels = ((video.width or 0) * (video.height or 0)) if video else 0
+    single = duration * fps * output_pixels / defaults.ENCODE_PIXELS_PER_S
     workers = max(1, workers)
     chunk_s = settings.chunk_s  # a configured length is taken as it is
     if not chunk_s:

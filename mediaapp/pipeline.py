@@ -620,15 +620,19 @@ def chunk_plan(name: str, profile_name: str, settings: Settings, workers: int) -
     """The cost model's verdict for this job (see :func:`mediaapp.chunking.plan`)."""
     profile = get_profile(profile_name)
     src, info = inspect(name, settings, needs_video=profile.kind != "audio", decode_s=0)
+    chunkable = profile.kind in CHUNKABLE and info.video is not None
+    outputs = renditions(info, profile, settings) if chunkable else []
+    width, height = display_size(info) if chunkable else (0, 1)
     verdict = chunking.plan(
         info,
         workers,
         settings,
-        renditions=len(renditions(info, profile, settings)) if info.video else 1,
+        output_pixels=sum(round(r.height * width / height) * r.height for r in outputs),
         segment_s=_segment_s(profile),
     )
-    if profile.kind not in CHUNKABLE:
-        return dataclasses.replace(verdict, chunked=False, reason=f"{profile.kind} profile")
+    if not chunkable:
+        why = "no video" if info.video is None else f"{profile.kind} profile"
+        return dataclasses.replace(verdict, chunked=False, reason=why)
     if profile.kind == "mp4" and can_remux(src, info, profile):
         return dataclasses.replace(verdict, chunked=False, reason="remux, nothing to encode")
     return verdict

@@ -104,6 +104,14 @@ def settings(tmp_path: Path, media_root: Path) -> Settings:
 
 
 @pytest.mark.media
+def test_profiles_that_cannot_chunk_say_why(settings: Settings) -> None:
+    assert pipeline.chunk_plan("tone.m4a", "audio", settings, 4).reason == "no video"
+    thumbs = pipeline.chunk_plan("clip.mp4", "thumbs", settings, 4)
+    assert not thumbs.chunked and thumbs.reason == "thumbs profile"
+    assert pipeline.chunk_plan("clip.mp4", "web", settings, 4).chunked  # always: it may
+
+
+@pytest.mark.media
 def test_chunked_mp4_is_seamless_with_audio_encoded_once(
     settings: Settings, media_root: Path
 ) -> None:
