@@ -83,39 +83,27 @@ def transcode(
     name: str,
     profile: str = "web",
 ) -> dict[str, Any]:
-    """Transcode one input with a named profile; the result is the job manifest."""
-    report = ProgressReporter(
-        lambda meta: report_progress(self, meta),
-        step="transcode",
-        context={"job_id": job_id, "input": name, "profile": profile},
-        check=lambda: raise_if_cancelled(self.backend, job_id),
-    )
-    check_deliveries(self)
+    """Transcode one input with a named profile; the result is the job manifest (or the
+    job becomes a chord: one task per rung, or per chunk, see ``_fan_out``/``_chunk_out``)."""
+    return _step(self, job_id, "transcode", lambda report: _transcode(
+        self, job_id, name, profile, report, probed=probed is not None))  # fmt: skip
+
+
+def _transcode(
+    task: Task, job_id: str, name: str, profile: str, report: ProgressReporter, *, probed: bool
+) -> dict[str, Any]:
     settings = get_settings()
-    try:
-        raise_if_cancelled(self.backend, job_id)
-        if settings.ladder_strategy == "per_rendition" and get_profile(profile).kind == "hls":
-            return _fan_out(self, job_id, name, profile)
-        workers = video_workers(self.app) if settings.chunking != "never" else 1
-        # With one worker "auto" never chunks: skip the plan (a probe) on the common path.
-        if settings.chunking == "always" or (settings.chunking == "auto" and workers > 1):
-            plan = pipeline.chunk_plan(name, profile, settings, workers)
-            log.info("job %s: chunked=%s (%s)", job_id, plan.chunked, plan.reason)
-            if plan.chunked:
-                _chunk_out(self, job_id, name, profile, plan)
-        return pipeline.transcode(
-            job_id,
-            name,
-            profile,
-            settings,
-            on_progress=report,
-            strategy=settings.ladder_strategy,
-            probed=probed is not None,
-        )
-    except JobCancelled as exc:
-        _cancelled(self, job_id, exc)
-    except MediaError as exc:
-        _fail_or_retry(self, exc)
+    if settings.ladder_strategy == "per_rendition" and get_profile(profile).kind == "hls":
+        _fan_out(task, job_id, name, profile)
+    workers = video_workers(task.app) if settings.chunking != "never" else 1
+    # With one worker "auto" never chunks: skip the plan (a probe) on the common path.
+    if settings.chunking == "always" or (settings.chunking == "auto" and workers > 1):
+        plan = pipeline.chunk_plan(name, profile, settings, workers)
+        log.info("job %s: chunked=%s (%s)", job_id, plan.chunked, plan.reason)
+        if plan.chunked:
+            _chunk_out(task, job_id, name, profile, plan)
+    return pipeline.transcode(job_id, name, profile, settings, on_progress=report,
+                              strategy=settings.ladder_strategy, probed=probed)  # fmt: skip
 
 
 def _fan_out(task: Task, job_id: str, name: str, profile: str) -> NoReturn:
@@ -236,20 +224,8 @@ def rendition_task_id(job_id: str, index: int) -> str:
 @app.task(name="video.rung", bind=True)
 def rung(self: Task, *, job_id: str, name: str, profile: str, index: int) -> dict[str, Any]:
     """Encode one rung of a ladder (per-rendition strategy: rungs spread across workers)."""
-    report = ProgressReporter(
-        lambda meta: report_progress(self, meta),
-        step=f"rung {index}",
-        context={"job_id": job_id, "input": name, "profile": profile},
-        check=lambda: raise_if_cancelled(self.backend, job_id),
-    )
-    check_deliveries(self)
-    try:
-        raise_if_cancelled(self.backend, job_id)
-        return pipeline.encode_rendition(job_id, name, profile, index, get_settings(), report)
-    except JobCancelled as exc:
-        _cancelled(self, job_id, exc)
-    except MediaError as exc:
-        _fail_or_retry(self, exc)
+    return _step(self, job_id, f"rung {index}", lambda report: pipeline.encode_rendition(
+        job_id, name, profile, index, get_settings(), report))  # fmt: skip
 
 
 @app.task(name="video.package", bind=True)
@@ -257,14 +233,8 @@ def package(
     self: Task, rungs: list[dict[str, Any]], *, job_id: str, name: str, profile: str
 ) -> dict[str, Any]:
     """Package the rungs (master playlist, verification); the result is the job manifest."""
-    check_deliveries(self)
-    try:
-        raise_if_cancelled(self.backend, job_id)
-        return pipeline.package_renditions(job_id, name, profile, rungs, get_settings())
-    except JobCancelled as exc:
-        _cancelled(self, job_id, exc)
-    except MediaError as exc:
-        _fail_or_retry(self, exc)
+    return _step(self, job_id, "package", lambda _: pipeline.package_renditions(
+        job_id, name, profile, rungs, get_settings()))  # fmt: skip
 
 
 @app.task(name="video.thumbnail", bind=True)
