@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, chain
+from celery.exceptions import ChordError
 from celery.result import AsyncResult
 
 from mediaapp.errors import (
@@ -166,6 +167,16 @@ class Job:
 
         request_cancel(self._app, self.id)
 
+    def failed_step(self) -> tuple[str, BaseException] | None:
+        """(task id, typed error) of the first failed step of a fanned-out job (chunks, rungs):
+        Celery records only a ChordError naming it under the job id."""
+        raw = self._app.backend.get(steps_key(self.id))
+        for task_id in json.loads(raw) if raw else []:
+            result = self._app.AsyncResult(task_id)
+            if result.state == "FAILURE" and isinstance(result.result, BaseException):
+                return task_id, result.result
+        return None
+
     def _failure(self) -> JobFailed:
         exc = self._result.result
         meta = self._result._get_task_meta()
@@ -173,6 +184,8 @@ class Job:
         probe_step = self._app.AsyncResult(probe_task_id(self.id))
         if probe_step.state == "FAILURE":  # the chain failed at its first step
             step, exc = "video.probe", probe_step.result
+        elif isinstance(exc, ChordError) and (first := self.failed_step()):
+            step, exc = first
         reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else str(exc)
         failed = JobFailed(f"job {self.id} failed at step {step} on {self.name or '?'}: {reason}")
         failed.__cause__ = exc if isinstance(exc, BaseException) else None
@@ -182,6 +195,8 @@ class Job:
     def error(self) -> BaseException | None:
         """The exception the job failed with (a MediaError subclass when the input was bad)."""
         exc = self._result.result if self._result.state == "FAILURE" else None
+        if isinstance(exc, ChordError) and (failed := self.failed_step()):
+            exc = failed[1]
         return exc if isinstance(exc, BaseException) else None
 
 

@@ -9,13 +9,13 @@ from collections.abc import Callable
 from typing import Any, NoReturn
 
 from celery import Celery, Task, chord, group
-from celery.exceptions import Ignore
+from celery.exceptions import ChordError, Ignore
 
 from mediaapp import defaults, pipeline
 from mediaapp.cancel import raise_if_cancelled
 from mediaapp.celery import app
 from mediaapp.chunking import ChunkPlan
-from mediaapp.client import steps_key
+from mediaapp.client import Job, steps_key
 from mediaapp.deliveries import count_delivery
 from mediaapp.errors import JobCancelled, MediaError, PoisonMessage
 from mediaapp.events import error_dict, publish_event
@@ -263,12 +263,19 @@ def fail_job(request: Any, exc: BaseException, traceback: Any, *, job_id: str) -
 
     Celery calls it in the worker where the step failed, with the step's request and its
     exception, so the job result keeps the typed error (NotMedia, InputNotFound, ...).
+    A chunk or rung of a fanned-out job fails the chord instead: Celery calls this with the
+    chord body's request (id = job id) and a ChordError it stores under the job id itself;
+    the audit gets the failed step's typed error, and :class:`Job` unwraps it the same way.
     """
-    if request.id == job_id:
-        return  # the job's own task failed: its state and events are already recorded
-    # call_errbacks=False: this *is* the errback; calling it again would recurse.
-    app.backend.mark_as_failure(job_id, exc, request=request, call_errbacks=False)
     kwargs = request.kwargs or {}
+    if isinstance(exc, ChordError):
+        failed = Job(job_id, app=app).failed_step()
+        exc = failed[1] if failed else exc
+    elif request.id == job_id:
+        return  # the job's own task failed: its state and events are already recorded
+    else:
+        # call_errbacks=False: this *is* the errback; calling it again would recurse.
+        app.backend.mark_as_failure(job_id, exc, request=request, call_errbacks=False)
     publish_event(
         app,
         "job.finished",

@@ -13,7 +13,7 @@ import pytest
 from mediaapp import chunking, ffmpeg, pipeline
 from mediaapp.audit import read_log
 from mediaapp.client import submit
-from mediaapp.errors import NotMedia
+from mediaapp.errors import MediaError, NotMedia
 from mediaapp.probe import ProbeResult, StreamInfo, probe, timing
 from mediaapp.settings import Settings
 
@@ -300,3 +300,29 @@ exec {ffmpeg.ffmpeg_binary()} "$@"
     for i in (0, 2):
         assert len(records(audit_consumer, f"{job_id}-chunk{i}", "task.started")) == 1
     assert json.dumps(manifest["chunking"]["joins"]["video"]["joins"]) == "[100, 200]"
+
+
+@pytest.mark.integration
+@pytest.mark.e2e
+def test_a_chunk_that_fails_for_good_fails_the_job_with_its_typed_error(
+    spawn: Callable[..., Proc], audit_consumer: Path, media_root: Path, tmp_path: Path
+) -> None:
+    name = clip(media_root, "chunky-12s.mp4", "640x360", 12, gop=25)
+    fake = tmp_path / "ffmpeg-bad-chunk"
+    fake.write_text(f"""#!/bin/sh
+case "$*" in *c00001.mkv*) echo "Invalid data found when processing input" >&2; exit 1 ;; esac
+exec {ffmpeg.ffmpeg_binary()} "$@"
+""")
+    fake.chmod(0o755)
+    env = child_env(MEDIAAPP_CHUNKING="always", MEDIAAPP_CHUNK_S="4", MEDIAAPP_FFMPEG=str(fake),
+                    MEDIAAPP_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
+    (worker,) = chunk_workers(spawn, env, count=1)
+    job = submit(name, profile="web")
+    with pytest.raises(MediaError, match=rf"step {job.id}-chunk1 .*FFmpegError: .*Invalid data"):
+        job.wait(timeout=120)
+    assert type(job.error).__name__ == "FFmpegError"  # typed, not Celery's ChordError
+    wait_for(lambda: records(audit_consumer, job.id, "job.finished"), what="job.finished")
+    (finished,) = records(audit_consumer, job.id, "job.finished")
+    assert finished["body"]["state"] == "FAILURE"
+    assert finished["body"]["error"]["type"] == "FFmpegError"
+    assert worker.alive()
