@@ -58,11 +58,12 @@ MIN_CHUNK_S = 10.0
 MAX_CHUNK_S = 120.0
 #: Chunks planned per worker: more than one evens out chunks that encode at different speeds.
 CHUNKS_PER_WORKER = 2
-#: Cost model inputs, measured on this project's 2-core machine (README, "Chunked encoding"):
-#: x264 (preset veryfast, one thread) pixels encoded per second of CPU, per-chunk task cost
-#: (dispatch, ffmpeg start, encoder warm-up) in seconds, and the job's fixed cost of chunking
-#: (split, audio track, concat, verification) in seconds.
-ENCODE_PIXELS_PER_S = 40e6
+#: Cost model inputs, measured on this project's 2-core machine: output pixels per second
+#: one x264 thread encodes (preset veryfast, 1080p source; measured 70 Mpx/s for web-480,
+#: 93 for web, 112 for web-1080: decoding the source weighs more on small outputs), the
+#: per-chunk task cost (dispatch, ffmpeg start, encoder warm-up) in seconds, and the job's
+#: fixed cost of chunking (split, audio track, concat, verification) in seconds.
+ENCODE_PIXELS_PER_S = 80e6
 CHUNK_TASK_OVERHEAD_S = 0.4
 CHUNKING_FIXED_S = 2.0
 #: Chunk only when the predicted chunked time is at most this fraction of a single encode.
