@@ -2,7 +2,9 @@
 
 The environment is set here, before anything imports mediaapp, because settings are read
 from the environment once per process. Integration tests use their own RabbitMQ vhost
-(``mediaapp-test``) and Redis database 15, so they never touch a developer's queues.
+(``mediaapp-test``) and Redis database 15, so they never touch a developer's queues; a second
+checkout running tests at the same time picks others with ``MEDIAAPP_TEST_VHOST`` and
+``MEDIAAPP_TEST_REDIS`` (the session deletes and recreates its vhost).
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
 CORPUS = REPO.parent / "shared" / "corpus"
 BIN = Path(sys.executable).parent
-RABBIT_VHOST = "mediaapp-test"
+RABBIT_VHOST = os.environ.get("MEDIAAPP_TEST_VHOST", "mediaapp-test")
 RABBIT_URL = f"amqp://guest:guest@127.0.0.1:5672/{RABBIT_VHOST}"
-REDIS_URL = "redis://127.0.0.1:6379/15"
+REDIS_URL = os.environ.get("MEDIAAPP_TEST_REDIS", "redis://127.0.0.1:6379/15")
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="mediaapp-tests-"))
 MEDIA_ROOT = _SESSION_DIR / "media"
