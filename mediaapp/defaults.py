@@ -35,6 +35,13 @@ PROGRESS_INTERVAL_S = 0.5
 #: Poll interval of Kombu's filesystem transport, in seconds (its own default is 1 s).
 FILESYSTEM_POLL_S = 0.1
 
+#: Seconds a publisher waits for the broker to confirm a batch of publishes before it gives
+#: up on the confirms and publishes the batch again.
+CONFIRM_TIMEOUT_S = 10.0
+
+#: Seconds a worker buffers Celery's task events (Flower's feed) before sending them together.
+TASK_EVENTS_FLUSH_S = 0.1
+
 #: Audit consumer: lines written per fsync, and the longest a line waits for its batch, in seconds.
 AUDIT_BATCH_LINES = 100
 AUDIT_FLUSH_S = 0.2

@@ -12,13 +12,16 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from typing import Any
 
 from celery import Celery, signals
+from kombu import Producer
 
 from mediaapp import routing
+from mediaapp.confirms import PipelinedConfirms
 from mediaapp.errors import MediaError
 
 log = logging.getLogger(__name__)
@@ -33,24 +36,133 @@ def build_event(name: str, **fields: Any) -> dict[str, Any]:
     return {"event": name, "ts": time.time(), "hostname": _HOST, "pid": os.getpid(), **fields}
 
 
-def publish_event(app: Celery, name: str, **fields: Any) -> None:
-    """Publish one lifecycle event; never raises (an event must not fail the work it reports)."""
-    body = build_event(name, **fields)
+def _publish(producer: Producer, body: dict[str, Any], message_id: str, **options: Any) -> None:
+    producer.publish(
+        body,
+        exchange=routing.MEDIA_EXCHANGE,
+        routing_key=routing.event_key(body["event"]),
+        serializer="json",
+        delivery_mode=2,
+        message_id=message_id,
+        **options,
+    )
+
+
+def _publish_confirmed(app: Celery, body: dict[str, Any], message_id: str) -> None:
+    """Publish and wait for the broker's confirm; never raises (logs a lost event loudly)."""
     try:
         with app.producer_or_acquire() as producer:
-            producer.publish(
+            _publish(
+                producer,
                 body,
-                exchange=routing.MEDIA_EXCHANGE,
-                routing_key=routing.event_key(name),
-                serializer="json",
-                delivery_mode=2,
+                message_id,
                 declare=list(routing.TOPOLOGY),
                 retry=True,
                 retry_policy=RETRY_POLICY,
-                message_id=uuid.uuid4().hex,
             )
     except Exception:  # the event is lost, the task is not: log loudly and move on
-        log.exception("could not publish event %s", name)
+        log.exception("could not publish event %s", body["event"])
+
+
+class _Outbox:
+    """A worker process's events of the running task: sent at once, confirmed together.
+
+    Waiting for a confirm per event cost a broker round trip each, twice a task. The events
+    now go out as they happen (a crash in mid-task still leaves ``task.started`` in the
+    audit log) and :func:`flush_events` waits once for all their confirms before the task
+    returns, that is before its message is acked (``acks_late``).
+    """
+
+    def __init__(self, app: Celery) -> None:
+        self.pid = os.getpid()
+        # No AMQP heartbeats: a child idle between tasks never services them, and a dropped
+        # connection is noticed at the next publish or flush anyway (then: publish again).
+        self.connection = app.connection_for_write(heartbeat=0)
+        self.channel = self.connection.channel()
+        for queue in routing.TOPOLOGY:  # once per connection, not once per event
+            queue(self.channel).declare()
+        self.confirms = PipelinedConfirms(self.channel)
+        self.producer = Producer(self.channel)
+        #: (body, message id) of every event not yet confirmed, to publish again if need be.
+        self.pending: list[tuple[dict[str, Any], str]] = []
+
+    def send(self, body: dict[str, Any], message_id: str) -> None:
+        self.pending.append((body, message_id))
+        _publish(self.producer, body, message_id)
+
+    def flush(self) -> None:
+        self.confirms.wait()
+        self.pending.clear()
+
+    def close(self) -> None:
+        try:
+            self.connection.close()
+        except Exception:  # already broken: that is why it is being closed
+            log.debug("closing the event outbox", exc_info=True)
+
+
+#: This thread's outbox and task depth (prerun → postrun): a pool of threads gets one each.
+_local = threading.local()
+
+
+def _current_outbox() -> _Outbox | None:
+    outbox: _Outbox | None = getattr(_local, "outbox", None)
+    return outbox if outbox is not None and outbox.pid == os.getpid() else None
+
+
+def _outbox_for(app: Celery) -> _Outbox | None:
+    """This thread's outbox (a new one after a fork); None where the broker has no confirms."""
+    outbox = _current_outbox()
+    if outbox is None and app.conf.broker_transport_options.get("confirm_publish"):
+        outbox = _local.outbox = _Outbox(app)
+    return outbox  # None on the embedded broker: nothing to pipeline there
+
+
+def _discard_outbox(app: Celery) -> None:
+    """Drop a broken outbox and publish its unconfirmed events again, one confirm each."""
+    outbox = _current_outbox()
+    _local.outbox = None
+    if outbox is None:
+        return
+    outbox.close()
+    for body, message_id in outbox.pending:  # a copy that did arrive is flagged duplicate
+        _publish_confirmed(app, body, message_id)
+
+
+def publish_event(app: Celery, name: str, **fields: Any) -> None:
+    """Publish one lifecycle event; never raises (an event must not fail the work it reports).
+
+    Inside a task the event is confirmed by :func:`flush_events` when the task ends; anywhere
+    else (the worker's consumer, clients) it is confirmed before this returns.
+    """
+    body = build_event(name, **fields)
+    message_id = uuid.uuid4().hex
+    if getattr(_local, "task_depth", 0):
+        try:
+            outbox = _outbox_for(app)
+        except Exception:
+            log.warning("no event outbox, publishing %s with its own confirm", name, exc_info=True)
+            outbox = None
+        if outbox is not None:
+            try:
+                outbox.send(body, message_id)
+            except Exception:  # this event is pending: publishing the pending ones covers it
+                log.warning("event outbox failed at %s, publishing again", name, exc_info=True)
+                _discard_outbox(app)
+            return
+    _publish_confirmed(app, body, message_id)
+
+
+def flush_events(app: Celery) -> None:
+    """Return once the broker confirmed every event this thread sent; never raises."""
+    outbox = _current_outbox()
+    if outbox is None or not outbox.pending:
+        return
+    try:
+        outbox.flush()
+    except Exception:
+        log.warning("event confirms failed, publishing %d again", len(outbox.pending))
+        _discard_outbox(app)
 
 
 def error_dict(exc: BaseException | None) -> dict[str, Any] | None:
@@ -84,7 +196,15 @@ def _on_prerun(
     sender: Any = None, task_id: str | None = None, kwargs: Any = None, **_: Any
 ) -> None:
     sender.request._mediaapp_started = time.monotonic()
+    _local.task_depth = getattr(_local, "task_depth", 0) + 1
     publish_event(sender.app, "task.started", **_task_fields(sender, task_id, kwargs))
+
+
+def _on_postrun(sender: Any = None, **_: Any) -> None:
+    # Before the task returns, so before acks_late acks its message: an acked task's events
+    # are confirmed by the broker, on the durable audit queue.
+    flush_events(sender.app)
+    _local.task_depth = max(getattr(_local, "task_depth", 0) - 1, 0)
 
 
 def _runtime(task: Any) -> float | None:
@@ -175,6 +295,7 @@ def connect_signals() -> None:
         return
     signals.before_task_publish.connect(_set_message_id, weak=False)
     signals.task_prerun.connect(_on_prerun, weak=False)
+    signals.task_postrun.connect(_on_postrun, weak=False)
     signals.task_success.connect(_on_success, weak=False)
     signals.task_failure.connect(_on_failure, weak=False)
     signals.task_retry.connect(_on_retry, weak=False)
