@@ -2,9 +2,11 @@
 
     python -m bench scaling [--workers 1,2] [--seconds 60] [--size 1920x1080] [--reps 2] [--quick]
 
-Every worker is ``celery -A mediaapp worker -Q video_queue -c 1`` with one encoder thread
-(``MEDIAAPP_ENCODER_THREADS=1``), so k workers have k threads, and on a machine with at least
-k cores the comparison is fair (this one has 2: run ``--workers 1,2,4,8,16`` on a bigger one).
+Every worker is ``celery -A mediaapp worker -Q video_queue -c 1`` pinned to a core of its
+own (CPU affinity, inherited by its ffmpeg processes), with one thread for each ffmpeg's
+decoder, filters and encoder (``MEDIAAPP_FFMPEG_THREADS=1``), so k workers use k cores: on a
+machine with at least k cores the comparison is fair (this one has 2: run
+``--workers 1,2,4,8,16`` on a bigger one).
 For each run the figure is submit → verified manifest of a ``web`` job, chunked by the cost
 model for k workers (``MEDIAAPP_CHUNKING=always``), with a fresh chunk cache. Baselines, in
 the same run: the job not chunked at all on one worker, and chunked on one worker. Runs
@@ -27,13 +29,24 @@ from bench.overhead import make_clip
 
 
 def _workers(k: int, env: dict[str, str], logs: Path) -> list[subprocess.Popen[bytes]]:
+    """k workers, worker i pinned to core i (mod the cores there are): its pool child and
+    every ffmpeg it runs inherit the pin, so one worker really is one core. (ffmpeg 7's CLI
+    runs demuxer, decoder, filters and encoder in threads of their own, so ``-threads 1``
+    alone still lets one ffmpeg spread over every core, and one worker would have them all.)"""
     from mediaapp.demo import worker_argv
 
+    cores = sorted(os.sched_getaffinity(0))
     procs = []
     for i in range(k):
         log = open(logs / f"worker-{k}-{i}.log", "ab")  # noqa: SIM115 - owned by the child
+        core = {cores[i % len(cores)]}
+
+        def pin(c: set[int] = core) -> None:
+            os.sched_setaffinity(0, c)
+
         procs.append(subprocess.Popen(worker_argv(level="warning", name=f"scale{i}"), env=env,
-                                      stdout=log, stderr=log, start_new_session=True))  # fmt: skip
+                                      stdout=log, stderr=log, start_new_session=True,
+                                      preexec_fn=pin))  # fmt: skip
     return procs
 
 
@@ -96,7 +109,7 @@ def main(argv: list[str]) -> int:
     media = work / "media"
     media.mkdir()
     env = {**os.environ, "MEDIAAPP_MEDIA_ROOT": str(media), "MEDIAAPP_BROKER_URL": args.broker,
-           "MEDIAAPP_RESULT_BACKEND": args.backend, "MEDIAAPP_ENCODER_THREADS": "1",
+           "MEDIAAPP_RESULT_BACKEND": args.backend, "MEDIAAPP_FFMPEG_THREADS": "1",
            "MEDIAAPP_CHUNK_S": chunk_s, "MEDIAAPP_DATA_DIR": str(work / "client")}  # fmt: skip
     os.environ.update(env)
     clip = f"scaling-{size}-{seconds}s.mp4"
@@ -119,7 +132,7 @@ def main(argv: list[str]) -> int:
                      "speedup": round(base / median, 3), "vs_chunked_1": round(one / median, 3),
                      "efficiency": round(base / median / k, 3), "chunks": runs[key][-1]["chunks"],
                      "processes": runs[key][-1]["processes"]})  # fmt: skip
-    print(f"chunked scaling: web job of a {size} {seconds} s clip, 1 encoder thread a worker, "
+    print(f"chunked scaling: web job of a {size} {seconds} s clip, one core a worker, "
           f"median of {reps}")  # fmt: skip
     print(f"  {'run':<34} {'s':>8} {'speed-up':>9} {'vs chunked@1':>13} {'per worker':>11}")
     for r in rows:

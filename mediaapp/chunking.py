@@ -314,8 +314,8 @@ def chunk_stream(
         options.pop("force_key_frames", None)
         if keyframes:
             options["force_key_frames"] = ",".join(f"{t:.6f}" for t in keyframes)
-        if settings.encoder_threads:
-            options["threads"] = settings.encoder_threads
+        if settings.ffmpeg_threads:
+            options["threads"] = settings.ffmpeg_threads
         outputs.append(
             ffmpeg_python.output(
                 scaled,

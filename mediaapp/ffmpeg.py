@@ -113,9 +113,12 @@ def input_file(path: Path, **options: Any) -> Any:
     from mediaapp.probe import SAFE_FORMATS
 
     absolute = Path(path).resolve()
+    settings = get_settings()
     options.setdefault("protocol_whitelist", "file")
     options.setdefault("format_whitelist", SAFE_FORMATS)
-    options.setdefault("max_pixels", get_settings().max_pixels)
+    options.setdefault("max_pixels", settings.max_pixels)
+    if settings.ffmpeg_threads:  # decoder threads (encoders get theirs as output options)
+        options.setdefault("threads", settings.ffmpeg_threads)
     return ffmpeg_python.input(f"file:{absolute}", **options)
 
 
@@ -144,7 +147,9 @@ def output_target(path: Path) -> str:
 def build_args(stream: Any) -> list[str]:
     """The full argument vector for an ffmpeg-python stream, with our common options first."""
     args = ffmpeg_python.compile(stream, cmd=ffmpeg_binary(), overwrite_output=True)
-    return [args[0], *_COMMON_OPTS, *args[1:]]
+    threads = get_settings().ffmpeg_threads
+    limit = ["-filter_threads", str(threads), "-filter_complex_threads", str(threads)]
+    return [args[0], *_COMMON_OPTS, *(limit if threads else []), *args[1:]]
 
 
 def run(

@@ -141,8 +141,8 @@ def web_video_options(profile: Profile, settings: Settings) -> dict[str, Any]:
         "maxrate": f"{profile.maxrate_kbps}k",
         "bufsize": f"{2 * profile.maxrate_kbps}k",
     }
-    if settings.encoder_threads:
-        options["threads"] = settings.encoder_threads
+    if settings.ffmpeg_threads:
+        options["threads"] = settings.ffmpeg_threads
     return options
 
 

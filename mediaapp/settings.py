@@ -41,8 +41,9 @@ class Settings:
     chunk_s: float = 0.0
     #: Workers the cost model counts on; 0 asks the broker (consumers of video_queue).
     chunk_workers: int = 0
-    #: Threads per encoder (x264 ``-threads``); 0 lets the encoder choose (all cores).
-    encoder_threads: int = 0
+    #: Threads each ffmpeg command may use for decoding, filtering and encoding alike (one
+    #: worker = this many cores); 0 lets ffmpeg choose (all cores).
+    ffmpeg_threads: int = 0
     #: "text" or "json" (one JSON object per line with job id and task id).
     log_format: str = "text"
 

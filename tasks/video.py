@@ -145,12 +145,15 @@ def _chunk_out(task: Task, job_id: str, name: str, profile: str, plan: ChunkPlan
     track and the previews (mp4) beside them, and ``video.assemble`` (task id = job id)."""
     chunks = pipeline.split_job(job_id, name, plan.chunk_s, get_settings())
     kwargs = {"job_id": job_id, "name": name, "profile": profile}
-    header = [
+    # Longest first, so no long task starts last and stretches the job: the previews (a
+    # decode of the whole source), then the chunks, then the audio (the quickest).
+    header = []
+    if get_profile(profile).kind == "mp4":
+        header.append(previews.s(**kwargs).set(task_id=f"{job_id}-previews"))
+    header += [
         encode_chunk.s(chunk=c, **kwargs).set(task_id=f"{job_id}-chunk{c['index']}") for c in chunks
     ]
     header.append(encode_audio.s(**kwargs).set(task_id=f"{job_id}-audio"))
-    if get_profile(profile).kind == "mp4":
-        header.append(previews.s(**kwargs).set(task_id=f"{job_id}-previews"))
     task.backend.set(steps_key(job_id), json.dumps([sig.id for sig in header]).encode())
     body = assemble.s(plan=plan.to_dict(), **kwargs)
     raise task.replace(chord(group(header), body))

@@ -100,7 +100,7 @@ def test_keyframe_times_follow_the_source_timeline_across_chunks() -> None:
 @pytest.fixture
 def settings(tmp_path: Path, media_root: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data", media_root=media_root, chunking="always",
-                    chunk_s=4, encoder_threads=1)  # fmt: skip
+                    chunk_s=4, ffmpeg_threads=1)  # fmt: skip
 
 
 @pytest.mark.media
@@ -245,7 +245,7 @@ def test_chunks_spread_over_workers_and_a_killed_one_loses_only_its_chunk(
     spawn: Callable[..., Proc], audit_consumer: Path, media_root: Path, tmp_path: Path
 ) -> None:
     name = clip(media_root, "chunky-720-24s.mp4", "1280x720", 24, gop=50)
-    env = child_env(MEDIAAPP_CHUNKING="always", MEDIAAPP_CHUNK_S="6", MEDIAAPP_ENCODER_THREADS="1",
+    env = child_env(MEDIAAPP_CHUNKING="always", MEDIAAPP_CHUNK_S="6", MEDIAAPP_FFMPEG_THREADS="1",
                     MEDIAAPP_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
     first, _ = chunk_workers(spawn, env)
     job = submit(name, profile="web")
