@@ -97,15 +97,25 @@ def _is_utf8(name: str) -> bool:
 
 
 def inspect(
-    name: str, settings: Settings, *, needs_video: bool = True, decode_s: float | None = None
+    name: str,
+    settings: Settings,
+    *,
+    needs_video: bool = True,
+    decode_s: float | None = None,
+    probed: dict[str, Any] | None = None,
 ) -> tuple[Path, ProbeResult]:
     """Resolve, probe and validate an input before any encode.
 
     ``decode_s=0`` decodes the first frame only (rotation): for steps after the job's probe
-    step, which already decoded the first seconds.
+    step, which already decoded the first frames. ``probed``: that step's result, taken as it
+    is while the file still has the size it had then (no second probe).
     """
     path = resolve_input(name, settings)
-    info = probe(path, decode_s=decode_s)
+    same_file = probed is not None and probed.get("path") == str(path)
+    if probed is not None and same_file and probed.get("size") == path.stat().st_size:
+        info = ProbeResult.from_dict(probed)
+    else:
+        info = probe(path, decode_s=decode_s)
     validate(info, settings, needs_video=needs_video)
     return path, info
 
@@ -331,11 +341,11 @@ def transcode(
     settings: Settings,
     on_progress: ffmpeg.ProgressCallback | None = None,
     strategy: str = "single",
-    probed: bool = False,
+    probed: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run a profile on ``name`` (relative to the media root); return the verified manifest.
 
-    ``probed``: the job's probe step already decoded the first seconds of the input.
+    ``probed``: the result of the job's probe step, which already decoded the first frames.
 
     A job whose complete manifest already exists is not encoded again: a redelivered
     message finds the finished work and returns it.
@@ -346,9 +356,7 @@ def transcode(
         log.info("job %s already complete, returning its manifest", job_id)
         return done
     started = time.monotonic()
-    src, info = inspect(
-        name, settings, needs_video=profile.kind != "audio", decode_s=0 if probed else None
-    )
+    src, info = inspect(name, settings, needs_video=profile.kind != "audio", probed=probed)
     out_dir = job_dir(job_id, settings)
     clear_partials(out_dir)
     work = _Work()

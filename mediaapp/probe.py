@@ -80,6 +80,12 @@ class ProbeResult:
         """JSON-ready form, as stored in manifests."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProbeResult:
+        """Back from :meth:`to_dict` (a job's probe step hands its result to the next step)."""
+        streams = [StreamInfo(**s) for s in data.get("streams", [])]
+        return cls(**{**data, "streams": streams})
+
 
 def probe(path: Path, *, decode_check: bool = True, decode_s: float | None = None) -> ProbeResult:
     """Open ``path`` (a local file only), list its streams, and decode the first video frame.

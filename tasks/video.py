@@ -86,11 +86,17 @@ def transcode(
     """Transcode one input with a named profile; the result is the job manifest (or the
     job becomes a chord: one task per rung, or per chunk, see ``_fan_out``/``_chunk_out``)."""
     return _step(self, job_id, "transcode", lambda report: _transcode(
-        self, job_id, name, profile, report, probed=probed is not None))  # fmt: skip
+        self, job_id, name, profile, report, probed=probed))  # fmt: skip
 
 
 def _transcode(
-    task: Task, job_id: str, name: str, profile: str, report: ProgressReporter, *, probed: bool
+    task: Task,
+    job_id: str,
+    name: str,
+    profile: str,
+    report: ProgressReporter,
+    *,
+    probed: dict[str, Any] | None,
 ) -> dict[str, Any]:
     settings = get_settings()
     if settings.ladder_strategy == "per_rendition" and get_profile(profile).kind == "hls":

@@ -332,3 +332,16 @@ def test_a_stalled_ffmpeg_is_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert info.value.retryable and info.value.returncode == -9
     left = subprocess.run(["pgrep", "-f", str(tmp_path / "marker-stall")], capture_output=True)
     assert left.stdout == b""
+
+
+def test_a_probe_result_handed_on_is_reused_only_for_the_same_file(
+    settings: Settings, media_root: Path, tmp_path: Path
+) -> None:
+    from mediaapp.probe import ProbeResult
+
+    _, info = pipeline.inspect("clip.mp4", settings)
+    assert ProbeResult.from_dict(info.to_dict()) == info
+    fake = {**info.to_dict(), "duration_s": 1.5}  # what the probe step said
+    assert pipeline.inspect("clip.mp4", settings, probed=fake)[1].duration_s == 1.5
+    changed = {**fake, "size": info.size + 1}  # the file changed since: probe it again
+    assert pipeline.inspect("clip.mp4", settings, probed=changed)[1].duration_s == info.duration_s
