@@ -167,6 +167,16 @@ class Proc:
         self.stop(signal.SIGKILL)
 
 
+def wait_for(pred: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
+    """Poll ``pred`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def child_env(**overrides: str) -> dict[str, str]:
     """The environment a child process gets: ours, the venv first on PATH, and overrides."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}

@@ -4,7 +4,6 @@ and chunk tasks spread over real workers, one of them killed or failing (integra
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from mediaapp.errors import MediaError, NotMedia
 from mediaapp.probe import ProbeResult, StreamInfo, probe, timing
 from mediaapp.settings import Settings
 
-from .conftest import Proc, child_env, worker_cmd
+from .conftest import Proc, child_env, wait_for, worker_cmd
 
 
 def clip(media_root: Path, name: str, size: str, seconds: int, gop: int, rate: int = 25) -> str:
@@ -220,13 +219,16 @@ def records(log: Path, task_id: str, name: str) -> list[dict]:
     return [r for r in read_log(log) if r.get("task_id") == task_id and r.get("name") == name]
 
 
-def wait_for(pred: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+def fake_ffmpeg(tmp_path: Path, on_chunk1: str) -> Path:
+    """An ffmpeg that runs the shell command ``on_chunk1`` when it is given chunk 1, and is
+    the real ffmpeg otherwise."""
+    fake = tmp_path / "ffmpeg-fake"
+    fake.write_text(f"""#!/bin/sh
+case "$*" in *c00001.mkv*) {on_chunk1} ;; esac
+exec {ffmpeg.ffmpeg_binary()} "$@"
+""")
+    fake.chmod(0o755)
+    return fake
 
 
 def chunk_workers(spawn: Callable[..., Proc], env: dict[str, str], count: int = 2) -> list[Proc]:
@@ -278,12 +280,7 @@ def test_a_failing_chunk_is_retried_alone(
     name = clip(media_root, "chunky-12s.mp4", "640x360", 12, gop=25)
     # An ffmpeg that is killed the first time it meets chunk 1, then behaves.
     marker = tmp_path / "failed-once"
-    fake = tmp_path / "ffmpeg-flaky"
-    fake.write_text(f"""#!/bin/sh
-case "$*" in *c00001.mkv*) [ -e {marker} ] || {{ touch {marker}; kill -9 $$; }} ;; esac
-exec {ffmpeg.ffmpeg_binary()} "$@"
-""")
-    fake.chmod(0o755)
+    fake = fake_ffmpeg(tmp_path, f"[ -e {marker} ] || {{ touch {marker}; kill -9 $$; }}")
     env = child_env(MEDIAAPP_CHUNKING="always", MEDIAAPP_CHUNK_S="4", MEDIAAPP_FFMPEG=str(fake),
                     MEDIAAPP_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
     chunk_workers(spawn, env)
@@ -308,12 +305,7 @@ def test_a_chunk_that_fails_for_good_fails_the_job_with_its_typed_error(
     spawn: Callable[..., Proc], audit_consumer: Path, media_root: Path, tmp_path: Path
 ) -> None:
     name = clip(media_root, "chunky-12s.mp4", "640x360", 12, gop=25)
-    fake = tmp_path / "ffmpeg-bad-chunk"
-    fake.write_text(f"""#!/bin/sh
-case "$*" in *c00001.mkv*) echo "Invalid data found when processing input" >&2; exit 1 ;; esac
-exec {ffmpeg.ffmpeg_binary()} "$@"
-""")
-    fake.chmod(0o755)
+    fake = fake_ffmpeg(tmp_path, 'echo "Invalid data found when processing input" >&2; exit 1')
     env = child_env(MEDIAAPP_CHUNKING="always", MEDIAAPP_CHUNK_S="4", MEDIAAPP_FFMPEG=str(fake),
                     MEDIAAPP_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
     (worker,) = chunk_workers(spawn, env, count=1)

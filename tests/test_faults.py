@@ -22,7 +22,7 @@ from mediaapp.errors import MediaError
 from mediaapp.probe import probe
 from mediaapp.settings import Settings
 
-from .conftest import BIN, Proc, child_env, long_clip, queue_depth, worker_cmd
+from .conftest import BIN, Proc, child_env, long_clip, queue_depth, wait_for, worker_cmd
 from .hostile import make_hostile
 
 EXCHANGE = Exchange("media_exchange", type="topic", durable=True)
@@ -31,15 +31,6 @@ EXCHANGE = Exchange("media_exchange", type="topic", durable=True)
 @pytest.fixture(scope="module")
 def hostile(media_root: Path, corpus: Path) -> list[tuple[str, str | None]]:
     return make_hostile(media_root, corpus)
-
-
-def wait_for(pred: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.mark.media
