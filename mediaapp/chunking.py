@@ -17,11 +17,13 @@ whichever worker meets it next, as long as the cache directory is shared.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import shutil
+import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -251,6 +253,7 @@ def encode_chunk(
     reused = all(p.is_file() for p in cached.values())
     command, elapsed = None, 0.0
     if not reused:
+        _clear_stale(cached, settings.ffmpeg_timeout_s)
         tmp = {r.name: p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}") for r, p in
                zip(renditions, cached.values(), strict=True)}  # fmt: skip
         next(iter(cached.values())).parent.mkdir(parents=True, exist_ok=True)
@@ -429,6 +432,17 @@ def verify_audio(
     if audio_s is None or abs(audio_s - source) > frame_s + 1e-3:
         raise NotMedia(f"{path.name}: audio lasts {audio_s} s, source {source:.3f} s")
     return audio_s
+
+
+def _clear_stale(cached: dict[str, Path], older_than_s: float) -> None:
+    """Remove what an encode of the same chunk left when its worker was killed: temporary
+    files older than the ffmpeg timeout (no live encode can be that old)."""
+    now = time.time()
+    for path in cached.values():
+        for stale in path.parent.glob(f".{path.name}.*"):
+            with contextlib.suppress(FileNotFoundError):
+                if now - stale.stat().st_mtime > older_than_s:
+                    stale.unlink()
 
 
 def _sha256(path: Path) -> str:

@@ -4,6 +4,7 @@ and chunk tasks spread over real workers, one of them killed or failing (integra
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -143,6 +144,14 @@ def test_chunks_are_reused_by_content_on_resubmission(settings: Settings, media_
     assert all(c["encode_s"] == 0 for c in second["chunking"]["chunks"])
     one, two = (next(o for o in m["outputs"] if o["kind"] == "video") for m in (first, second))
     assert timing(Path(two["path"])).frames == timing(Path(one["path"])).frames == 300
+    # A killed encode's leftovers in the cache are cleared when that chunk is encoded again.
+    entry = next(chunking.cache_dir(settings).rglob("*.video.mp4"))
+    stale = entry.with_name(f".{entry.name}.dead0001")
+    stale.write_bytes(b"half a chunk")
+    os.utime(stale, (1, 1))
+    entry.unlink()
+    run_chunked("reuse-2b", name, "web", settings)
+    assert entry.is_file() and not stale.exists()
     # Other settings make other chunks: a different profile is not served from the cache.
     third = run_chunked("reuse-3", name, "web-480", settings)
     assert [c["reused"] for c in third["chunking"]["chunks"]] == [False] * 3
