@@ -279,6 +279,11 @@ def test_chunks_spread_over_workers_and_a_killed_one_loses_only_its_chunk(
     for cid in redone:  # the killed worker's chunk came back by redelivery, alone
         assert [r["body"]["redelivered"] for r in starts[cid]] == [False, True]
     assert all(len(records(audit_consumer, c, "task.succeeded")) == 1 for c in chunk_ids)
+    # The same file again, as a new job: every chunk comes from the cache (content hash),
+    # whichever worker meets it, the one killed included.
+    again = submit(name, profile="web").wait(timeout=120)
+    assert [c["reused"] for c in again["chunking"]["chunks"]] == [True] * 4
+    assert next(o for o in again["outputs"] if o["kind"] == "video")["joins"]["frames"] == 600
 
 
 @pytest.mark.integration
