@@ -95,7 +95,7 @@ def plan(
     if settings.chunking == "never":
         verdict, reason = False, "MEDIAAPP_CHUNKING=never"
     elif settings.chunking == "always":
-        verdict, reason = chunks > 1 or duration > 0, "MEDIAAPP_CHUNKING=always"
+        verdict, reason = True, "MEDIAAPP_CHUNKING=always"
     elif video is None:
         verdict, reason = False, "no video to chunk"
     elif workers < 2:
