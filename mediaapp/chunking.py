@@ -169,6 +169,8 @@ def split(src: Path, work: Path, chunk_s: float) -> list[SourceChunk]:
         segment_format_options="fflags=+bitexact",
     )
     ffmpeg.run(stream)
+    from mediaapp.pipeline import sha256  # (pipeline imports this module)
+
     # Where each chunk starts comes from the source's own timestamps (exact), not from the
     # chunks' (Matroska keeps milliseconds: summed over hundreds of chunks that would drift).
     source = timing(src).video_pts
@@ -187,7 +189,7 @@ def split(src: Path, work: Path, chunk_s: float) -> list[SourceChunk]:
                 frames=t.frames,
                 start_s=round(source[first] - source[0], 6),
                 duration_s=round(t.video_s, 6),
-                sha256=_sha256(path),
+                sha256=sha256(path),
                 regular=not t.irregular(),
             )
         )
@@ -443,14 +445,6 @@ def _clear_stale(cached: dict[str, Path], older_than_s: float) -> None:
             with contextlib.suppress(FileNotFoundError):
                 if now - stale.stat().st_mtime > older_than_s:
                     stale.unlink()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _fsync(path: Path) -> None:

@@ -729,20 +729,12 @@ def assemble_chunked(
         work.commands += [c for c in (part.get("command"), *part.get("commands", ())) if c]
         work.encode_s += part.get("encode_s") or 0.0
     frame_s = 1 / ladder.frame_rate(info)
-    joined, joins = {}, {}
-    for r in renditions(info, profile, settings):
-        path = wd / f"joined.{r.name}.mp4"
-        concat = chunking.joined_video(wd, r.name, chunks)
-        work.run(concat.output(ffmpeg.output_target(path), c="copy", f="mp4"))
-        joins[r.name] = chunking.verify_joins(path, chunks, info, frame_s=frame_s)
-        joined[r.name] = path
     audio = wd / "audio.m4a" if info.audio is not None else None
-    if audio is not None:
-        chunking.verify_audio(audio, info, frame_s=frame_s)
-    if profile.kind == "mp4":
+    joins: dict[str, dict[str, Any]] = {}
+    if profile.kind == "mp4":  # the chunks straight into the final file, audio muxed in
         final = out_dir / f"{safe_stem(name)}.{profile.name}.mp4"
         with atomic_output(final) as tmp:
-            streams = [ffmpeg.input_file(joined["video"]).video]
+            streams = [chunking.joined_video(wd, "video", chunks).video]
             if audio is not None:
                 streams.append(ffmpeg.input_file(audio).audio)
             joined_out = ffmpeg_python.output(
@@ -752,11 +744,21 @@ def assemble_chunked(
             work.run(joined_out)
         entry = describe_output(final, "video", settings)
         verify_video(entry, info, target_height(info, profile.height))
-        entry["joins"] = chunking.verify_joins(final, chunks, info, frame_s=frame_s)
+        entry["joins"] = joins["video"] = chunking.verify_joins(final, chunks, info,
+                                                                frame_s=frame_s)  # fmt: skip
         work.outputs.append(entry)
         for part in parts:
             work.outputs += part.get("outputs", [])
-    else:
+    else:  # each rung joined and checked, then packaged (HLS or DASH) by copy
+        joined = {}
+        for r in renditions(info, profile, settings):
+            path = wd / f"joined.{r.name}.mp4"
+            concat = chunking.joined_video(wd, r.name, chunks)
+            work.run(concat.output(ffmpeg.output_target(path), c="copy", f="mp4"))
+            joins[r.name] = chunking.verify_joins(path, chunks, info, frame_s=frame_s)
+            joined[r.name] = path
+        if audio is not None:
+            chunking.verify_audio(audio, info, frame_s=frame_s)
         packaging.encode_ladder(work, src, info, profile, out_dir, settings, None, "chunked",
                                 joined=joined, audio=audio)  # fmt: skip
     manifest = _manifest(job_id, name, profile, info, work, started)
