@@ -624,10 +624,19 @@ def _segment_s(profile: Profile) -> int | None:
     return profile.segment_s if profile.kind in ("hls", "dash") else None
 
 
-def chunk_plan(name: str, profile_name: str, settings: Settings, workers: int) -> ChunkPlan:
-    """The cost model's verdict for this job (see :func:`mediaapp.chunking.plan`)."""
+def chunk_plan(
+    name: str,
+    profile_name: str,
+    settings: Settings,
+    workers: int,
+    probed: dict[str, Any] | None = None,
+) -> ChunkPlan:
+    """The cost model's verdict for this job (see :func:`mediaapp.chunking.plan`);
+    ``probed``: the job's probe-step result, used instead of probing again."""
     profile = get_profile(profile_name)
-    src, info = inspect(name, settings, needs_video=profile.kind != "audio", decode_s=0)
+    src, info = inspect(
+        name, settings, needs_video=profile.kind != "audio", decode_s=0, probed=probed
+    )
     chunkable = profile.kind in CHUNKABLE and info.video is not None
     outputs = renditions(info, profile, settings) if chunkable else []
     width, height = display_size(info) if chunkable else (0, 1)

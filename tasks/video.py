@@ -104,7 +104,7 @@ def _transcode(
     workers = video_workers(task.app) if settings.chunking != "never" else 1
     # With one worker "auto" never chunks: skip the plan (a probe) on the common path.
     if settings.chunking == "always" or (settings.chunking == "auto" and workers > 1):
-        plan = pipeline.chunk_plan(name, profile, settings, workers)
+        plan = pipeline.chunk_plan(name, profile, settings, workers, probed)
         log.info("job %s: chunked=%s (%s)", job_id, plan.chunked, plan.reason)
         if plan.chunked:
             _chunk_out(task, job_id, name, profile, plan)
