@@ -22,7 +22,7 @@ COPY samples ./samples
 # subdirectories that the mediaapp user cannot write (and every new volume would copy them).
 RUN pip install --no-cache-dir . \
     && MEDIAAPP_DATA_DIR=/tmp/build-check python -c \
-        "import mediaapp, av; from mediaapp.ffmpeg import ffmpeg_version; print(ffmpeg_version())" \
+        "import mediaapp, av; from mediaapp.media.command import ffmpeg_version; print(ffmpeg_version())" \
     && rm -rf /tmp/build-check
 
 USER mediaapp

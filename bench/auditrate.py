@@ -18,7 +18,7 @@ from bench import write_result
 
 
 def _fill(url: str, n: int) -> None:
-    from mediaapp import routing
+    from mediaapp.jobs import routing
 
     with Connection(url) as conn:
         routing.declare_topology(conn)
@@ -30,7 +30,7 @@ def _fill(url: str, n: int) -> None:
 
 
 def _plain(url: str, n: int) -> float:
-    from mediaapp import routing
+    from mediaapp.jobs import routing
 
     got = 0
 
@@ -52,7 +52,7 @@ def _plain(url: str, n: int) -> float:
 def _audit(url: str, n: int, log: Path) -> float:
     import threading
 
-    from mediaapp.audit import AuditConsumer
+    from mediaapp.ops.audit import AuditConsumer
 
     consumer = AuditConsumer(Connection(url), log)
     thread = threading.Thread(target=consumer.run_forever, daemon=True)

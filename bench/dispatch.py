@@ -84,10 +84,10 @@ def main(argv: list[str]) -> int:
     _stop(worker)
 
     # mediaapp: routed through media_exchange, audit consumer on, lifecycle events on.
-    from mediaapp import routing
-    from mediaapp.audit import read_log
-    from mediaapp.celery import app
-    from mediaapp.confirms import confirmed_batch
+    from mediaapp.jobs import routing
+    from mediaapp.jobs.app import app
+    from mediaapp.jobs.confirms import confirmed_batch
+    from mediaapp.ops.audit import read_log
 
     with app.connection_for_write() as conn:  # this run's records only: nothing left over
         routing.declare_topology(conn)

@@ -5,7 +5,7 @@
 Baseline: the best single ffmpeg command for the same ladder written by hand (decode once,
 ``split``, same encoder settings). Measured alternately in one run, median of ``--reps``:
 
-* pipeline, single: ``pipeline.transcode(..., strategy="single")`` (probe, encode, verify);
+* pipeline, single: ``steps.transcode(..., strategy="single")`` (probe, encode, verify);
 * pipeline, per-rendition, one worker: each rung's own ffmpeg, one after the other;
 * per-rendition, two workers: the rung commands two at a time (what two workers do);
 """
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from bench import write_result
 from bench.overhead import make_clip
+from mediaapp.media import steps
 
 
 def hand_written(
@@ -71,15 +72,15 @@ def main(argv: list[str]) -> int:
     media = work / "media"
     media.mkdir()
     os.environ.update(MEDIAAPP_MEDIA_ROOT=str(media), MEDIAAPP_DATA_DIR=str(work / "data"))
-    from mediaapp import ffmpeg, ladder, pipeline
-    from mediaapp.probe import probe
-    from mediaapp.profiles import get_profile
+    from mediaapp.media import command, renditions
+    from mediaapp.media.probe import probe
+    from mediaapp.media.profiles import get_profile
     from mediaapp.settings import get_settings
 
-    clip = media / "ladder.mp4"
+    clip = media / "renditions.mp4"
     make_clip(clip, size, seconds)
     settings, profile, info = get_settings(), get_profile("hls"), probe(clip)
-    binary = ffmpeg.ffmpeg_binary()
+    binary = command.ffmpeg_binary()
     times: dict[str, list[float]] = {"direct": [], "single": [], "per_rendition": [], "two": []}
 
     def timed(key: str, fn: object) -> None:
@@ -90,21 +91,21 @@ def main(argv: list[str]) -> int:
     def two_workers() -> None:
         out = work / "two"
         shutil.rmtree(out, ignore_errors=True)
-        streams = [ladder.hls_rung_stream(clip, out, info, profile, r)
-                   for r in ladder.plan_rungs(info, profile)]  # fmt: skip
+        streams = [renditions.hls_rung_stream(clip, out, info, profile, r)
+                   for r in renditions.plan_rungs(info, profile)]  # fmt: skip
         with ThreadPoolExecutor(2) as pool:
-            list(pool.map(ffmpeg.run, streams))
+            list(pool.map(command.run, streams))
 
     for rep in range(reps):
         direct_out = work / "direct"
         shutil.rmtree(direct_out, ignore_errors=True)
-        planned = [(r.height, r.video_kbps) for r in ladder.plan_rungs(info, profile)]
+        planned = [(r.height, r.video_kbps) for r in renditions.plan_rungs(info, profile)]
         cmd = hand_written(
-            binary, clip, direct_out, ladder.frame_rate(info), info.audio is not None, planned
+            binary, clip, direct_out, renditions.frame_rate(info), info.audio is not None, planned
         )
         timed("direct", lambda c=cmd: subprocess.run(c, check=True))
-        timed("single", lambda r=rep: pipeline.transcode(f"s{r}", clip.name, "hls", settings))
-        timed("per_rendition", lambda r=rep: pipeline.transcode(
+        timed("single", lambda r=rep: steps.transcode(f"s{r}", clip.name, "hls", settings))
+        timed("per_rendition", lambda r=rep: steps.transcode(
             f"p{r}", clip.name, "hls", settings, strategy="per_rendition"))  # fmt: skip
         timed("two", two_workers)
     base = statistics.median(times["direct"])
@@ -116,7 +117,7 @@ def main(argv: list[str]) -> int:
     }
     rows = [{"strategy": labels[k], "median_s": round(statistics.median(v), 3),
              "ratio": round(statistics.median(v) / base, 3)} for k, v in times.items()]  # fmt: skip
-    heights = "/".join(str(r.height) for r in ladder.plan_rungs(info, profile))
+    heights = "/".join(str(r.height) for r in renditions.plan_rungs(info, profile))
     print(f"HLS ladder {heights} from a {size} {seconds} s clip, median of {reps}")
     for row in rows:
         print(f"  {row['strategy']:<40} {row['median_s']:>7.3f} s  {row['ratio']:>6.3f}x")

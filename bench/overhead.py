@@ -26,11 +26,11 @@ def make_clip(
 ) -> None:
     """A test-pattern clip with audio, made by the project's own ffmpeg (a keyframe every
     ``gop`` frames when given, as cameras and uploads usually have)."""
-    from mediaapp import ffmpeg
+    from mediaapp.media import command
 
-    ffmpeg.run(
+    command.run(
         [
-            ffmpeg.ffmpeg_binary(),
+            command.ffmpeg_binary(),
             "-nostdin",
             "-loglevel",
             "error",
@@ -92,8 +92,8 @@ def main(argv: list[str]) -> int:
     clip = media / f"bench-{size}-{seconds}s.mp4"
     make_clip(clip, size, seconds)
 
-    from mediaapp.client import submit
-    from mediaapp.demo import worker_argv
+    from mediaapp.jobs.client import submit
+    from mediaapp.ops.demo import worker_argv
 
     worker = subprocess.Popen(
         worker_argv(level="warning", name="bench"),

@@ -33,7 +33,7 @@ def _workers(k: int, env: dict[str, str], logs: Path) -> list[subprocess.Popen[b
     every ffmpeg it runs inherit the pin, so one worker really is one core. (ffmpeg 7's CLI
     runs demuxer, decoder, filters and encoder in threads of their own, so ``-threads 1``
     alone still lets one ffmpeg spread over every core, and one worker would have them all.)"""
-    from mediaapp.demo import worker_argv
+    from mediaapp.ops.demo import worker_argv
 
     cores = sorted(os.sched_getaffinity(0))
     procs = []
@@ -69,8 +69,8 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 def run_once(k: int, chunking: str, clip: str, base_env: dict[str, str], work: Path) -> dict:
     """Start k fresh workers, time one job from submit to manifest, stop them."""
-    from mediaapp.celery import create_app
-    from mediaapp.client import submit
+    from mediaapp.jobs.app import create_app
+    from mediaapp.jobs.client import submit
     from mediaapp.settings import Settings
 
     data = Path(tempfile.mkdtemp(prefix=f"k{k}-", dir=work))  # fresh chunk cache every run

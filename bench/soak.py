@@ -28,7 +28,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _start_worker(env: dict[str, str], logs: Path, i: int) -> subprocess.Popen[bytes]:
-    from mediaapp.demo import worker_argv
+    from mediaapp.ops.demo import worker_argv
 
     cmd = worker_argv(level="warning", name=f"soak{i}")
     log = open(logs / f"worker-{i}.log", "ab")  # noqa: SIM115 - owned by the child
@@ -69,9 +69,9 @@ def main(argv: list[str]) -> int:
     os.environ.update(env)
     make_clip(media / "soak.mp4", "640x360", 6)
 
-    from mediaapp.audit import read_log
-    from mediaapp.client import submit
-    from mediaapp.probe import probe
+    from mediaapp.jobs.client import submit
+    from mediaapp.media.probe import probe
+    from mediaapp.ops.audit import read_log
 
     audit = subprocess.Popen(
         [sys.executable, "-m", "mediaapp", "audit"],

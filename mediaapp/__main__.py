@@ -2,6 +2,6 @@
 
 import sys
 
-from mediaapp.cli import main
+from mediaapp.ops.cli import main
 
 sys.exit(main())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mediaapp import ffmpeg
+from mediaapp.media import command
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 
@@ -81,11 +81,11 @@ RECIPES: dict[str, tuple[list[str], str]] = {
 def main() -> int:
     """Write every sample (overwriting), in recipe order (rotated.mp4 reads silent.mp4)."""
     SAMPLES.mkdir(exist_ok=True)
-    binary = ffmpeg.ffmpeg_binary()
+    binary = command.ffmpeg_binary()
     for name, (args, why) in RECIPES.items():
         out = SAMPLES / name
         args = [a.replace("samples/", f"{SAMPLES}/") for a in args]
-        ffmpeg.run(
+        command.run(
             [binary, "-nostdin", "-hide_banner", "-loglevel", "error", *args, "-y", str(out)]
         )
         print(f"{out.relative_to(SAMPLES.parent)}  {out.stat().st_size:>7} bytes  {why}")

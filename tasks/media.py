@@ -7,7 +7,7 @@ import socket
 import time
 from typing import Any
 
-from mediaapp.celery import app
+from mediaapp.jobs.app import app
 
 
 # No STARTED state: a ping is over before anyone could see it running, and tracking it cost

@@ -11,17 +11,18 @@ from typing import Any, NoReturn
 from celery import Celery, Task, chord, group
 from celery.exceptions import ChordError, Ignore
 
-from mediaapp import defaults, pipeline
-from mediaapp.cancel import raise_if_cancelled
-from mediaapp.celery import app
-from mediaapp.chunking import ChunkPlan
-from mediaapp.client import Job, steps_key
-from mediaapp.deliveries import count_delivery
+from mediaapp import defaults
 from mediaapp.errors import JobCancelled, MediaError, PoisonMessage
-from mediaapp.events import error_dict, publish_event
-from mediaapp.profiles import get_profile
-from mediaapp.progress import CANCELLED, PROGRESS, ProgressReporter
-from mediaapp.routing import VIDEO_QUEUE
+from mediaapp.jobs.app import app
+from mediaapp.jobs.cancel import raise_if_cancelled
+from mediaapp.jobs.client import Job, steps_key
+from mediaapp.jobs.deliveries import count_delivery
+from mediaapp.jobs.events import error_dict, publish_event
+from mediaapp.jobs.progress import CANCELLED, PROGRESS, ProgressReporter
+from mediaapp.jobs.routing import VIDEO_QUEUE
+from mediaapp.media import mp4, outputs, steps
+from mediaapp.media.chunkplan import ChunkPlan
+from mediaapp.media.profiles import get_profile
 from mediaapp.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def _fail_or_retry(task: Task, exc: MediaError) -> NoReturn:
 
 def _cancelled(task: Task, job_id: str, exc: JobCancelled) -> NoReturn:
     """Record a cancelled job: outputs removed, state CANCELLED, audited; nothing to retry."""
-    pipeline.discard_outputs(job_id, get_settings())
+    outputs.discard_outputs(job_id, get_settings())
     task.update_state(state=CANCELLED, meta=exc.to_dict())
     if task.request.id != job_id:  # a step of a fanned-out job: the job itself is cancelled
         task.backend.store_result(job_id, exc.to_dict(), CANCELLED)
@@ -104,11 +105,11 @@ def _transcode(
     workers = video_workers(task.app) if settings.chunking != "never" else 1
     # With one worker "auto" never chunks: skip the plan (a probe) on the common path.
     if settings.chunking == "always" or (settings.chunking == "auto" and workers > 1):
-        plan = pipeline.chunk_plan(name, profile, settings, workers, probed)
+        plan = steps.chunk_plan(name, profile, settings, workers, probed)
         log.info("job %s: chunked=%s (%s)", job_id, plan.chunked, plan.reason)
         if plan.chunked:
             _chunk_out(task, job_id, name, profile, plan)
-    return pipeline.transcode(job_id, name, profile, settings, on_progress=report,
+    return steps.transcode(job_id, name, profile, settings, on_progress=report,
                               strategy=settings.ladder_strategy, probed=probed)  # fmt: skip
 
 
@@ -118,7 +119,7 @@ def _fan_out(task: Task, job_id: str, name: str, profile: str) -> NoReturn:
     The packaging task inherits this task's id (the job id), so the job's result is still
     the manifest; each rung task has the id ``<job id>-rung<i>``.
     """
-    indexes = pipeline.plan_renditions(job_id, name, profile, get_settings())
+    indexes = steps.plan_renditions(job_id, name, profile, get_settings())
     ids = [rendition_task_id(job_id, i) for i in indexes]
     task.backend.set(steps_key(job_id), json.dumps(ids).encode())
     header = group(
@@ -149,7 +150,7 @@ def video_workers(app: Celery) -> int:
 def _chunk_out(task: Task, job_id: str, name: str, profile: str, plan: ChunkPlan) -> NoReturn:
     """Split the source, then replace this task with a chord: one task per chunk, the audio
     track and the previews (mp4) beside them, and ``video.assemble`` (task id = job id)."""
-    chunks = pipeline.split_job(job_id, name, plan.chunk_s, get_settings())
+    chunks = steps.split_job(job_id, name, plan.chunk_s, get_settings())
     kwargs = {"job_id": job_id, "name": name, "profile": profile}
     # Longest first, so no long task starts last and stretches the job: the previews (a
     # decode of the whole source), then the chunks, then the audio (the quickest).
@@ -192,21 +193,21 @@ def encode_chunk(
     self: Task, *, job_id: str, name: str, profile: str, chunk: dict[str, Any]
 ) -> dict[str, Any]:
     """Encode one chunk of a chunked job into every rendition (or reuse it by content)."""
-    return _step(self, job_id, f"chunk {chunk['index']}", lambda report: pipeline.encode_job_chunk(
+    return _step(self, job_id, f"chunk {chunk['index']}", lambda report: steps.encode_job_chunk(
         job_id, name, profile, chunk, get_settings(), report))  # fmt: skip
 
 
 @app.task(name="video.audio", bind=True)
 def encode_audio(self: Task, *, job_id: str, name: str, profile: str) -> dict[str, Any]:
     """Encode a chunked job's audio track, once."""
-    return _step(self, job_id, "audio", lambda report: pipeline.encode_job_audio(
+    return _step(self, job_id, "audio", lambda report: steps.encode_job_audio(
         job_id, name, profile, get_settings(), report))  # fmt: skip
 
 
 @app.task(name="video.previews", bind=True)
 def previews(self: Task, *, job_id: str, name: str, profile: str) -> dict[str, Any]:
     """Poster, sprite sheet and WebVTT track of a chunked mp4 job."""
-    return _step(self, job_id, "previews", lambda _: pipeline.job_previews(
+    return _step(self, job_id, "previews", lambda _: steps.job_previews(
         job_id, name, profile, get_settings()))  # fmt: skip
 
 
@@ -221,7 +222,7 @@ def assemble(
     plan: dict[str, Any],
 ) -> dict[str, Any]:
     """Join the chunks, add the audio, package and verify; the result is the job manifest."""
-    return _step(self, job_id, "assemble", lambda _: pipeline.assemble_chunked(
+    return _step(self, job_id, "assemble", lambda _: steps.assemble_chunked(
         job_id, name, profile, parts, plan, get_settings()))  # fmt: skip
 
 
@@ -233,7 +234,7 @@ def rendition_task_id(job_id: str, index: int) -> str:
 @app.task(name="video.rung", bind=True)
 def rung(self: Task, *, job_id: str, name: str, profile: str, index: int) -> dict[str, Any]:
     """Encode one rung of a ladder (per-rendition strategy: rungs spread across workers)."""
-    return _step(self, job_id, f"rung {index}", lambda report: pipeline.encode_rendition(
+    return _step(self, job_id, f"rung {index}", lambda report: steps.encode_rendition(
         job_id, name, profile, index, get_settings(), report))  # fmt: skip
 
 
@@ -242,7 +243,7 @@ def package(
     self: Task, rungs: list[dict[str, Any]], *, job_id: str, name: str, profile: str
 ) -> dict[str, Any]:
     """Package the rungs (master playlist, verification); the result is the job manifest."""
-    return _step(self, job_id, "package", lambda _: pipeline.package_renditions(
+    return _step(self, job_id, "package", lambda _: steps.package_renditions(
         job_id, name, profile, rungs, get_settings()))  # fmt: skip
 
 
@@ -251,7 +252,7 @@ def thumbnail(self: Task, *, job_id: str, name: str) -> dict[str, Any]:
     """Make a poster JPEG; the result is its manifest entry."""
     check_deliveries(self)
     try:
-        return pipeline.thumbnail(job_id, name, get_settings())
+        return mp4.thumbnail(job_id, name, get_settings())
     except MediaError as exc:
         _fail_or_retry(self, exc)
 
@@ -261,7 +262,7 @@ def probe(self: Task, *, job_id: str, name: str) -> dict[str, Any]:
     """Probe an input: duration, streams, codecs, size, frame rate, rotation, bit rate."""
     check_deliveries(self)
     try:
-        return pipeline.probe_input(name, get_settings())
+        return steps.probe_input(name, get_settings())
     except MediaError as exc:
         _fail_or_retry(self, exc)
 

@@ -107,7 +107,7 @@ def clean_queues(rabbitmq: str) -> Iterator[None]:
     """Purge the test vhost's queues before a test, so counts start at zero."""
     from kombu import Connection
 
-    from mediaapp import routing
+    from mediaapp.jobs import routing
 
     with Connection(rabbitmq) as conn:
         routing.declare_topology(conn)

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mediaapp.client import submit
 from mediaapp.errors import MediaError
-from mediaapp.report import write_report
+from mediaapp.jobs.client import submit
+from mediaapp.ops.report import write_report
 from mediaapp.settings import get_settings
 
 from .conftest import REPO, Proc, worker_cmd

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from mediaapp import chunking, ffmpeg, pipeline
-from mediaapp.audit import read_log
-from mediaapp.client import submit
 from mediaapp.errors import MediaError, NotMedia
-from mediaapp.probe import ProbeResult, StreamInfo, probe, timing
+from mediaapp.jobs.client import submit
+from mediaapp.media import chunking, chunkplan, command, inputs, steps
+from mediaapp.media.probe import ProbeResult, StreamInfo, probe, timing
+from mediaapp.media.profiles import get_profile
+from mediaapp.ops.audit import read_log
 from mediaapp.settings import Settings
 
 from .conftest import Proc, child_env, wait_for, worker_cmd
@@ -24,7 +25,7 @@ def clip(media_root: Path, name: str, size: str, seconds: int, gop: int, rate: i
     """A test-pattern clip with audio and a keyframe every ``gop`` frames (cached)."""
     path = media_root / name
     if not path.exists():
-        ffmpeg.run([ffmpeg.ffmpeg_binary(), "-nostdin", "-v", "error",
+        command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error",
                     "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}",
                     "-f", "lavfi", "-i", f"sine=frequency=330:duration={seconds}",
                     "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop),
@@ -41,13 +42,13 @@ def source(
 
 def run_chunked(job_id: str, name: str, profile: str, settings: Settings) -> dict:
     """Every step of a chunked job, in this process, in the order the tasks run them."""
-    plan = pipeline.chunk_plan(name, profile, settings, workers=2)
-    chunks = pipeline.split_job(job_id, name, plan.chunk_s, settings)
-    parts = [pipeline.encode_job_chunk(job_id, name, profile, c, settings) for c in chunks]
-    parts.append(pipeline.encode_job_audio(job_id, name, profile, settings))
+    plan = steps.chunk_plan(name, profile, settings, workers=2)
+    chunks = steps.split_job(job_id, name, plan.chunk_s, settings)
+    parts = [steps.encode_job_chunk(job_id, name, profile, c, settings) for c in chunks]
+    parts.append(steps.encode_job_audio(job_id, name, profile, settings))
     if profile.startswith("web"):
-        parts.append(pipeline.job_previews(job_id, name, profile, settings))
-    return pipeline.assemble_chunked(job_id, name, profile, parts, plan.to_dict(), settings)
+        parts.append(steps.job_previews(job_id, name, profile, settings))
+    return steps.assemble_chunked(job_id, name, profile, parts, plan.to_dict(), settings)
 
 
 # --- the cost model (unit) ---------------------------------------------------------------
@@ -57,18 +58,18 @@ def run_chunked(job_id: str, name: str, profile: str, settings: Settings) -> dic
 def test_cost_model_chunks_long_sources_over_several_workers_only() -> None:
     auto = Settings(media_root=Path("/"))
     long_hd = source(600)
-    plan = chunking.plan(long_hd, 2, auto)
+    plan = chunkplan.plan(long_hd, 2, auto)
     assert plan.chunked and plan.chunks >= 4 and plan.chunked_s < plan.single_s
-    assert chunking.plan(long_hd, 1, auto).chunked is False  # nobody to share the work with
-    short = chunking.plan(source(8), 8, auto)
+    assert chunkplan.plan(long_hd, 1, auto).chunked is False  # nobody to share the work with
+    short = chunkplan.plan(source(8), 8, auto)
     assert not short.chunked and "fits in one chunk" in short.reason
-    tiny = chunking.plan(source(25, 320, 240), 2, auto)  # cheap to encode: overhead dominates
+    tiny = chunkplan.plan(source(25, 320, 240), 2, auto)  # cheap to encode: overhead dominates
     assert not tiny.chunked and "predicted" in tiny.reason
     assert (
-        chunking.plan(source(600), 2, Settings(media_root=Path("/"), chunking="never")).chunked
+        chunkplan.plan(source(600), 2, Settings(media_root=Path("/"), chunking="never")).chunked
         is False
     )
-    assert chunking.plan(
+    assert chunkplan.plan(
         source(25, 320, 240), 1, Settings(media_root=Path("/"), chunking="always")
     ).chunked
 
@@ -76,11 +77,11 @@ def test_cost_model_chunks_long_sources_over_several_workers_only() -> None:
 @pytest.mark.unit
 def test_cost_model_sizes_chunks_for_the_workers_and_whole_segments() -> None:
     auto = Settings(media_root=Path("/"))
-    assert chunking.plan(source(600), 4, auto).chunk_s == 75  # 600 s / (4 workers x 2 chunks)
-    assert chunking.plan(source(60), 16, auto).chunk_s == 10  # never below MIN_CHUNK_S
-    assert chunking.plan(source(7200), 2, auto).chunk_s == 120  # never above MAX_CHUNK_S
-    assert chunking.plan(source(600), 3, auto, segment_s=4).chunk_s == 100  # 100 = 25 segments
-    assert chunking.plan(source(600), 3, Settings(media_root=Path("/"), chunk_s=7)).chunk_s == 7
+    assert chunkplan.plan(source(600), 4, auto).chunk_s == 75  # 600 s / (4 workers x 2 chunks)
+    assert chunkplan.plan(source(60), 16, auto).chunk_s == 10  # never below MIN_CHUNK_S
+    assert chunkplan.plan(source(7200), 2, auto).chunk_s == 120  # never above MAX_CHUNK_S
+    assert chunkplan.plan(source(600), 3, auto, segment_s=4).chunk_s == 100  # 100 = 25 segments
+    assert chunkplan.plan(source(600), 3, Settings(media_root=Path("/"), chunk_s=7)).chunk_s == 7
     with pytest.raises(ValueError, match="chunking"):
         Settings(media_root=Path("/"), chunking="sometimes")
 
@@ -105,10 +106,10 @@ def settings(tmp_path: Path, media_root: Path) -> Settings:
 
 @pytest.mark.media
 def test_profiles_that_cannot_chunk_say_why(settings: Settings) -> None:
-    assert pipeline.chunk_plan("tone.m4a", "audio", settings, 4).reason == "no video"
-    thumbs = pipeline.chunk_plan("clip.mp4", "thumbs", settings, 4)
+    assert steps.chunk_plan("tone.m4a", "audio", settings, 4).reason == "no video"
+    thumbs = steps.chunk_plan("clip.mp4", "thumbs", settings, 4)
     assert not thumbs.chunked and thumbs.reason == "thumbs profile"
-    assert pipeline.chunk_plan("clip.mp4", "web", settings, 4).chunked  # always: it may
+    assert steps.chunk_plan("clip.mp4", "web", settings, 4).chunked  # always: it may
 
 
 @pytest.mark.media
@@ -174,7 +175,7 @@ def test_chunked_hls_ladder_keeps_segments_aligned_across_rungs(
     for joins in manifest["chunking"]["joins"].values():
         assert joins["frames"] == 250 and joins["joins"] == [100, 200]
     # The package plays: ffmpeg's HLS client reads the master playlist to the end.
-    ffmpeg.run([ffmpeg.ffmpeg_binary(), "-nostdin", "-v", "error", "-i",
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-i",
                 str(root / "master.m3u8"), "-map", "0", "-f", "null", "-"])  # fmt: skip
 
 
@@ -199,24 +200,24 @@ def test_a_gap_at_a_join_fails_verification(
     settings: Settings, media_root: Path, tmp_path: Path
 ) -> None:
     name = clip(media_root, "chunky-12s.mp4", "640x360", 12, gop=25)
-    src, info = pipeline.inspect(name, settings)
+    src, info = inputs.inspect(name, settings)
     work = tmp_path / "work"
     chunks = chunking.split(src, work, 4)
-    rendition = pipeline.renditions(info, pipeline.get_profile("web"), settings)
+    rendition = steps.video_outputs(info, get_profile("web"), settings)
     parts = [chunking.encode_chunk(work, c, rendition, 25.0, None, settings) for c in chunks]
     # Play chunk 0 for 4.2 s instead of 4 s: the next chunk starts 0.2 s late.
     (work / "concat.video.txt").write_text(
         "file 'e00000.video.mp4'\nduration 4.2\nfile 'e00001.video.mp4'\nfile 'e00002.video.mp4'\n"
     )
     joined = work / "gap.mp4"
-    ffmpeg.run(ffmpeg.concat_input(work / "concat.video.txt").output(
-        ffmpeg.output_target(joined), c="copy"))  # fmt: skip
+    command.run(command.concat_input(work / "concat.video.txt").output(
+        command.output_target(joined), c="copy"))  # fmt: skip
     with pytest.raises(NotMedia, match=r"gap at frame 100 \(the join before chunk 1\)"):
         chunking.verify_joins(joined, parts, info, frame_s=0.04)
     # A lost chunk is a frame count short.
     (work / "concat.video.txt").write_text("file 'e00000.video.mp4'\nfile 'e00002.video.mp4'\n")
-    ffmpeg.run(ffmpeg.concat_input(work / "concat.video.txt").output(
-        ffmpeg.output_target(joined), c="copy"))  # fmt: skip
+    command.run(command.concat_input(work / "concat.video.txt").output(
+        command.output_target(joined), c="copy"))  # fmt: skip
     with pytest.raises(NotMedia, match="200 frames, the chunks hold 300"):
         chunking.verify_joins(joined, parts, info, frame_s=0.04)
 
@@ -234,7 +235,7 @@ def fake_ffmpeg(tmp_path: Path, on_chunk1: str) -> Path:
     fake = tmp_path / "ffmpeg-fake"
     fake.write_text(f"""#!/bin/sh
 case "$*" in *c00001.mkv*) {on_chunk1} ;; esac
-exec {ffmpeg.ffmpeg_binary()} "$@"
+exec {command.ffmpeg_binary()} "$@"
 """)
     fake.chmod(0o755)
     return fake

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mediaapp.cli import main
+from mediaapp.ops.cli import main
 
 from .conftest import BIN, Proc, child_env
 

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from amqp.exceptions import MessageNacked
 
-from mediaapp import events
-from mediaapp.audit import read_log
-from mediaapp.confirms import PipelinedConfirms, confirmed_batch
+from mediaapp.jobs import events
+from mediaapp.jobs.confirms import PipelinedConfirms, confirmed_batch
+from mediaapp.ops.audit import read_log
 
 from .conftest import Proc, worker_cmd
 
@@ -104,7 +104,7 @@ def test_unconfirmed_events_are_published_again(monkeypatch: pytest.MonkeyPatch)
 def test_batch_of_tasks_leaves_every_message_and_event_in_the_audit_log(
     spawn: Callable[..., Proc], audit_consumer: Path
 ) -> None:
-    from mediaapp.celery import app
+    from mediaapp.jobs.app import app
 
     cmd, _ = worker_cmd("default_queue", "-c", "2", "-l", "info")
     spawn(cmd, name="worker").wait_for("ready.", timeout=60)

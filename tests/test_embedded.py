@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mediaapp.audit import AuditLog, read_log
+from mediaapp.ops.audit import AuditLog, read_log
 
 from .conftest import BIN, REPO, Proc, child_env
 
@@ -92,7 +92,7 @@ def test_worker_started_as_documented_serves_python_and_outside_producers(
         timeout=30,
         capture_output=True,
     )
-    from mediaapp.worker import _EVENT_NAMESPACE
+    from mediaapp.jobs.uploads import _EVENT_NAMESPACE
 
     job_id = str(uuid.uuid5(_EVENT_NAMESPACE, event_id))
     meta = data / "results" / f"celery-task-meta-{job_id}"

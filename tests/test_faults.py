@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from kombu import Connection, Exchange
 
-from mediaapp import pipeline
-from mediaapp.audit import read_log
-from mediaapp.client import Job, send_job, submit
 from mediaapp.errors import MediaError
-from mediaapp.probe import probe
+from mediaapp.jobs.client import Job, send_job, submit
+from mediaapp.media import steps
+from mediaapp.media.probe import probe
+from mediaapp.ops.audit import read_log
 from mediaapp.settings import Settings
 
 from .conftest import BIN, Proc, child_env, long_clip, queue_depth, wait_for, worker_cmd
@@ -40,7 +40,7 @@ def test_every_hostile_input_gets_its_typed_error(
     settings = Settings(data_dir=tmp_path, media_root=media_root)
     for i, (name, expected) in enumerate(hostile):
         try:
-            manifest = pipeline.transcode(f"h{i}", name, "web", settings)
+            manifest = steps.transcode(f"h{i}", name, "web", settings)
         except MediaError as exc:
             assert type(exc).__name__ == expected, (name, exc)
             assert str(exc), name
@@ -56,7 +56,7 @@ def test_every_hostile_input_gets_its_typed_error(
 def test_hostile_jobs_fail_typed_are_dead_lettered_and_the_worker_lives(
     hostile: list[tuple[str, str | None]], video_worker: Proc, audit_consumer: Path, rabbitmq: str
 ) -> None:
-    from mediaapp.celery import app
+    from mediaapp.jobs.app import app
 
     jobs = {}
     for name, expected in hostile:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from mediaapp.cli import main
-from mediaapp.client import submit
 from mediaapp.errors import ConfigurationError
-from mediaapp.flower import flower_invocation
+from mediaapp.jobs.client import submit
+from mediaapp.ops.cli import main
+from mediaapp.ops.flower import flower_invocation
 from mediaapp.settings import Settings
 
 from .conftest import BIN, Proc, child_env, worker_cmd

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from mediaapp import ffmpeg, pipeline
 from mediaapp.errors import (
     ConfigurationError,
     EmptyInput,
@@ -25,7 +24,8 @@ from mediaapp.errors import (
     NotMedia,
     UnknownProfile,
 )
-from mediaapp.probe import probe
+from mediaapp.media import command, inputs, outputs, steps
+from mediaapp.media.probe import probe
 from mediaapp.settings import Settings
 
 pytestmark = pytest.mark.media
@@ -55,9 +55,9 @@ def top_level_atoms(path: Path) -> list[str]:
 
 
 def test_binary_comes_from_the_install_and_reports_a_version() -> None:
-    binary = ffmpeg.ffmpeg_binary()
+    binary = command.ffmpeg_binary()
     assert Path(binary).is_file() and os.access(binary, os.X_OK)
-    assert ffmpeg.ffmpeg_version()[:1].isalnum()
+    assert command.ffmpeg_version()[:1].isalnum()
 
 
 def test_configured_binary_must_exist(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -67,21 +67,21 @@ def test_configured_binary_must_exist(monkeypatch: pytest.MonkeyPatch) -> None:
     settings_mod.get_settings.cache_clear()
     try:
         with pytest.raises(ConfigurationError, match="/nonexistent/ffmpeg"):
-            ffmpeg.ffmpeg_binary()
+            command.ffmpeg_binary()
     finally:
         monkeypatch.delenv("MEDIAAPP_FFMPEG")
         settings_mod.get_settings.cache_clear()
 
 
 def test_run_reports_progress_and_returns_the_command(tmp_path: Path) -> None:
-    import ffmpeg as ffmpeg_python
+    import ffmpeg
 
     out = tmp_path / "bars.mp4"
-    stream = ffmpeg_python.input("testsrc2=size=320x240:rate=25:duration=3", f="lavfi").output(
-        ffmpeg.output_target(out), vcodec="libx264", preset="ultrafast"
+    stream = ffmpeg.input("testsrc2=size=320x240:rate=25:duration=3", f="lavfi").output(
+        command.output_target(out), vcodec="libx264", preset="ultrafast"
     )
-    seen: list[ffmpeg.Progress] = []
-    result = ffmpeg.run(stream, duration_s=3.0, on_progress=seen.append)
+    seen: list[command.Progress] = []
+    result = command.run(stream, duration_s=3.0, on_progress=seen.append)
     assert out.stat().st_size > 0
     assert seen and seen[-1].done and seen[-1].percent == 100.0
     assert "-progress pipe:1" in result.cmd and str(out) in result.cmd
@@ -91,24 +91,24 @@ def test_failure_carries_command_exit_code_and_stderr_tail(
     tmp_path: Path, media_root: Path
 ) -> None:
     src = media_root / "small-pdf.pdf"
-    stream = ffmpeg.input_file(src).output(ffmpeg.output_target(tmp_path / "x.mp4"))
+    stream = command.input_file(src).output(command.output_target(tmp_path / "x.mp4"))
     with pytest.raises(FFmpegError) as info:
-        ffmpeg.run(stream)
+        command.run(stream)
     err = info.value
     assert err.returncode and err.returncode > 0 and not err.retryable
-    assert "small-pdf.pdf" in err.cmd and err.cmd.startswith(ffmpeg.ffmpeg_binary())
+    assert "small-pdf.pdf" in err.cmd and err.cmd.startswith(command.ffmpeg_binary())
     assert "Invalid data" in err.stderr or "invalid" in err.stderr.lower()
     assert err.to_dict()["cmd"] == err.cmd
 
 
 def test_timeout_kills_the_process_group(tmp_path: Path) -> None:
-    import ffmpeg as ffmpeg_python
+    import ffmpeg
 
-    stream = ffmpeg_python.input("testsrc2=size=1280x720:rate=30", f="lavfi", re=None).output(
-        ffmpeg.output_target(tmp_path / "endless.mp4"), vcodec="libx264"
+    stream = ffmpeg.input("testsrc2=size=1280x720:rate=30", f="lavfi", re=None).output(
+        command.output_target(tmp_path / "endless.mp4"), vcodec="libx264"
     )
     with pytest.raises(FFmpegTimeout) as info:
-        ffmpeg.run(stream, timeout_s=1.5)
+        command.run(stream, timeout_s=1.5)
     assert info.value.retryable and info.value.returncode == -9
     left = subprocess.run(["pgrep", "-f", str(tmp_path / "endless.mp4")], capture_output=True)
     assert left.stdout == b"", "ffmpeg survived its timeout"
@@ -118,11 +118,11 @@ def test_protocols_other_than_file_are_refused_by_ffmpeg(tmp_path: Path, media_r
     # Even if a hostile name reached the boundary, the whitelist keeps ffmpeg on local files.
     listing = tmp_path / "list.ffconcat"
     listing.write_text("ffconcat version 1.0\nfile 'http://127.0.0.1:9/x.mp4'\n")
-    stream = ffmpeg.input_file(listing, f="concat", safe=0).output(
-        ffmpeg.output_target(tmp_path / "y.mp4")
+    stream = command.input_file(listing, f="concat", safe=0).output(
+        command.output_target(tmp_path / "y.mp4")
     )
     with pytest.raises(FFmpegError) as info:
-        ffmpeg.run(stream)
+        command.run(stream)
     assert "whitelist" in info.value.stderr.lower() or "not on" in info.value.stderr.lower()
 
 
@@ -145,7 +145,7 @@ def test_probe_real_clip_from_the_corpus(corpus: Path) -> None:
 def test_probe_reads_rotation_and_missing_audio(media_root: Path) -> None:
     rotated = probe(media_root / "rotated.mp4")
     assert rotated.video and rotated.video.rotation == 90 and rotated.audio is None
-    assert pipeline.display_size(rotated) == (240, 320)
+    assert inputs.display_size(rotated) == (240, 320)
 
 
 @pytest.mark.parametrize(
@@ -162,45 +162,45 @@ def test_probe_refuses_broken_files(name: str, corpus: Path) -> None:
 
 def test_resolve_refuses_paths_outside_the_root(settings: Settings, tmp_path: Path) -> None:
     with pytest.raises(InputOutsideRoot):
-        pipeline.resolve_input("../../etc/passwd", settings)
+        inputs.resolve_input("../../etc/passwd", settings)
     with pytest.raises(InputOutsideRoot):
-        pipeline.resolve_input("/etc/passwd", settings)
+        inputs.resolve_input("/etc/passwd", settings)
     for url in ("concat:clip.mp4|clip.mp4", "http://127.0.0.1/x.mp4", "file:/etc/passwd"):
         with pytest.raises(InputOutsideRoot, match="protocols"):
-            pipeline.resolve_input(url, settings)
+            inputs.resolve_input(url, settings)
     link = settings.media_root / "escape.mp4"
     link.unlink(missing_ok=True)
     link.symlink_to("/etc/passwd")
     try:
         with pytest.raises(InputOutsideRoot):
-            pipeline.resolve_input("escape.mp4", settings)
+            inputs.resolve_input("escape.mp4", settings)
     finally:
         link.unlink()
 
 
 def test_resolve_refuses_missing_empty_and_huge(settings: Settings) -> None:
     with pytest.raises(InputNotFound):
-        pipeline.resolve_input("nope.mp4", settings)
+        inputs.resolve_input("nope.mp4", settings)
     empty = settings.media_root / "empty.mp4"
     empty.write_bytes(b"")
     with pytest.raises(EmptyInput):
-        pipeline.resolve_input("empty.mp4", settings)
+        inputs.resolve_input("empty.mp4", settings)
     small = Settings(data_dir=settings.data_dir, media_root=settings.media_root, max_input_bytes=10)
     with pytest.raises(LimitExceeded):
-        pipeline.resolve_input("clip.mp4", small)
+        inputs.resolve_input("clip.mp4", small)
 
 
 def test_validation_limits(settings: Settings) -> None:
     short = Settings(data_dir=settings.data_dir, media_root=settings.media_root, max_duration_s=1)
     with pytest.raises(LimitExceeded, match="duration"):
-        pipeline.inspect("clip.mp4", short)
+        inputs.inspect("clip.mp4", short)
     tiny = Settings(data_dir=settings.data_dir, media_root=settings.media_root, max_pixels=1000)
     with pytest.raises(LimitExceeded, match="pixels"):
-        pipeline.inspect("clip.mp4", tiny)
+        inputs.inspect("clip.mp4", tiny)
     with pytest.raises(NotMedia, match="no video stream"):
-        pipeline.inspect("tone.m4a", settings)
+        inputs.inspect("tone.m4a", settings)
     with pytest.raises(NotMedia, match="no streams"):
-        pipeline.inspect("small-Mpeg4.mp4", settings)
+        inputs.inspect("small-Mpeg4.mp4", settings)
 
 
 # --- transcoding ------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def _check_web_output(manifest: dict, height: int, duration: float) -> Path:
     path = Path(video["path"])
     assert path.is_file() and video["size"] == path.stat().st_size
     assert video["codec"] == "h264" and video["height"] == height and video["width"] % 2 == 0
-    assert abs(video["duration_s"] - duration) <= pipeline.DURATION_TOLERANCE_S + 0.05
+    assert abs(video["duration_s"] - duration) <= outputs.DURATION_TOLERANCE_S + 0.05
     atoms = top_level_atoms(path)
     assert atoms.index("moov") < atoms.index("mdat"), "not faststart"
     again = probe(path)
@@ -225,8 +225,8 @@ def _check_web_output(manifest: dict, height: int, duration: float) -> Path:
 
 
 def test_transcode_web_on_the_real_corpus_clip(settings: Settings) -> None:
-    seen: list[ffmpeg.Progress] = []
-    m = pipeline.transcode("corpus1", "ffmpeg-python-in1.mp4", "web", settings, seen.append)
+    seen: list[command.Progress] = []
+    m = steps.transcode("corpus1", "ffmpeg-python-in1.mp4", "web", settings, seen.append)
     _check_web_output(m, height=240, duration=m["source"]["duration_s"])
     assert probe(Path(m["outputs"][0]["path"])).audio is not None
     assert seen and seen[-1].done
@@ -236,7 +236,7 @@ def test_transcode_web_on_the_real_corpus_clip(settings: Settings) -> None:
 
 def check_previews(manifest: dict, duration: float) -> None:
     """Sprite sheet of the promised grid, VTT cues contiguous over exactly the duration."""
-    from mediaapp import sprites
+    from mediaapp.media import sprites
 
     sprite = next(o for o in manifest["outputs"] if o["kind"] == "sprite")
     vtt = next(o for o in manifest["outputs"] if o["kind"] == "vtt")
@@ -252,9 +252,9 @@ def check_previews(manifest: dict, duration: float) -> None:
 
 
 def test_transcode_never_upscales_and_applies_rotation(settings: Settings) -> None:
-    m = pipeline.transcode("big", "clip.mp4", "web-1080", settings)
+    m = steps.transcode("big", "clip.mp4", "web-1080", settings)
     _check_web_output(m, height=360, duration=4.0)  # 360p source stays 360p
-    r = pipeline.transcode("rot", "rotated.mp4", "web", settings)
+    r = steps.transcode("rot", "rotated.mp4", "web", settings)
     path = _check_web_output(r, height=320, duration=2.0)  # 320x240 rotated 90° → 240x320
     assert probe(path).video.width == 240
     assert probe(path).audio is None  # silent in, silent out
@@ -263,19 +263,19 @@ def test_transcode_never_upscales_and_applies_rotation(settings: Settings) -> No
 def test_transcode_is_idempotent_per_job(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = pipeline.transcode("again", "silent.mp4", "web", settings)
+    first = steps.transcode("again", "silent.mp4", "web", settings)
 
     def no_ffmpeg(*a: object, **k: object) -> None:
         raise AssertionError("ffmpeg ran again for a finished job")
 
-    monkeypatch.setattr(ffmpeg, "run", no_ffmpeg)
-    assert pipeline.transcode("again", "silent.mp4", "web", settings) == first
+    monkeypatch.setattr(command, "run", no_ffmpeg)
+    assert steps.transcode("again", "silent.mp4", "web", settings) == first
 
 
 def test_hostile_names_are_plain_files(settings: Settings) -> None:
     for hostile in ("-i evil.mp4", "it's $(reboot); ok.mp4", "name with spaces.mp4"):
         shutil.copy(settings.media_root / "silent.mp4", settings.media_root / hostile)
-        m = pipeline.transcode(f"h{abs(hash(hostile))}", hostile, "web", settings)
+        m = steps.transcode(f"h{abs(hash(hostile))}", hostile, "web", settings)
         out = Path(m["outputs"][0]["path"])
         assert out.is_file() and not out.name.startswith("-") and "$" not in out.name
 
@@ -284,20 +284,20 @@ def test_failed_encode_leaves_no_output(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(stream: object, **kw: object) -> None:
-        args = ffmpeg.build_args(stream)
+        args = command.build_args(stream)
         Path(args[-2].removeprefix("file:")).write_bytes(b"half a file")
         raise FFmpegError("killed", returncode=-9)
 
-    monkeypatch.setattr(ffmpeg, "run", broken)
+    monkeypatch.setattr(command, "run", broken)
     with pytest.raises(FFmpegError):
-        pipeline.transcode("broken", "silent.mp4", "web", settings)
+        steps.transcode("broken", "silent.mp4", "web", settings)
     job_dir = settings.output_root / "broken"
     assert not job_dir.exists() or list(job_dir.iterdir()) == []
 
 
 def test_unknown_profile(settings: Settings) -> None:
     with pytest.raises(UnknownProfile, match=r"known: .*\bweb\b"):
-        pipeline.transcode("p", "clip.mp4", "4k-hdr", settings)
+        steps.transcode("p", "clip.mp4", "4k-hdr", settings)
 
 
 def test_container_header_claiming_huge_dimensions_is_overruled_by_the_bitstream(
@@ -311,7 +311,7 @@ def test_container_header_claiming_huge_dimensions_is_overruled_by_the_bitstream
     size = struct.unpack(">I", data[tkhd - 4 : tkhd])[0]
     struct.pack_into(">II", data, tkhd - 4 + size - 8, 30000 << 16, 30000 << 16)
     (settings.media_root / "claims-30000.mp4").write_bytes(data)
-    m = pipeline.transcode("claims", "claims-30000.mp4", "web", settings)
+    m = steps.transcode("claims", "claims-30000.mp4", "web", settings)
     assert (m["outputs"][0]["width"], m["outputs"][0]["height"]) == (320, 240)
 
 
@@ -326,7 +326,7 @@ def test_a_stalled_ffmpeg_is_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     settings_mod.get_settings.cache_clear()
     try:
         with pytest.raises(FFmpegStalled, match="no progress for 1 s") as info:
-            ffmpeg.run([str(hung), "-progress", "pipe:1", str(tmp_path / "marker-stall")])
+            command.run([str(hung), "-progress", "pipe:1", str(tmp_path / "marker-stall")])
     finally:
         settings_mod.get_settings.cache_clear()
     assert info.value.retryable and info.value.returncode == -9
@@ -337,11 +337,11 @@ def test_a_stalled_ffmpeg_is_killed(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_a_probe_result_handed_on_is_reused_only_for_the_same_file(
     settings: Settings, media_root: Path, tmp_path: Path
 ) -> None:
-    from mediaapp.probe import ProbeResult
+    from mediaapp.media.probe import ProbeResult
 
-    _, info = pipeline.inspect("clip.mp4", settings)
+    _, info = inputs.inspect("clip.mp4", settings)
     assert ProbeResult.from_dict(info.to_dict()) == info
     fake = {**info.to_dict(), "duration_s": 1.5}  # what the probe step said
-    assert pipeline.inspect("clip.mp4", settings, probed=fake)[1].duration_s == 1.5
+    assert inputs.inspect("clip.mp4", settings, probed=fake)[1].duration_s == 1.5
     changed = {**fake, "size": info.size + 1}  # the file changed since: probe it again
-    assert pipeline.inspect("clip.mp4", settings, probed=changed)[1].duration_s == info.duration_s
+    assert inputs.inspect("clip.mp4", settings, probed=changed)[1].duration_s == info.duration_s

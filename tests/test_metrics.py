@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mediaapp.client import submit
 from mediaapp.errors import MediaError
-from mediaapp.metrics import PipelineMetrics
+from mediaapp.jobs.client import submit
+from mediaapp.ops.metrics import PipelineMetrics
 
 from .conftest import BIN, Proc, child_env
 from .test_flower import free_port

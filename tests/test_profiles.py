@@ -10,9 +10,9 @@ from pathlib import Path
 import av
 import pytest
 
-from mediaapp import ffmpeg, ladder, pipeline, profiles
 from mediaapp.errors import ConfigurationError, NotMedia
-from mediaapp.probe import probe
+from mediaapp.media import command, profiles, renditions, steps
+from mediaapp.media.probe import probe
 from mediaapp.settings import Settings
 
 from .test_media import check_previews
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.media
 
 def make(path: Path, *args: str) -> None:
     if not path.exists():
-        ffmpeg.run(
-            [ffmpeg.ffmpeg_binary(), "-nostdin", "-loglevel", "error", *args, "-y", str(path)]
+        command.run(
+            [command.ffmpeg_binary(), "-nostdin", "-loglevel", "error", *args, "-y", str(path)]
         )
 
 
@@ -80,7 +80,7 @@ def settings(tmp_path: Path, inputs: Path) -> Settings:
 def rung_pts_steps(playlist: Path) -> set[float]:
     """Distinct gaps between consecutive video frames over a whole rung (CFR → one gap)."""
     times = []
-    for _, seg in ladder.media_playlist(playlist):
+    for _, seg in renditions.media_playlist(playlist):
         with av.open(str(playlist.parent / seg)) as c:
             times += [float(p.pts * p.time_base) for p in c.demux(video=0) if p.pts is not None]
     times.sort()
@@ -90,7 +90,7 @@ def rung_pts_steps(playlist: Path) -> set[float]:
 def keyframe_times(playlist: Path) -> list[float]:
     """Start time of each segment, and that each segment starts on a keyframe."""
     starts = []
-    for _, seg in ladder.media_playlist(playlist):
+    for _, seg in renditions.media_playlist(playlist):
         with av.open(str(playlist.parent / seg)) as c:
             first = next(p for p in c.demux(video=0) if p.pts is not None)
             assert first.is_keyframe, f"{seg} does not start on a keyframe"
@@ -99,11 +99,11 @@ def keyframe_times(playlist: Path) -> list[float]:
 
 
 def test_hls_ladder_on_720p(settings: Settings) -> None:
-    m = pipeline.transcode("hls1", "hd.mp4", "hls", settings)
+    m = steps.transcode("hls1", "hd.mp4", "hls", settings)
     master = next(o for o in m["outputs"] if o["kind"] == "hls-master")
     rungs = [o for o in m["outputs"] if o["kind"] == "hls-rendition"]
     assert [r["height"] for r in rungs] == [720, 480, 360]  # 1080 skipped: never upscaled
-    variants = ladder.parse_master(Path(master["path"]).read_text())
+    variants = renditions.parse_master(Path(master["path"]).read_text())
     for rung, variant in zip(rungs, variants, strict=True):
         assert rung["segments"] == 3  # ceil(9 s / 4 s)
         assert abs(rung["duration_s"] - 9.0) <= 1 / 30 + 1024 / 44100 + 0.01
@@ -121,9 +121,9 @@ def test_hls_ladder_on_720p(settings: Settings) -> None:
     assert [round(t - starts[0][0], 3) for t in starts[0]] == [0.0, 4.0, 8.0]  # TS starts at 1.4 s
     assert not list(Path(master["path"]).parent.parent.glob(".hls.part-*"))
     # Playable: ffmpeg's own HLS client reads the master playlist and decodes every variant.
-    ffmpeg.run(
+    command.run(
         [
-            ffmpeg.ffmpeg_binary(),
+            command.ffmpeg_binary(),
             "-nostdin",
             "-v",
             "error",
@@ -141,7 +141,7 @@ def test_hls_ladder_on_720p(settings: Settings) -> None:
 
 
 def test_hls_per_rendition_strategy_gives_the_same_ladder(settings: Settings) -> None:
-    m = pipeline.transcode("hls2", "hd.mp4", "hls", settings, strategy="per_rendition")
+    m = steps.transcode("hls2", "hd.mp4", "hls", settings, strategy="per_rendition")
     rungs = [o for o in m["outputs"] if o["kind"] == "hls-rendition"]
     assert [(r["height"], r["segments"]) for r in rungs] == [(720, 3), (480, 3), (360, 3)]
     assert len(m["commands"]) == 3
@@ -158,7 +158,7 @@ def test_hls_per_rendition_strategy_gives_the_same_ladder(settings: Settings) ->
     ],
 )
 def test_hls_edge_cases(settings: Settings, name: str, heights: list[int], audio: bool) -> None:
-    m = pipeline.transcode(f"e-{name.replace('.', '-')}", name, "hls", settings)
+    m = steps.transcode(f"e-{name.replace('.', '-')}", name, "hls", settings)
     rungs = [o for o in m["outputs"] if o["kind"] == "hls-rendition"]
     assert [r["height"] for r in rungs] == heights
     for rung in rungs:
@@ -170,7 +170,7 @@ def test_hls_edge_cases(settings: Settings, name: str, heights: list[int], audio
 
 
 def test_dash_ladder(settings: Settings) -> None:
-    m = pipeline.transcode("dash1", "hd.mp4", "dash", settings)
+    m = steps.transcode("dash1", "hd.mp4", "dash", settings)
     mpd = next(o for o in m["outputs"] if o["kind"] == "dash-mpd")
     reps = [o for o in m["outputs"] if o["kind"] == "dash-representation"]
     assert [r["height"] for r in reps] == [720, 480, 360]
@@ -180,29 +180,29 @@ def test_dash_ladder(settings: Settings) -> None:
 
 
 def test_audio_profile(settings: Settings) -> None:
-    m = pipeline.transcode("aud1", "clip.mp4", "audio", settings)
+    m = steps.transcode("aud1", "clip.mp4", "audio", settings)
     codecs = sorted(o["codec"] for o in m["outputs"])
     assert codecs == ["aac", "mp3"]
     for out in m["outputs"]:
         assert abs(out["duration_s"] - 4.0) < 0.1 and out["width"] is None
-    assert pipeline.transcode("aud2", "tone.m4a", "audio", settings)["outputs"]
+    assert steps.transcode("aud2", "tone.m4a", "audio", settings)["outputs"]
     with pytest.raises(NotMedia, match="no audio"):
-        pipeline.transcode("aud3", "silent.mp4", "audio", settings)
+        steps.transcode("aud3", "silent.mp4", "audio", settings)
 
 
 def test_thumbs_profile(settings: Settings) -> None:
-    m = pipeline.transcode("th1", "ffmpeg-python-in1.mp4", "thumbs", settings)
+    m = steps.transcode("th1", "ffmpeg-python-in1.mp4", "thumbs", settings)
     assert [o["kind"] for o in m["outputs"]] == ["poster", "sprite", "vtt"]
     check_previews(m, m["source"]["duration_s"])
 
 
 def test_reencode_auto_remuxes_what_already_fits(settings: Settings) -> None:
-    web = pipeline.transcode("w1", "clip.mp4", "web", settings)
+    web = steps.transcode("w1", "clip.mp4", "web", settings)
     shutil.copy(web["outputs"][0]["path"], settings.media_root / "already-web.mp4")
-    m = pipeline.transcode("w2", "already-web.mp4", "web-auto", settings)
+    m = steps.transcode("w2", "already-web.mp4", "web-auto", settings)
     assert m["outputs"][0]["remuxed"] is True and " -c copy " in m["commands"][0]
     assert probe(Path(m["outputs"][0]["path"])).video.height == 360
-    again = pipeline.transcode("w3", "clip.mp4", "web-auto", settings)  # not faststart: encode
+    again = steps.transcode("w3", "clip.mp4", "web-auto", settings)  # not faststart: encode
     assert again["outputs"][0]["remuxed"] is False
 
 
@@ -238,7 +238,7 @@ def test_user_profiles_extend_and_override(tmp_path: Path, monkeypatch: pytest.M
 def test_web_profile_makes_even_constant_rate_output(
     settings: Settings, name: str, size: tuple[int, int]
 ) -> None:
-    m = pipeline.transcode(f"web-{name[:3]}", name, "web", settings)
+    m = steps.transcode(f"web-{name[:3]}", name, "web", settings)
     video = m["outputs"][0]
     assert (video["width"], video["height"]) == size
     with av.open(video["path"]) as c:

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from kombu import Connection, Consumer, Exchange
 
-from mediaapp import routing
-from mediaapp.audit import read_log
-from mediaapp.client import Job, submit
 from mediaapp.errors import JobFailed, NotMedia
-from mediaapp.events import publish_event
-from mediaapp.worker import _EVENT_NAMESPACE
+from mediaapp.jobs import routing
+from mediaapp.jobs.client import Job, submit
+from mediaapp.jobs.events import publish_event
+from mediaapp.jobs.uploads import _EVENT_NAMESPACE
+from mediaapp.ops.audit import read_log
 
 from .conftest import REPO, Proc, queue_depth
 
@@ -83,7 +83,7 @@ def test_topic_routed_task_runs_once_and_is_mirrored(
 
 
 def test_events_never_reach_a_task_queue(clean_queues: None, rabbitmq: str) -> None:
-    from mediaapp.celery import app
+    from mediaapp.jobs.app import app
 
     for name in ("task.started", "task.succeeded", "job.finished", "upload.accepted"):
         publish_event(app, name, job_id="x")

@@ -8,9 +8,10 @@ import pytest
 from celery.backends.base import Backend
 from kombu import Connection, Exchange, Queue
 
-from mediaapp import errors, routing
-from mediaapp.ffmpeg import Progress, parse_progress_block
-from mediaapp.progress import ProgressReporter
+from mediaapp import errors
+from mediaapp.jobs import routing
+from mediaapp.jobs.progress import ProgressReporter
+from mediaapp.media.command import Progress, parse_progress_block
 from mediaapp.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -52,7 +53,7 @@ def test_every_task_route_has_an_explicit_key_that_its_queue_binds() -> None:
 
 
 def test_task_queues_dead_letter_and_outlast_the_time_limit() -> None:
-    from mediaapp.celery import app
+    from mediaapp.jobs.app import app
 
     for q in routing.TASK_QUEUES:
         assert q.queue_arguments["x-dead-letter-exchange"] == "media_dlx"
@@ -63,7 +64,7 @@ def test_task_queues_dead_letter_and_outlast_the_time_limit() -> None:
 
 
 def test_audit_queue_is_never_a_task_queue() -> None:
-    from mediaapp.celery import app
+    from mediaapp.jobs.app import app
 
     names = {q.name for q in app.conf.task_queues}
     assert "audit_queue" not in names
@@ -186,8 +187,8 @@ def test_progress_check_may_stop_the_encode() -> None:
 def test_cancel_flag_round_trips_on_the_file_result_backend(tmp_path: Path) -> None:
     from celery import Celery
 
-    from mediaapp.cancel import _key, is_cancelled, raise_if_cancelled
     from mediaapp.errors import JobCancelled
+    from mediaapp.jobs.cancel import _key, is_cancelled, raise_if_cancelled
 
     app = Celery(backend=f"file://{tmp_path}")
     assert not is_cancelled(app.backend, "job1")

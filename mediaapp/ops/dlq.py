@@ -15,8 +15,8 @@ from typing import Any
 from celery import Celery
 from kombu.message import Message
 
-from mediaapp import routing
-from mediaapp.deliveries import reset_deliveries
+from mediaapp.jobs import routing
+from mediaapp.jobs.deliveries import reset_deliveries
 
 #: Headers RabbitMQ adds on dead-lettering; dropped when a message is re-submitted.
 _DEATH_HEADERS = (

@@ -27,11 +27,11 @@ def request_cancel(app: Celery, job_id: str) -> None:
     """Ask every step of ``job_id`` to stop; queued steps are revoked outright."""
     import json
 
-    from mediaapp.client import steps_key
+    from mediaapp.jobs.client import steps_key
 
     app.backend.set(_key(job_id), b"1")
     raw = app.backend.get(steps_key(job_id))
-    from mediaapp.client import probe_task_id
+    from mediaapp.jobs.client import probe_task_id
 
     app.control.revoke([probe_task_id(job_id), job_id, *(json.loads(raw) if raw else [])])
 

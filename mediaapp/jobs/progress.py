@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mediaapp import defaults
-from mediaapp.ffmpeg import Progress
+from mediaapp.media.command import Progress
 
 log = logging.getLogger(__name__)
 

@@ -21,12 +21,12 @@ from mediaapp.errors import (
     JobTimeout,
     MediaError,
 )
-from mediaapp.progress import CANCELLED, PROGRESS
+from mediaapp.jobs.progress import CANCELLED, PROGRESS
 from mediaapp.settings import get_settings
 
 
 def _app() -> Celery:
-    from mediaapp.celery import app
+    from mediaapp.jobs.app import app
 
     return app
 
@@ -163,7 +163,7 @@ class Job:
 
     def cancel(self) -> None:
         """Stop the job: queued steps are dropped, running ffmpeg killed, outputs removed."""
-        from mediaapp.cancel import request_cancel
+        from mediaapp.jobs.cancel import request_cancel
 
         request_cancel(self._app, self.id)
 
@@ -214,7 +214,7 @@ def submit(
     path: str | Path, profile: str = "web", *, job_id: str | None = None, app: Celery | None = None
 ) -> Job:
     """Submit a transcode of ``path`` (inside the media root) with a named profile."""
-    from mediaapp.profiles import get_profile
+    from mediaapp.media.profiles import get_profile
 
     get_profile(profile)  # fail fast in the caller for a typo; the worker checks again
     return _submit("video.transcode", path, profile, job_id, app)

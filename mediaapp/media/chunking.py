@@ -29,92 +29,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import ffmpeg as ffmpeg_python
+import ffmpeg
 
-from mediaapp import defaults, ffmpeg
 from mediaapp.errors import NotMedia
-from mediaapp.probe import ProbeResult, timing
-from mediaapp.profiles import Profile
+from mediaapp.media import command
+from mediaapp.media.outputs import sha256
+from mediaapp.media.probe import ProbeResult, timing
+from mediaapp.media.profiles import Profile
 from mediaapp.settings import Settings
 
 #: Where a job keeps its source chunks, encoded chunks and audio track while it runs.
 WORK_DIR = ".chunks"
-
-
-@dataclass(frozen=True)
-class ChunkPlan:
-    """The cost model's answer: chunk or not, how long the chunks, and why."""
-
-    chunked: bool
-    chunk_s: float
-    chunks: int
-    workers: int
-    single_s: float  # predicted encode time in one worker, seconds
-    chunked_s: float  # predicted wall time chunked over ``workers``, seconds
-    reason: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (kept in the manifest)."""
-        return asdict(self)
-
-
-def plan(
-    info: ProbeResult,
-    workers: int,
-    settings: Settings,
-    *,
-    output_pixels: int | None = None,
-    segment_s: int | None = None,
-) -> ChunkPlan:
-    """Decide whether chunking pays off for this source with ``workers`` free workers.
-
-    The model: one worker encodes ``duration * fps * output_pixels / ENCODE_PIXELS_PER_S``
-    seconds (``output_pixels``: per frame, summed over the renditions; the source's size by
-    default). Chunked, the same work spreads over the workers in rounds of one chunk each,
-    every chunk paying a task overhead, and the job pays a fixed cost (split, audio, concat,
-    checks). Chunk when that is at most ``CHUNKING_MIN_GAIN`` of the single encode.
-    ``MEDIAAPP_CHUNKING=always|never`` overrides the verdict, not the chunk size.
-    """
-    video = info.video
-    duration = info.duration_s
-    fps = (video.fps if video else None) or 30.0
-    if output_pixels is None:
-        output_pixels = ((video.width or 0) * (video.height or 0)) if video else 0
-    single = duration * fps * output_pixels / defaults.ENCODE_PIXELS_PER_S
-    workers = max(1, workers)
-    chunk_s = settings.chunk_s  # a configured length is taken as it is
-    if not chunk_s:
-        chunk_s = duration / (workers * defaults.CHUNKS_PER_WORKER)
-        chunk_s = min(max(chunk_s, defaults.MIN_CHUNK_S), defaults.MAX_CHUNK_S)
-    if segment_s:  # whole segments per chunk: keyframe cuts line up with segment starts
-        chunk_s = math.ceil(chunk_s / segment_s) * segment_s
-    chunks = max(1, math.ceil(round(duration, 3) / chunk_s))
-    rounds = math.ceil(chunks / workers)
-    per_chunk = single * min(chunk_s, duration) / duration if duration else 0.0
-    chunked = defaults.CHUNKING_FIXED_S + rounds * (per_chunk + defaults.CHUNK_TASK_OVERHEAD_S)
-    if settings.chunking == "never":
-        verdict, reason = False, "MEDIAAPP_CHUNKING=never"
-    elif settings.chunking == "always":
-        verdict, reason = True, "MEDIAAPP_CHUNKING=always"
-    elif video is None:
-        verdict, reason = False, "no video to chunk"
-    elif workers < 2:
-        verdict, reason = False, "one worker: nothing to spread the chunks over"
-    elif chunks < 2:
-        verdict, reason = False, f"{duration:.1f} s fits in one chunk of {chunk_s:.0f} s"
-    elif chunked > defaults.CHUNKING_MIN_GAIN * single:
-        verdict, reason = False, f"predicted {chunked:.1f} s chunked vs {single:.1f} s single"
-    else:
-        verdict, reason = True, f"predicted {chunked:.1f} s chunked vs {single:.1f} s single"
-    return ChunkPlan(
-        chunked=verdict,
-        chunk_s=round(chunk_s, 3),
-        chunks=chunks,
-        workers=workers,
-        single_s=round(single, 2),
-        chunked_s=round(chunked, 2),
-        reason=reason,
-    )
 
 
 @dataclass(frozen=True)
@@ -157,8 +82,8 @@ def split(src: Path, work: Path, chunk_s: float) -> list[SourceChunk]:
     """
     shutil.rmtree(work / "src", ignore_errors=True)
     (work / "src").mkdir(parents=True)
-    stream = ffmpeg.input_file(src)["v:0"].output(
-        ffmpeg.output_target(work / "src" / "c%05d.mkv"),
+    stream = command.input_file(src)["v:0"].output(
+        command.output_target(work / "src" / "c%05d.mkv"),
         c="copy",
         f="segment",
         segment_time=f"{chunk_s:.3f}",
@@ -168,8 +93,7 @@ def split(src: Path, work: Path, chunk_s: float) -> list[SourceChunk]:
         fflags="+bitexact",
         segment_format_options="fflags=+bitexact",
     )
-    ffmpeg.run(stream)
-    from mediaapp.pipeline import sha256  # (pipeline imports this module)
+    command.run(stream)
 
     # Where each chunk starts comes from the source's own timestamps (exact), not from the
     # chunks' (Matroska keeps milliseconds: summed over hundreds of chunks that would drift).
@@ -223,7 +147,7 @@ def cache_key(
         "renditions": [asdict(r) for r in renditions],
         "fps": fps,
         "keyframes": keys,
-        "ffmpeg": ffmpeg.ffmpeg_version(),
+        "ffmpeg": command.ffmpeg_version(),
     }
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
 
@@ -245,7 +169,7 @@ def encode_chunk(
     fps: float,
     segment_s: int | None,
     settings: Settings,
-    on_progress: ffmpeg.ProgressCallback | None = None,
+    on_progress: command.ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Encode one chunk into every rendition (decode once), or reuse an earlier encode."""
     keys = keyframe_times(chunk, segment_s)
@@ -253,14 +177,14 @@ def encode_chunk(
     cache = cache_dir(settings)
     cached = {r.name: cache / key[:2] / f"{key}.{r.name}.mp4" for r in renditions}
     reused = all(p.is_file() for p in cached.values())
-    command, elapsed = None, 0.0
+    cmd_line, elapsed = None, 0.0
     if not reused:
         _clear_stale(cached, settings.ffmpeg_timeout_s)
         tmp = {r.name: p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}") for r, p in
                zip(renditions, cached.values(), strict=True)}  # fmt: skip
         next(iter(cached.values())).parent.mkdir(parents=True, exist_ok=True)
         try:
-            result = ffmpeg.run(
+            result = command.run(
                 chunk_stream(work / chunk.name, renditions, fps, keys, tmp, settings),
                 duration_s=chunk.duration_s,
                 on_progress=on_progress,
@@ -271,7 +195,7 @@ def encode_chunk(
         finally:
             for path in tmp.values():
                 path.unlink(missing_ok=True)
-        command, elapsed = result.cmd, result.elapsed_s
+        cmd_line, elapsed = result.cmd, result.elapsed_s
     frames = None
     for r in renditions:
         local = work / encoded_name(chunk.index, r.name)
@@ -293,7 +217,7 @@ def encode_chunk(
         "key": key,
         "reused": reused,
         "encode_s": round(elapsed, 3),
-        "command": command,
+        "command": cmd_line,
         "hostname": os.uname().nodename,
         "pid": os.getpid(),
     }
@@ -309,7 +233,7 @@ def chunk_stream(
 ) -> Any:
     """ffmpeg-python graph: decode the chunk once, constant frame rate, one output per
     rendition, video only (the audio is encoded once for the whole job)."""
-    video = ffmpeg.input_file(src).video.filter("fps", fps)
+    video = command.input_file(src).video.filter("fps", fps)
     branches = video.filter_multi_output("split", len(renditions)) if len(renditions) > 1 else None
     outputs = []
     for i, r in enumerate(renditions):
@@ -322,16 +246,16 @@ def chunk_stream(
         if settings.ffmpeg_threads:
             options["threads"] = settings.ffmpeg_threads
         outputs.append(
-            ffmpeg_python.output(
+            ffmpeg.output(
                 scaled,
-                ffmpeg.output_target(targets[r.name]),
+                command.output_target(targets[r.name]),
                 an=None,
                 map_metadata=-1,
                 f="mp4",
                 **options,
             )
         )
-    return ffmpeg_python.merge_outputs(*outputs) if len(outputs) > 1 else outputs[0]
+    return ffmpeg.merge_outputs(*outputs) if len(outputs) > 1 else outputs[0]
 
 
 def audio_stream(src: Path, target: Path, profile: Profile, *, stereo: bool) -> Any:
@@ -342,8 +266,8 @@ def audio_stream(src: Path, target: Path, profile: Profile, *, stereo: bool) -> 
     }
     if stereo:
         options["ac"] = 2
-    return ffmpeg.input_file(src).audio.output(
-        ffmpeg.output_target(target), map_metadata=-1, f="mp4", **options
+    return command.input_file(src).audio.output(
+        command.output_target(target), map_metadata=-1, f="mp4", **options
     )
 
 
@@ -352,13 +276,13 @@ def encode_audio(
     work: Path,
     info: ProbeResult,
     profile: Profile,
-    on_progress: ffmpeg.ProgressCallback | None = None,
+    on_progress: command.ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Encode the job's audio track once into the work dir."""
     target = work / "audio.m4a"
     tmp = work / f".audio.{uuid.uuid4().hex[:8]}.m4a"
     try:
-        result = ffmpeg.run(
+        result = command.run(
             audio_stream(src, tmp, profile, stereo=profile.kind in ("hls", "dash")),
             duration_s=info.duration_s,
             on_progress=on_progress,
@@ -379,7 +303,7 @@ def write_concat_list(work: Path, rendition: str, chunks: list[dict[str, Any]]) 
 
 def joined_video(work: Path, rendition: str, chunks: list[dict[str, Any]]) -> Any:
     """The input node of a rendition's chunks played back to back."""
-    return ffmpeg.concat_input(write_concat_list(work, rendition, chunks))
+    return command.concat_input(write_concat_list(work, rendition, chunks))
 
 
 def verify_joins(

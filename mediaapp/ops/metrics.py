@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from mediaapp import routing
+from mediaapp.jobs import routing
 
 log = logging.getLogger(__name__)
 

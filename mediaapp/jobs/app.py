@@ -9,8 +9,10 @@ from typing import Any
 
 from celery import Celery
 
-from mediaapp import defaults, routing
+from mediaapp import defaults
 from mediaapp.errors import ConfigurationError
+from mediaapp.jobs import events, routing
+from mediaapp.jobs.logs import connect_json_logging
 from mediaapp.settings import Settings, get_settings
 
 
@@ -59,7 +61,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         # Our consumer turns outside-producer events (video.upload) into jobs instead of
         # discarding them as "unknown message".
-        "worker_consumer": "mediaapp.worker:MediaConsumer",
+        "worker_consumer": "mediaapp.jobs.uploads:UploadConsumer",
         # Task events feed Flower (sent events show queued tasks too). The embedded broker has
         # nobody to read them, so they stay off there.
         "worker_send_task_events": settings.task_events and not settings.embedded,
@@ -89,12 +91,9 @@ def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     app = Celery("mediaapp", include=["tasks.video", "tasks.media"])
     app.conf.update(celery_config(settings))
-    from mediaapp import events
 
     events.connect_signals()
     if settings.log_format == "json":
-        from mediaapp.logs import connect_json_logging
-
         connect_json_logging()
     return app
 

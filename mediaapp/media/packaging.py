@@ -13,10 +13,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from mediaapp import ffmpeg, ladder
 from mediaapp.errors import NotMedia
-from mediaapp.probe import ProbeResult
-from mediaapp.profiles import Profile
+from mediaapp.media import command, renditions
+from mediaapp.media.probe import ProbeResult
+from mediaapp.media.profiles import Profile
 from mediaapp.settings import Settings
 
 _MPD = "{urn:mpeg:dash:schema:mpd:2011}"
@@ -24,7 +24,7 @@ _MPD = "{urn:mpeg:dash:schema:mpd:2011}"
 
 def _tolerance(info: ProbeResult) -> float:
     """One video frame plus one audio packet, plus container rounding."""
-    frame = 1 / ladder.frame_rate(info)
+    frame = 1 / renditions.frame_rate(info)
     packet = 1024 / (info.audio.sample_rate or 48000) if info.audio else 0.0
     return frame + packet + 0.01
 
@@ -42,7 +42,7 @@ def encode_ladder(
     profile: Profile,
     out_dir: Path,
     settings: Settings,
-    on_progress: ffmpeg.ProgressCallback | None,
+    on_progress: command.ProgressCallback | None,
     strategy: str,
     *,
     joined: dict[str, Path] | None = None,
@@ -57,38 +57,38 @@ def encode_ladder(
     tmp = out_dir / f".{profile.kind}.part-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
-        rungs = ladder.plan_rungs(info, profile)
+        rungs = renditions.plan_rungs(info, profile)
         if strategy == "chunked":  # the rungs are encoded already: package them, copy only
             assert joined is not None
             if profile.kind == "hls":
                 for rung in rungs:
-                    work.run(ladder.hls_copy_stream(joined[rung.name], audio, tmp / rung.name,
+                    work.run(renditions.hls_copy_stream(joined[rung.name], audio, tmp / rung.name,
                                                     profile))  # fmt: skip
             else:
                 paths = [joined[r.name] for r in rungs]
-                work.run(ladder.dash_copy_stream(paths, audio, tmp, profile))
+                work.run(renditions.dash_copy_stream(paths, audio, tmp, profile))
         elif profile.kind == "hls":
             if strategy == "per_rendition":
                 for rung in rungs:
                     work.run(
-                        ladder.hls_rung_stream(src, tmp, info, profile, rung),
+                        renditions.hls_rung_stream(src, tmp, info, profile, rung),
                         duration_s=info.duration_s,
                         on_progress=on_progress,
                     )
             else:
                 work.run(
-                    ladder.hls_single_stream(src, tmp, info, profile),
+                    renditions.hls_single_stream(src, tmp, info, profile),
                     duration_s=info.duration_s,
                     on_progress=on_progress,
                 )
         else:
             work.run(
-                ladder.dash_stream(src, tmp, info, profile),
+                renditions.dash_stream(src, tmp, info, profile),
                 duration_s=info.duration_s,
                 on_progress=on_progress,
             )
         if profile.kind == "hls":
-            (tmp / "master.m3u8").write_text(ladder.master_playlist(tmp, rungs))
+            (tmp / "master.m3u8").write_text(renditions.master_playlist(tmp, rungs))
             entries = verify_hls(tmp, info, profile, rungs)
         else:
             entries = verify_dash(tmp, info, rungs)
@@ -115,14 +115,14 @@ def encode_rung(
     profile: Profile,
     out_dir: Path,
     index: int,
-    on_progress: ffmpeg.ProgressCallback | None,
-) -> ladder.PlannedRung:
+    on_progress: command.ProgressCallback | None,
+) -> renditions.PlannedRung:
     """Encode one rung into the stage directory (a redelivered rung starts over cleanly)."""
-    rung = ladder.plan_rungs(info, profile)[index]
+    rung = renditions.plan_rungs(info, profile)[index]
     rung_dir = stage_dir(out_dir, profile.kind) / rung.name
     shutil.rmtree(rung_dir, ignore_errors=True)
     work.run(
-        ladder.hls_rung_stream(src, stage_dir(out_dir, profile.kind), info, profile, rung),
+        renditions.hls_rung_stream(src, stage_dir(out_dir, profile.kind), info, profile, rung),
         duration_s=info.duration_s,
         on_progress=on_progress,
     )
@@ -134,8 +134,8 @@ def package_hls(
 ) -> None:
     """Master playlist over the staged rungs, verify, and move the package into place."""
     stage = stage_dir(out_dir, profile.kind)
-    rungs = ladder.plan_rungs(info, profile)
-    (stage / "master.m3u8").write_text(ladder.master_playlist(stage, rungs))
+    rungs = renditions.plan_rungs(info, profile)
+    (stage / "master.m3u8").write_text(renditions.master_playlist(stage, rungs))
     entries = verify_hls(stage, info, profile, rungs)
     final = out_dir / profile.kind
     if final.exists():
@@ -157,17 +157,17 @@ def _digest(paths: list[Path]) -> str:
 
 
 def verify_hls(
-    root: Path, info: ProbeResult, profile: Profile, rungs: list[ladder.PlannedRung]
+    root: Path, info: ProbeResult, profile: Profile, rungs: list[renditions.PlannedRung]
 ) -> list[dict[str, Any]]:
     """Check every rung (duration, height, segment count) and the master playlist."""
     expected = _expected_duration(info)
     entries: list[dict[str, Any]] = []
-    variants = ladder.parse_master((root / "master.m3u8").read_text())
+    variants = renditions.parse_master((root / "master.m3u8").read_text())
     if len(variants) != len(rungs):
         raise NotMedia(f"master playlist lists {len(variants)} variants, expected {len(rungs)}")
     for rung, variant in zip(rungs, variants, strict=True):
         playlist = root / rung.name / "index.m3u8"
-        segments = ladder.media_playlist(playlist)
+        segments = renditions.media_playlist(playlist)
         duration = sum(d for d, _ in segments)
         files = [playlist.parent / f for _, f in segments]
         width, height = (int(v) for v in variant["RESOLUTION"].split("x"))
@@ -175,7 +175,7 @@ def verify_hls(
             raise NotMedia(f"rung {rung.name}: {width}x{height}, expected height {rung.height}")
         if abs(duration - expected) > _tolerance(info):
             raise NotMedia(f"rung {rung.name}: {duration:.3f} s, source {expected:.3f} s")
-        if len(segments) != ladder.expected_segments(duration, profile.segment_s):
+        if len(segments) != renditions.expected_segments(duration, profile.segment_s):
             raise NotMedia(f"rung {rung.name}: {len(segments)} segments for {duration:.3f} s")
         size = sum(f.stat().st_size for f in files)
         entries.append(
@@ -226,7 +226,7 @@ def _iso_duration(text: str) -> float:
 
 
 def verify_dash(
-    root: Path, info: ProbeResult, rungs: list[ladder.PlannedRung]
+    root: Path, info: ProbeResult, rungs: list[renditions.PlannedRung]
 ) -> list[dict[str, Any]]:
     """Check the MPD: one representation per rung at its height, audio, the duration."""
     mpd_path = root / "manifest.mpd"
@@ -274,6 +274,6 @@ def verify_dash(
             }
         )
     # It opens: ffmpeg's own DASH client reads the manifest and decodes every representation.
-    ffmpeg.run([ffmpeg.ffmpeg_binary(), "-nostdin", "-v", "error", "-i", str(mpd_path),
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-i", str(mpd_path),
                 "-map", "0", "-f", "null", "-"])  # fmt: skip
     return entries

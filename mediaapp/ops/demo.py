@@ -16,13 +16,11 @@ import time
 import uuid
 from pathlib import Path
 
-from rich.console import Console
-
-from mediaapp.audit import job_trail
+from mediaapp.ops.audit import job_trail
+from mediaapp.ops.console import console, print_manifest, print_trail, wait_with_progress
 from mediaapp.settings import get_settings
 
 REPO_SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "clip.mp4"
-console = Console(stderr=True)
 
 
 def worker_argv(
@@ -59,9 +57,8 @@ def run_demo(
     file: Path | None, *, profile: str = "web", timeout: float = 120.0
 ) -> dict[str, object]:
     """Run the demo and return its figures (used by the README and the cold-start benchmark)."""
-    from mediaapp.celery import app
-    from mediaapp.cli import print_manifest, print_trail, wait_with_progress
-    from mediaapp.client import Job, send_job
+    from mediaapp.jobs.app import app
+    from mediaapp.jobs.client import Job, send_job
 
     t0 = time.monotonic()
     settings = get_settings()

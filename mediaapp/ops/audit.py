@@ -24,7 +24,8 @@ from kombu import Connection, Consumer
 from kombu.message import Message
 from kombu.mixins import ConsumerMixin
 
-from mediaapp import defaults, routing
+from mediaapp import defaults
+from mediaapp.jobs import routing
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +229,7 @@ def serve(
 
     This is what ``mediaapp audit`` runs; call it from Python to embed the consumer.
     """
-    from mediaapp.celery import app
+    from mediaapp.jobs.app import app
     from mediaapp.settings import get_settings
 
     settings = get_settings()
@@ -237,7 +238,7 @@ def serve(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
         if settings.log_format == "json":
-            from mediaapp.logs import use_json
+            from mediaapp.jobs.logs import use_json
 
             use_json()
     consumer = AuditConsumer(
@@ -246,7 +247,7 @@ def serve(
         batch_lines=batch_lines or defaults.AUDIT_BATCH_LINES,
     )
     if metrics_port is not None:
-        from mediaapp.metrics import PipelineMetrics
+        from mediaapp.ops.metrics import PipelineMetrics
 
         metrics = PipelineMetrics()
         metrics.serve(metrics_port, app.connection_for_read)

@@ -20,11 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import ffmpeg as ffmpeg_python
+import ffmpeg
 
-from mediaapp import ffmpeg
-from mediaapp.probe import ProbeResult, probe
-from mediaapp.profiles import Profile
+from mediaapp.media import command
+from mediaapp.media.inputs import display_size
+from mediaapp.media.probe import ProbeResult, probe
+from mediaapp.media.profiles import Profile
 
 #: CODECS strings for the H.264 profiles x264 writes (profile_idc + constraint byte).
 _AVC_PROFILE = {"Baseline": "4200", "Constrained Baseline": "42e0", "Main": "4d00", "High": "6400"}
@@ -47,7 +48,6 @@ class PlannedRung:
 
 def plan_rungs(info: ProbeResult, profile: Profile) -> list[PlannedRung]:
     """The rungs to encode for this source, highest first."""
-    from mediaapp.pipeline import display_size
 
     _, height = display_size(info)
     fitting = [r for r in profile.rungs if r.height <= height]
@@ -94,7 +94,7 @@ def hls_options(rung_dir: Path, profile: Profile) -> dict[str, Any]:
         "hls_time": profile.segment_s,
         "hls_playlist_type": "vod",
         "hls_flags": "independent_segments",
-        "hls_segment_filename": ffmpeg.output_target(rung_dir / "seg_%03d.ts"),
+        "hls_segment_filename": command.output_target(rung_dir / "seg_%03d.ts"),
     }
 
 
@@ -105,7 +105,7 @@ def _scaled(video: Any, rung: PlannedRung) -> Any:
 def hls_single_stream(src: Path, out_dir: Path, info: ProbeResult, profile: Profile) -> Any:
     """One ffmpeg process: decode once, constant frame rate, ``split`` into every rung."""
     rungs = plan_rungs(info, profile)
-    inp = ffmpeg.input_file(src)
+    inp = command.input_file(src)
     video = inp.video.filter("fps", frame_rate(info))
     branches = video.filter_multi_output("split", len(rungs))
     outputs = []
@@ -116,15 +116,15 @@ def hls_single_stream(src: Path, out_dir: Path, info: ProbeResult, profile: Prof
         if info.audio is not None:
             streams.append(inp.audio)
         outputs.append(
-            ffmpeg_python.output(
+            ffmpeg.output(
                 *streams,
-                ffmpeg.output_target(rung_dir / "index.m3u8"),
+                command.output_target(rung_dir / "index.m3u8"),
                 **video_options(rung, info, profile),
                 **_audio_options(info, profile),
                 **hls_options(rung_dir, profile),
             )
         )
-    return ffmpeg_python.merge_outputs(*outputs)
+    return ffmpeg.merge_outputs(*outputs)
 
 
 def hls_rung_stream(
@@ -133,13 +133,13 @@ def hls_rung_stream(
     """One rung on its own (the per-rendition strategy): same options, its own decode."""
     rung_dir = out_dir / rung.name
     rung_dir.mkdir(parents=True, exist_ok=True)
-    inp = ffmpeg.input_file(src)
+    inp = command.input_file(src)
     streams = [_scaled(inp.video.filter("fps", frame_rate(info)), rung)]
     if info.audio is not None:
         streams.append(inp.audio)
-    return ffmpeg_python.output(
+    return ffmpeg.output(
         *streams,
-        ffmpeg.output_target(rung_dir / "index.m3u8"),
+        command.output_target(rung_dir / "index.m3u8"),
         **video_options(rung, info, profile),
         **_audio_options(info, profile),
         **hls_options(rung_dir, profile),
@@ -153,12 +153,12 @@ def hls_copy_stream(joined: Path, audio: Path | None, rung_dir: Path, profile: P
     exactly where the other rungs cut.
     """
     rung_dir.mkdir(parents=True, exist_ok=True)
-    streams = [ffmpeg.input_file(joined).video]
+    streams = [command.input_file(joined).video]
     if audio is not None:
-        streams.append(ffmpeg.input_file(audio).audio)
-    return ffmpeg_python.output(
+        streams.append(command.input_file(audio).audio)
+    return ffmpeg.output(
         *streams,
-        ffmpeg.output_target(rung_dir / "index.m3u8"),
+        command.output_target(rung_dir / "index.m3u8"),
         c="copy",
         **hls_options(rung_dir, profile),
     )
@@ -168,14 +168,14 @@ def dash_copy_stream(
     joined: list[Path], audio: Path | None, out_dir: Path, profile: Profile
 ) -> Any:
     """The ladder packaged as DASH from already encoded rungs (chunked strategy): copy."""
-    streams = [ffmpeg.input_file(path).video for path in joined]
+    streams = [command.input_file(path).video for path in joined]
     sets = "id=0,streams=v"
     if audio is not None:
-        streams.append(ffmpeg.input_file(audio).audio)
+        streams.append(command.input_file(audio).audio)
         sets += " id=1,streams=a"
-    return ffmpeg_python.output(
+    return ffmpeg.output(
         *streams,
-        ffmpeg.output_target(out_dir / "manifest.mpd"),
+        command.output_target(out_dir / "manifest.mpd"),
         c="copy",
         f="dash",
         seg_duration=profile.segment_s,
@@ -188,7 +188,7 @@ def dash_copy_stream(
 def dash_stream(src: Path, out_dir: Path, info: ProbeResult, profile: Profile) -> Any:
     """The ladder as DASH in one process: one video adaptation set, one audio."""
     rungs = plan_rungs(info, profile)
-    inp = ffmpeg.input_file(src)
+    inp = command.input_file(src)
     branches = inp.video.filter("fps", frame_rate(info)).filter_multi_output("split", len(rungs))
     streams = [_scaled(branches.stream(r.index), r) for r in rungs]
     options: dict[str, Any] = {}
@@ -200,9 +200,9 @@ def dash_stream(src: Path, out_dir: Path, info: ProbeResult, profile: Profile) -
     if info.audio is not None:
         streams.append(inp.audio)
         sets += " id=1,streams=a"
-    return ffmpeg_python.output(
+    return ffmpeg.output(
         *streams,
-        ffmpeg.output_target(out_dir / "manifest.mpd"),
+        command.output_target(out_dir / "manifest.mpd"),
         **options,
         **_audio_options(info, profile),
         f="dash",

@@ -28,10 +28,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import ffmpeg as ffmpeg_python
+import ffmpeg
 
 from mediaapp import defaults
 from mediaapp.errors import ConfigurationError, FFmpegError, FFmpegStalled, FFmpegTimeout
+from mediaapp.media.probe import SAFE_FORMATS
 from mediaapp.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,6 @@ def input_file(path: Path, **options: Any) -> Any:
     or concat demuxer that could open other files), and no decoded picture over the
     configured pixel limit (a header claiming 30000x30000 is refused, not allocated).
     """
-    from mediaapp.probe import SAFE_FORMATS
 
     absolute = Path(path).resolve()
     settings = get_settings()
@@ -119,7 +119,7 @@ def input_file(path: Path, **options: Any) -> Any:
     options.setdefault("max_pixels", settings.max_pixels)
     if settings.ffmpeg_threads:  # decoder threads (encoders get theirs as output options)
         options.setdefault("threads", settings.ffmpeg_threads)
-    return ffmpeg_python.input(f"file:{absolute}", **options)
+    return ffmpeg.input(f"file:{absolute}", **options)
 
 
 def concat_input(list_path: Path) -> Any:
@@ -128,9 +128,8 @@ def concat_input(list_path: Path) -> Any:
     ``safe=1`` accepts only plain relative names beside the list, so even a tampered list
     cannot reach another directory, another protocol or another demuxer.
     """
-    from mediaapp.probe import SAFE_FORMATS
 
-    return ffmpeg_python.input(
+    return ffmpeg.input(
         f"file:{Path(list_path).resolve()}",
         f="concat",
         safe=1,
@@ -146,7 +145,7 @@ def output_target(path: Path) -> str:
 
 def build_args(stream: Any) -> list[str]:
     """The full argument vector for an ffmpeg-python stream, with our common options first."""
-    args = ffmpeg_python.compile(stream, cmd=ffmpeg_binary(), overwrite_output=True)
+    args = ffmpeg.compile(stream, cmd=ffmpeg_binary(), overwrite_output=True)
     threads = get_settings().ffmpeg_threads
     limit = ["-filter_threads", str(threads), "-filter_complex_threads", str(threads)]
     return [args[0], *_COMMON_OPTS, *(limit if threads else []), *args[1:]]

@@ -20,9 +20,9 @@ from typing import Any
 from celery import Celery, signals
 from kombu import Producer
 
-from mediaapp import routing
-from mediaapp.confirms import PipelinedConfirms
 from mediaapp.errors import MediaError
+from mediaapp.jobs import routing
+from mediaapp.jobs.confirms import PipelinedConfirms
 
 log = logging.getLogger(__name__)
 _HOST = socket.gethostname()

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import ffmpeg as ffmpeg_python
+import ffmpeg
 
-from mediaapp import ffmpeg
+from mediaapp.media import command
 
 #: Width of one thumbnail in pixels, the most thumbnails per sheet, columns per row.
 THUMB_WIDTH = 160
@@ -48,13 +48,13 @@ def plan(duration_s: float, display_width: int, display_height: int) -> SpritePl
 def sprite_stream(src: Path, dst: Path, p: SpritePlan) -> Any:
     """One ffmpeg pass: pick ``count`` frames evenly, scale, and tile them into one JPEG."""
     video = (
-        ffmpeg.input_file(src)
+        command.input_file(src)
         .video.filter("fps", f"{p.count}/{p.duration_s:.6f}")
         .filter("scale", p.width, p.height)
         .filter("tile", f"{p.columns}x{p.rows}")
     )
-    return ffmpeg_python.output(
-        video, ffmpeg.output_target(dst), vframes=1, format="image2", vcodec="mjpeg", qscale=4
+    return ffmpeg.output(
+        video, command.output_target(dst), vframes=1, format="image2", vcodec="mjpeg", qscale=4
     )
 
 

@@ -13,9 +13,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mediaapp.audit import job_trail
 from mediaapp.errors import InvalidInput
-from mediaapp.pipeline import job_dir, load_manifest
+from mediaapp.media.outputs import job_dir, load_manifest
+from mediaapp.ops.audit import job_trail
 from mediaapp.settings import Settings
 
 

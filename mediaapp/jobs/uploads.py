@@ -17,10 +17,11 @@ from typing import Any
 from celery.worker.consumer import Consumer
 from kombu.message import Message
 
-from mediaapp import defaults, routing
-from mediaapp.client import send_job
+from mediaapp import defaults
 from mediaapp.errors import InvalidInput
-from mediaapp.events import error_dict, publish_event
+from mediaapp.jobs import routing
+from mediaapp.jobs.client import send_job
+from mediaapp.jobs.events import error_dict, publish_event
 
 log = logging.getLogger(__name__)
 

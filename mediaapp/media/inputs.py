@@ -1,0 +1,120 @@
+"""Job inputs: a name confined to the media root, resolved, probed and validated."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from mediaapp.errors import (
+    EmptyInput,
+    InputNotFound,
+    InputOutsideRoot,
+    InvalidInput,
+    LimitExceeded,
+    NotMedia,
+)
+from mediaapp.media.probe import ProbeResult, probe, validate
+from mediaapp.settings import Settings
+
+#: ``scheme:`` at the start of a name: URLs and ffmpeg protocols (concat:, subfile:, http:...).
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def resolve_input(name: str, settings: Settings) -> Path:
+    """Map a job's input name to a regular file inside the media root, or raise a typed error."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("no input file was given")
+    if "\x00" in name:
+        raise InvalidInput("input name contains a NUL byte")
+    if not _is_utf8(name):
+        raise InvalidInput(
+            f"{name.encode('utf-8', 'backslashreplace').decode()!r}: file name is not valid "
+            "UTF-8; rename the file (job messages and logs are UTF-8 JSON)"
+        )
+    if _SCHEME.match(name) and not (settings.media_root / name).exists():
+        raise InputOutsideRoot(f"{name!r}: URLs and ffmpeg protocols are not accepted as input")
+    root = settings.media_root
+    candidate = Path(name)
+    if candidate.is_absolute():
+        raise InputOutsideRoot(
+            f"{name!r}: absolute paths are not accepted; name a file under {root}"
+        )
+    if not Path(os.path.normpath(root / candidate)).is_relative_to(root):
+        raise InputOutsideRoot(f"{name!r}: '..' leads outside the media root")
+    try:
+        resolved = (root / candidate).resolve(strict=True)
+    except FileNotFoundError:
+        raise InputNotFound(f"{name!r}: no such file under the media root") from None
+    except (OSError, RuntimeError) as exc:  # symlink loops, name too long, ...
+        raise InvalidInput(f"{name!r}: cannot be resolved ({exc})") from None
+    if not resolved.is_relative_to(root):  # a symlink pointing out
+        raise InputOutsideRoot(f"{name!r}: resolves outside the media root")
+    if not resolved.is_file():
+        raise InputNotFound(f"{name!r}: not a regular file")
+    size = resolved.stat().st_size
+    if size == 0:
+        raise EmptyInput(f"{name!r}: the file is empty (0 bytes)")
+    if size > settings.max_input_bytes:
+        raise LimitExceeded(
+            f"{name!r}: {size} bytes, over the limit of {settings.max_input_bytes} bytes"
+        )
+    return resolved
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # os.fsdecode() smuggled undecodable bytes in as surrogates
+        return False
+    return True
+
+
+def inspect(
+    name: str,
+    settings: Settings,
+    *,
+    needs_video: bool = True,
+    decode_s: float | None = None,
+    probed: dict[str, Any] | None = None,
+) -> tuple[Path, ProbeResult]:
+    """Resolve, probe and validate an input before any encode.
+
+    ``decode_s=0`` decodes the first frame only (rotation): for steps after the job's probe
+    step, which already decoded the first frames. ``probed``: that step's result, taken as it
+    is while the file still has the size it had then (no second probe).
+    """
+    path = resolve_input(name, settings)
+    same_file = probed is not None and probed.get("path") == str(path)
+    if probed is not None and same_file and probed.get("size") == path.stat().st_size:
+        info = ProbeResult.from_dict(probed)
+    else:
+        info = probe(path, decode_s=decode_s)
+    validate(info, settings, needs_video=needs_video)
+    return path, info
+
+
+def safe_stem(name: str) -> str:
+    """A file-name stem that is safe anywhere: no separators, no leading dash or dot."""
+    stem = _UNSAFE.sub("_", Path(name).stem).strip("._-")[:80]
+    return stem or "output"
+
+
+def display_size(info: ProbeResult) -> tuple[int, int]:
+    """Width and height as the viewer sees them (rotation applied)."""
+    video = info.video
+    if video is None or not video.width or not video.height:
+        raise NotMedia(f"{Path(info.path).name}: no video dimensions")
+    if (video.rotation or 0) % 180 == 90:
+        return video.height, video.width
+    return video.width, video.height
+
+
+def target_height(info: ProbeResult, max_height: int) -> int:
+    """The output height: the profile's, never above the source's, always even."""
+    _, height = display_size(info)
+    return max(2, min(height, max_height) // 2 * 2)
