@@ -5,7 +5,7 @@
 Baseline: the best single ffmpeg command for the same ladder written by hand (decode once,
 ``split``, same encoder settings). Measured alternately in one run, median of ``--reps``:
 
-* pipeline, single: ``steps.transcode(..., strategy="single")`` (probe, encode, verify);
+* pipeline, single: ``steps.run(..., strategy="single")`` (probe, encode, verify);
 * pipeline, per-rendition, one worker: each rung's own ffmpeg, one after the other;
 * per-rendition, two workers: the rung commands two at a time (what two workers do);
 """
@@ -104,8 +104,8 @@ def main(argv: list[str]) -> int:
             binary, clip, direct_out, renditions.frame_rate(info), info.audio is not None, planned
         )
         timed("direct", lambda c=cmd: subprocess.run(c, check=True))
-        timed("single", lambda r=rep: steps.transcode(f"s{r}", clip.name, "hls", settings))
-        timed("per_rendition", lambda r=rep: steps.transcode(
+        timed("single", lambda r=rep: steps.run(f"s{r}", clip.name, "hls", settings))
+        timed("per_rendition", lambda r=rep: steps.run(
             f"p{r}", clip.name, "hls", settings, strategy="per_rendition"))  # fmt: skip
         timed("two", two_workers)
     base = statistics.median(times["direct"])

@@ -12,9 +12,9 @@ import pytest
 
 from mediaapp.errors import MediaError, NotMedia
 from mediaapp.jobs.client import submit
-from mediaapp.media import chunking, chunkplan, command, inputs, steps
+from mediaapp.media import chunking, chunkplan, command, steps
+from mediaapp.media.context import JobContext
 from mediaapp.media.probe import ProbeResult, StreamInfo, probe, timing
-from mediaapp.media.profiles import get_profile
 from mediaapp.ops.audit import read_log
 from mediaapp.settings import Settings
 
@@ -42,13 +42,14 @@ def source(
 
 def run_chunked(job_id: str, name: str, profile: str, settings: Settings) -> dict:
     """Every step of a chunked job, in this process, in the order the tasks run them."""
-    plan = steps.chunk_plan(name, profile, settings, workers=2)
-    chunks = steps.split_job(job_id, name, plan.chunk_s, settings)
-    parts = [steps.encode_job_chunk(job_id, name, profile, c, settings) for c in chunks]
-    parts.append(steps.encode_job_audio(job_id, name, profile, settings))
+    ctx = JobContext.open(job_id, name, profile, settings)
+    plan = steps.chunk_plan(ctx, workers=2)
+    chunks = steps.split(ctx, plan.chunk_s)
+    parts = [steps.encode_chunk(ctx, c) for c in chunks]
+    parts.append(steps.encode_audio(ctx))
     if profile.startswith("web"):
-        parts.append(steps.job_previews(job_id, name, profile, settings))
-    return steps.assemble_chunked(job_id, name, profile, parts, plan.to_dict(), settings)
+        parts.append(steps.previews(ctx))
+    return steps.assemble(ctx, parts, plan.to_dict())
 
 
 # --- the cost model (unit) ---------------------------------------------------------------
@@ -106,10 +107,13 @@ def settings(tmp_path: Path, media_root: Path) -> Settings:
 
 @pytest.mark.media
 def test_profiles_that_cannot_chunk_say_why(settings: Settings) -> None:
-    assert steps.chunk_plan("tone.m4a", "audio", settings, 4).reason == "no video"
-    thumbs = steps.chunk_plan("clip.mp4", "thumbs", settings, 4)
+    def plan(name: str, profile: str) -> chunkplan.ChunkPlan:
+        return steps.chunk_plan(JobContext.open("p", name, profile, settings), 4)
+
+    assert plan("tone.m4a", "audio").reason == "no video"
+    thumbs = plan("clip.mp4", "thumbs")
     assert not thumbs.chunked and thumbs.reason == "thumbs profile"
-    assert steps.chunk_plan("clip.mp4", "web", settings, 4).chunked  # always: it may
+    assert plan("clip.mp4", "web").chunked  # always: it may
 
 
 @pytest.mark.media
@@ -200,10 +204,10 @@ def test_a_gap_at_a_join_fails_verification(
     settings: Settings, media_root: Path, tmp_path: Path
 ) -> None:
     name = clip(media_root, "chunky-12s.mp4", "640x360", 12, gop=25)
-    src, info = inputs.inspect(name, settings)
+    ctx = JobContext.open("gap", name, "web", settings)
     work = tmp_path / "work"
-    chunks = chunking.split(src, work, 4)
-    rendition = steps.video_outputs(info, get_profile("web"), settings)
+    chunks = chunking.split(ctx.src, work, 4)
+    rendition = steps.video_outputs(ctx)
     parts = [chunking.encode_chunk(work, c, rendition, 25.0, None, settings) for c in chunks]
     # Play chunk 0 for 4.2 s instead of 4 s: the next chunk starts 0.2 s late.
     (work / "concat.video.txt").write_text(
@@ -213,13 +217,13 @@ def test_a_gap_at_a_join_fails_verification(
     command.run(command.concat_input(work / "concat.video.txt").output(
         command.output_target(joined), c="copy"))  # fmt: skip
     with pytest.raises(NotMedia, match=r"gap at frame 100 \(the join before chunk 1\)"):
-        chunking.verify_joins(joined, parts, info, frame_s=0.04)
+        chunking.verify_joins(joined, parts, ctx.source, frame_s=0.04)
     # A lost chunk is a frame count short.
     (work / "concat.video.txt").write_text("file 'e00000.video.mp4'\nfile 'e00002.video.mp4'\n")
     command.run(command.concat_input(work / "concat.video.txt").output(
         command.output_target(joined), c="copy"))  # fmt: skip
     with pytest.raises(NotMedia, match="200 frames, the chunks hold 300"):
-        chunking.verify_joins(joined, parts, info, frame_s=0.04)
+        chunking.verify_joins(joined, parts, ctx.source, frame_s=0.04)
 
 
 # --- real workers ------------------------------------------------------------------------

@@ -92,9 +92,9 @@ def test_worker_started_as_documented_serves_python_and_outside_producers(
         timeout=30,
         capture_output=True,
     )
-    from mediaapp.jobs.uploads import _EVENT_NAMESPACE
+    from mediaapp.jobs.job import EVENT_NAMESPACE
 
-    job_id = str(uuid.uuid5(_EVENT_NAMESPACE, event_id))
+    job_id = str(uuid.uuid5(EVENT_NAMESPACE, event_id))
     meta = data / "results" / f"celery-task-meta-{job_id}"
     for _ in range(300):  # the file result backend, read directly: this process uses RabbitMQ
         if meta.exists() and json.loads(meta.read_text())["status"] == "SUCCESS":

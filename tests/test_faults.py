@@ -16,7 +16,8 @@ import pytest
 from kombu import Connection, Exchange
 
 from mediaapp.errors import MediaError
-from mediaapp.jobs.client import Job, send_job, submit
+from mediaapp.jobs.client import Job, submit
+from mediaapp.jobs.job import send as send_job
 from mediaapp.media import steps
 from mediaapp.media.probe import probe
 from mediaapp.ops.audit import read_log
@@ -40,7 +41,7 @@ def test_every_hostile_input_gets_its_typed_error(
     settings = Settings(data_dir=tmp_path, media_root=media_root)
     for i, (name, expected) in enumerate(hostile):
         try:
-            manifest = steps.transcode(f"h{i}", name, "web", settings)
+            manifest = steps.run(f"h{i}", name, "web", settings)
         except MediaError as exc:
             assert type(exc).__name__ == expected, (name, exc)
             assert str(exc), name

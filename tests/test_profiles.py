@@ -99,7 +99,7 @@ def keyframe_times(playlist: Path) -> list[float]:
 
 
 def test_hls_ladder_on_720p(settings: Settings) -> None:
-    m = steps.transcode("hls1", "hd.mp4", "hls", settings)
+    m = steps.run("hls1", "hd.mp4", "hls", settings)
     master = next(o for o in m["outputs"] if o["kind"] == "hls-master")
     rungs = [o for o in m["outputs"] if o["kind"] == "hls-rendition"]
     assert [r["height"] for r in rungs] == [720, 480, 360]  # 1080 skipped: never upscaled
@@ -141,7 +141,7 @@ def test_hls_ladder_on_720p(settings: Settings) -> None:
 
 
 def test_hls_per_rendition_strategy_gives_the_same_ladder(settings: Settings) -> None:
-    m = steps.transcode("hls2", "hd.mp4", "hls", settings, strategy="per_rendition")
+    m = steps.run("hls2", "hd.mp4", "hls", settings, strategy="per_rendition")
     rungs = [o for o in m["outputs"] if o["kind"] == "hls-rendition"]
     assert [(r["height"], r["segments"]) for r in rungs] == [(720, 3), (480, 3), (360, 3)]
     assert len(m["commands"]) == 3
@@ -158,7 +158,7 @@ def test_hls_per_rendition_strategy_gives_the_same_ladder(settings: Settings) ->
     ],
 )
 def test_hls_edge_cases(settings: Settings, name: str, heights: list[int], audio: bool) -> None:
-    m = steps.transcode(f"e-{name.replace('.', '-')}", name, "hls", settings)
+    m = steps.run(f"e-{name.replace('.', '-')}", name, "hls", settings)
     rungs = [o for o in m["outputs"] if o["kind"] == "hls-rendition"]
     assert [r["height"] for r in rungs] == heights
     for rung in rungs:
@@ -170,7 +170,7 @@ def test_hls_edge_cases(settings: Settings, name: str, heights: list[int], audio
 
 
 def test_dash_ladder(settings: Settings) -> None:
-    m = steps.transcode("dash1", "hd.mp4", "dash", settings)
+    m = steps.run("dash1", "hd.mp4", "dash", settings)
     mpd = next(o for o in m["outputs"] if o["kind"] == "dash-mpd")
     reps = [o for o in m["outputs"] if o["kind"] == "dash-representation"]
     assert [r["height"] for r in reps] == [720, 480, 360]
@@ -180,29 +180,29 @@ def test_dash_ladder(settings: Settings) -> None:
 
 
 def test_audio_profile(settings: Settings) -> None:
-    m = steps.transcode("aud1", "clip.mp4", "audio", settings)
+    m = steps.run("aud1", "clip.mp4", "audio", settings)
     codecs = sorted(o["codec"] for o in m["outputs"])
     assert codecs == ["aac", "mp3"]
     for out in m["outputs"]:
         assert abs(out["duration_s"] - 4.0) < 0.1 and out["width"] is None
-    assert steps.transcode("aud2", "tone.m4a", "audio", settings)["outputs"]
+    assert steps.run("aud2", "tone.m4a", "audio", settings)["outputs"]
     with pytest.raises(NotMedia, match="no audio"):
-        steps.transcode("aud3", "silent.mp4", "audio", settings)
+        steps.run("aud3", "silent.mp4", "audio", settings)
 
 
 def test_thumbs_profile(settings: Settings) -> None:
-    m = steps.transcode("th1", "ffmpeg-python-in1.mp4", "thumbs", settings)
+    m = steps.run("th1", "ffmpeg-python-in1.mp4", "thumbs", settings)
     assert [o["kind"] for o in m["outputs"]] == ["poster", "sprite", "vtt"]
     check_previews(m, m["source"]["duration_s"])
 
 
 def test_reencode_auto_remuxes_what_already_fits(settings: Settings) -> None:
-    web = steps.transcode("w1", "clip.mp4", "web", settings)
+    web = steps.run("w1", "clip.mp4", "web", settings)
     shutil.copy(web["outputs"][0]["path"], settings.media_root / "already-web.mp4")
-    m = steps.transcode("w2", "already-web.mp4", "web-auto", settings)
+    m = steps.run("w2", "already-web.mp4", "web-auto", settings)
     assert m["outputs"][0]["remuxed"] is True and " -c copy " in m["commands"][0]
     assert probe(Path(m["outputs"][0]["path"])).video.height == 360
-    again = steps.transcode("w3", "clip.mp4", "web-auto", settings)  # not faststart: encode
+    again = steps.run("w3", "clip.mp4", "web-auto", settings)  # not faststart: encode
     assert again["outputs"][0]["remuxed"] is False
 
 
@@ -226,19 +226,20 @@ def test_profile_files_are_validated(tmp_path: Path) -> None:
 
 
 @pytest.mark.unit
-def test_user_profiles_extend_and_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_user_profiles_extend_and_override(tmp_path: Path) -> None:
     (tmp_path / "mine.toml").write_text("[web]\nheight = 540\n\n[tiny]\nheight = 144\n")
-    monkeypatch.setenv("MEDIAAPP_PROFILES_DIR", str(tmp_path))
-    assert profiles.get_profile("web").height == 540
-    assert profiles.get_profile("tiny").kind == "mp4"
-    assert profiles.get_profile("hls").rungs[0].height == 1080
+    mine = Settings.from_env({"MEDIAAPP_PROFILES_DIR": str(tmp_path)}).profiles_dir
+    assert profiles.get_profile("web", mine).height == 540
+    assert profiles.get_profile("tiny", mine).kind == "mp4"
+    assert profiles.get_profile("hls", mine).rungs[0].height == 1080
+    assert profiles.get_profile("web").height == 720  # the shipped one, without the folder
 
 
 @pytest.mark.parametrize(("name", "size"), [("odd.mp4", (1278, 718)), ("vfr.mp4", (640, 360))])
 def test_web_profile_makes_even_constant_rate_output(
     settings: Settings, name: str, size: tuple[int, int]
 ) -> None:
-    m = steps.transcode(f"web-{name[:3]}", name, "web", settings)
+    m = steps.run(f"web-{name[:3]}", name, "web", settings)
     video = m["outputs"][0]
     assert (video["width"], video["height"]) == size
     with av.open(video["path"]) as c:

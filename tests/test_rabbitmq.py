@@ -18,7 +18,7 @@ from mediaapp.errors import JobFailed, NotMedia
 from mediaapp.jobs import routing
 from mediaapp.jobs.client import Job, submit
 from mediaapp.jobs.events import publish_event
-from mediaapp.jobs.uploads import _EVENT_NAMESPACE
+from mediaapp.jobs.job import EVENT_NAMESPACE
 from mediaapp.ops.audit import read_log
 
 from .conftest import REPO, Proc, queue_depth
@@ -130,7 +130,7 @@ def test_seed_style_producer_events(
         timeout=30,
     )
     assert "video.upload" in out.stdout and "user.login" in out.stdout
-    job_id = str(uuid.uuid5(_EVENT_NAMESPACE, event_id))
+    job_id = str(uuid.uuid5(EVENT_NAMESPACE, event_id))
     manifest = Job(job_id).wait(timeout=90)
     assert manifest["input"] == "clip.mp4"
     wait_records(audit_consumer, of_job(job_id, "job.finished"))

@@ -13,32 +13,18 @@ from typing import Any
 from celery import Celery
 
 from mediaapp.errors import JobCancelled
-
-#: Seconds a cancel flag is kept.
-FLAG_TTL_S = 7 * 24 * 3600
-
-
-def _key(job_id: str) -> bytes:
-    # bytes: the file result backend joins keys onto a bytes path; Redis takes either.
-    return f"mediaapp-cancel-{job_id}".encode()
+from mediaapp.jobs import job
 
 
 def request_cancel(app: Celery, job_id: str) -> None:
     """Ask every step of ``job_id`` to stop; queued steps are revoked outright."""
-    import json
-
-    from mediaapp.jobs.client import steps_key
-
-    app.backend.set(_key(job_id), b"1")
-    raw = app.backend.get(steps_key(job_id))
-    from mediaapp.jobs.client import probe_task_id
-
-    app.control.revoke([probe_task_id(job_id), job_id, *(json.loads(raw) if raw else [])])
+    app.backend.set(job.cancel_key(job_id), b"1")
+    app.control.revoke([job.probe_task_id(job_id), job_id, *job.step_ids(app, job_id)])
 
 
 def is_cancelled(backend: Any, job_id: str) -> bool:
     """True once :func:`request_cancel` was called for ``job_id``."""
-    return bool(backend.get(_key(job_id)))
+    return bool(backend.get(job.cancel_key(job_id)))
 
 
 def raise_if_cancelled(backend: Any, job_id: str) -> None:

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from celery import Celery, chain
+from celery import Celery
 from celery.exceptions import ChordError
-from celery.result import AsyncResult
 
 from mediaapp.errors import (
     InputOutsideRoot,
@@ -21,7 +18,9 @@ from mediaapp.errors import (
     JobTimeout,
     MediaError,
 )
+from mediaapp.jobs import job
 from mediaapp.jobs.progress import CANCELLED, PROGRESS
+from mediaapp.media.profiles import get_profile
 from mediaapp.settings import get_settings
 
 
@@ -53,40 +52,6 @@ def media_name(path: str | Path, media_root: Path | None = None) -> str:
     return str(resolved.relative_to(root))
 
 
-def steps_key(job_id: str) -> bytes:
-    """Result-backend key listing the task ids of a fanned-out job's steps."""
-    return f"mediaapp-steps-{job_id}".encode()
-
-
-def send_job(
-    app: Celery, *, job_id: str, name: str, profile: str = "web", task: str = "video.transcode"
-) -> AsyncResult:
-    """Publish a job (routes and topology come from the app's ``task_routes``).
-
-    A transcode job is a Celery chain: ``video.probe`` (task id ``<job id>-probe``: resolve,
-    validate, decode the first seconds) then ``video.transcode`` (task id = job id: the work,
-    packaging and the manifest, or a fan-out into one task per rung). If any step fails for
-    good, ``video.fail_job`` records the failure under the job id.
-    """
-    kwargs: dict[str, Any] = {"job_id": job_id, "name": name}
-    if task != "video.transcode":
-        return app.send_task(task, kwargs=kwargs, task_id=job_id)
-    workflow = chain(
-        app.signature("video.probe", kwargs=kwargs, immutable=True).set(
-            task_id=probe_task_id(job_id)
-        ),
-        app.signature("video.transcode", kwargs={**kwargs, "profile": profile}).set(task_id=job_id),
-    )
-    workflow.on_error(app.signature("video.fail_job", kwargs={"job_id": job_id}))
-    result: AsyncResult = workflow.apply_async()
-    return result
-
-
-def probe_task_id(job_id: str) -> str:
-    """Task id of a job's probe step."""
-    return f"{job_id}-probe"
-
-
 class Job:
     """A submitted job: its id, its state, and its manifest once done."""
 
@@ -105,9 +70,8 @@ class Job:
 
     def steps(self) -> list[dict[str, Any]]:
         """Each step of a fanned-out job (per-rendition rungs): id, state, percent, step."""
-        raw = self._app.backend.get(steps_key(self.id))
         rows = []
-        for task_id in json.loads(raw) if raw else []:
+        for task_id in job.step_ids(self._app, self.id):
             result = self._app.AsyncResult(task_id)
             state, info = result.state, result.info
             meta = dict(info) if state == PROGRESS and isinstance(info, dict) else {}
@@ -168,20 +132,14 @@ class Job:
         request_cancel(self._app, self.id)
 
     def failed_step(self) -> tuple[str, BaseException] | None:
-        """(task id, typed error) of the first failed step of a fanned-out job (chunks, rungs):
-        Celery records only a ChordError naming it under the job id."""
-        raw = self._app.backend.get(steps_key(self.id))
-        for task_id in json.loads(raw) if raw else []:
-            result = self._app.AsyncResult(task_id)
-            if result.state == "FAILURE" and isinstance(result.result, BaseException):
-                return task_id, result.result
-        return None
+        """(task id, typed error) of the first failed step of a fanned-out job."""
+        return job.failed_step(self._app, self.id)
 
     def _failure(self) -> JobFailed:
         exc = self._result.result
         meta = self._result._get_task_meta()
         step = meta.get("name") or "video.transcode"
-        probe_step = self._app.AsyncResult(probe_task_id(self.id))
+        probe_step = self._app.AsyncResult(job.probe_task_id(self.id))
         if probe_step.state == "FAILURE":  # the chain failed at its first step
             step, exc = "video.probe", probe_step.result
         elif isinstance(exc, ChordError) and (first := self.failed_step()):
@@ -205,8 +163,8 @@ def _submit(
 ) -> Job:
     app = app or _app()
     name = media_name(path)
-    job_id = job_id or uuid.uuid4().hex
-    send_job(app, job_id=job_id, name=name, profile=profile, task=task)
+    job_id = job_id or job.new_job_id()
+    job.send(app, job_id=job_id, name=name, profile=profile, task=task)
     return Job(job_id, app=app, name=name)
 
 
@@ -214,9 +172,8 @@ def submit(
     path: str | Path, profile: str = "web", *, job_id: str | None = None, app: Celery | None = None
 ) -> Job:
     """Submit a transcode of ``path`` (inside the media root) with a named profile."""
-    from mediaapp.media.profiles import get_profile
-
-    get_profile(profile)  # fail fast in the caller for a typo; the worker checks again
+    # Fail fast in the caller for a typo; the worker checks again.
+    get_profile(profile, get_settings().profiles_dir)
     return _submit("video.transcode", path, profile, job_id, app)
 
 
@@ -230,4 +187,4 @@ def thumbnail(path: str | Path, *, job_id: str | None = None, app: Celery | None
     return _submit("video.thumbnail", path, "", job_id, app)
 
 
-__all__ = ["Job", "MediaError", "media_name", "probe", "send_job", "submit", "thumbnail"]
+__all__ = ["Job", "MediaError", "media_name", "probe", "submit", "thumbnail"]

@@ -13,20 +13,18 @@ import os
 from pathlib import Path
 from typing import Any
 
+from mediaapp.jobs import job
 from mediaapp.settings import get_settings
-
-#: Seconds a counter lives in Redis (long after any redelivery could happen).
-COUNTER_TTL_S = 7 * 24 * 3600
 
 
 def count_delivery(backend: Any, task_id: str, retries: int) -> int:
     """Record one more delivery of (task_id, retries) and return how many there have been."""
-    key = f"mediaapp:deliveries:{task_id}:{retries}"
+    key = job.delivery_key(task_id, retries)
     client = getattr(backend, "client", None)
     if client is not None and hasattr(client, "incr"):  # Redis result backend: shared by all
         pipe = client.pipeline()
         pipe.incr(key)
-        pipe.expire(key, COUNTER_TTL_S)
+        pipe.expire(key, job.KEY_TTL_S)  # long after any redelivery
         count, _ = pipe.execute()
         return int(count)
     return _count_in_file(get_settings().data_dir / "deliveries" / key.replace(":", "_"))
@@ -34,7 +32,7 @@ def count_delivery(backend: Any, task_id: str, retries: int) -> int:
 
 def reset_deliveries(backend: Any, task_id: str, retries: int) -> None:
     """Forget the count (an operator re-submits a dead letter on purpose)."""
-    key = f"mediaapp:deliveries:{task_id}:{retries}"
+    key = job.delivery_key(task_id, retries)
     client = getattr(backend, "client", None)
     if client is not None and hasattr(client, "delete"):
         client.delete(key)

@@ -1,4 +1,4 @@
-"""The worker's message consumer: Celery's own, plus the event contract for outside producers.
+"""The worker's message consumer: Celery's own, plus ``video.upload`` events from outside producers.
 
 A plain Kombu producer that knows nothing of Celery publishes ``{"file": ..., "id": ...}``
 with routing key ``video.upload``. The ``video.#`` binding puts it in ``video_queue``, where a
@@ -11,7 +11,6 @@ idempotent).
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
 from celery.worker.consumer import Consumer
@@ -19,20 +18,10 @@ from kombu.message import Message
 
 from mediaapp import defaults
 from mediaapp.errors import InvalidInput
-from mediaapp.jobs import routing
-from mediaapp.jobs.client import send_job
+from mediaapp.jobs import job, routing
 from mediaapp.jobs.events import error_dict, publish_event
 
 log = logging.getLogger(__name__)
-
-#: Namespace for turning any producer's event id into a job id (same event → same job).
-_EVENT_NAMESPACE = uuid.UUID("5b1f3c3e-8f0e-4d5e-9a55-6d6564696170")
-
-
-def job_id_for_event(event_id: Any, message: Message) -> str:
-    """A stable, file-system-safe job id for an upload event."""
-    raw = str(event_id) if event_id not in (None, "") else message.delivery_tag
-    return str(uuid.uuid5(_EVENT_NAMESPACE, str(raw)))
 
 
 def upload_to_job(body: Any) -> dict[str, Any]:
@@ -48,7 +37,7 @@ def upload_to_job(body: Any) -> dict[str, Any]:
     return {"name": name, "profile": profile, "event_id": body.get("id")}
 
 
-class MediaConsumer(Consumer):
+class UploadConsumer(Consumer):
     """Celery's consumer, which also understands ``video.upload`` events."""
 
     def connection_for_write(self, url: str | None = None, heartbeat: float | None = None) -> Any:
@@ -90,17 +79,21 @@ class MediaConsumer(Consumer):
             super().on_unknown_message(body, message)
             return
         try:
-            job = upload_to_job(body)
+            upload = upload_to_job(body)
         except InvalidInput as exc:
             publish_event(
                 self.app, "upload.rejected", routing_key=routing_key, error=error_dict(exc)
             )
             message.ack()
             return
-        job_id = job_id_for_event(job["event_id"], message)
-        send_job(self.app, job_id=job_id, name=job["name"], profile=job["profile"])
+        job_id = job.job_id_for_event(upload["event_id"], message.delivery_tag)
+        job.send(self.app, job_id=job_id, name=upload["name"], profile=upload["profile"])
         publish_event(
-            self.app, "upload.accepted", job_id=job_id, input=job["name"], event_id=job["event_id"]
+            self.app,
+            "upload.accepted",
+            job_id=job_id,
+            input=upload["name"],
+            event_id=upload["event_id"],
         )
         message.ack()
-        log.info("upload event %s → job %s (%s)", job["event_id"], job_id, job["name"])
+        log.info("upload event %s → job %s (%s)", upload["event_id"], job_id, upload["name"])

@@ -24,7 +24,6 @@ import math
 import os
 import shutil
 import time
-import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import ffmpeg
 
 from mediaapp.errors import NotMedia
 from mediaapp.media import command
-from mediaapp.media.outputs import sha256
+from mediaapp.media.outputs import atomic_output, sha256
 from mediaapp.media.probe import ProbeResult, timing
 from mediaapp.media.profiles import Profile
 from mediaapp.settings import Settings
@@ -74,7 +73,9 @@ def work_dir(out_dir: Path) -> Path:
     return out_dir / WORK_DIR
 
 
-def split(src: Path, work: Path, chunk_s: float) -> list[SourceChunk]:
+def split(
+    src: Path, work: Path, chunk_s: float, limits: command.Limits = command.DEFAULT_LIMITS
+) -> list[SourceChunk]:
     """Cut the first video stream into chunks at keyframes, without re-encoding.
 
     Bit-exact output (no muxer ids or dates), so the same input gives the same chunk bytes,
@@ -93,7 +94,7 @@ def split(src: Path, work: Path, chunk_s: float) -> list[SourceChunk]:
         fflags="+bitexact",
         segment_format_options="fflags=+bitexact",
     )
-    command.run(stream)
+    command.run(stream, limits=limits)
 
     # Where each chunk starts comes from the source's own timestamps (exact), not from the
     # chunks' (Matroska keeps milliseconds: summed over hundreds of chunks that would drift).
@@ -139,7 +140,11 @@ def keyframe_times(chunk: SourceChunk, segment_s: int | None) -> list[float]:
 
 
 def cache_key(
-    chunk: SourceChunk, renditions: list[Rendition], fps: float, keys: list[float]
+    chunk: SourceChunk,
+    renditions: list[Rendition],
+    fps: float,
+    keys: list[float],
+    ffmpeg_version: str,
 ) -> str:
     """Content address of an encoded chunk: input bytes plus everything that shapes the encode."""
     shape = {
@@ -147,7 +152,7 @@ def cache_key(
         "renditions": [asdict(r) for r in renditions],
         "fps": fps,
         "keyframes": keys,
-        "ffmpeg": command.ffmpeg_version(),
+        "ffmpeg": ffmpeg_version,
     }
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
 
@@ -173,28 +178,23 @@ def encode_chunk(
 ) -> dict[str, Any]:
     """Encode one chunk into every rendition (decode once), or reuse an earlier encode."""
     keys = keyframe_times(chunk, segment_s)
-    key = cache_key(chunk, renditions, fps, keys)
+    limits = command.Limits.from_settings(settings)
+    key = cache_key(chunk, renditions, fps, keys, command.ffmpeg_version(limits))
     cache = cache_dir(settings)
     cached = {r.name: cache / key[:2] / f"{key}.{r.name}.mp4" for r in renditions}
     reused = all(p.is_file() for p in cached.values())
     cmd_line, elapsed = None, 0.0
     if not reused:
         _clear_stale(cached, settings.ffmpeg_timeout_s)
-        tmp = {r.name: p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}") for r, p in
-               zip(renditions, cached.values(), strict=True)}  # fmt: skip
-        next(iter(cached.values())).parent.mkdir(parents=True, exist_ok=True)
-        try:
+        # Same bytes from any worker: whichever renames last wins, and nobody sees half a file.
+        with contextlib.ExitStack() as stack:
+            tmp = {name: stack.enter_context(atomic_output(p)) for name, p in cached.items()}
             result = command.run(
                 chunk_stream(work / chunk.name, renditions, fps, keys, tmp, settings),
                 duration_s=chunk.duration_s,
                 on_progress=on_progress,
+                limits=limits,
             )
-            for name, path in tmp.items():
-                _fsync(path)
-                os.replace(path, cached[name])  # same bytes from any worker: last one wins
-        finally:
-            for path in tmp.values():
-                path.unlink(missing_ok=True)
         cmd_line, elapsed = result.cmd, result.elapsed_s
     frames = None
     for r in renditions:
@@ -277,19 +277,16 @@ def encode_audio(
     info: ProbeResult,
     profile: Profile,
     on_progress: command.ProgressCallback | None = None,
+    limits: command.Limits = command.DEFAULT_LIMITS,
 ) -> dict[str, Any]:
     """Encode the job's audio track once into the work dir."""
-    target = work / "audio.m4a"
-    tmp = work / f".audio.{uuid.uuid4().hex[:8]}.m4a"
-    try:
+    with atomic_output(work / "audio.m4a") as tmp:
         result = command.run(
             audio_stream(src, tmp, profile, stereo=profile.kind in ("hls", "dash")),
             duration_s=info.duration_s,
             on_progress=on_progress,
+            limits=limits,
         )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return {"part": "audio", "command": result.cmd, "encode_s": round(result.elapsed_s, 3)}
 
 
@@ -365,15 +362,10 @@ def _clear_stale(cached: dict[str, Path], older_than_s: float) -> None:
     files older than the ffmpeg timeout (no live encode can be that old)."""
     now = time.time()
     for path in cached.values():
-        for stale in path.parent.glob(f".{path.name}.*"):
+        for stale in path.parent.glob(f".{path.stem}*"):
             with contextlib.suppress(FileNotFoundError):
                 if now - stale.stat().st_mtime > older_than_s:
                     stale.unlink()
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -33,12 +33,40 @@ import ffmpeg
 from mediaapp import defaults
 from mediaapp.errors import ConfigurationError, FFmpegError, FFmpegStalled, FFmpegTimeout
 from mediaapp.media.probe import SAFE_FORMATS
-from mediaapp.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 #: Options every command gets: no stdin, no banner, machine-readable progress on stdout.
 _COMMON_OPTS = ("-nostdin", "-hide_banner", "-nostats", "-progress", "pipe:1")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What an ffmpeg run may use: which binary, how long, how many pixels and threads.
+
+    Built from the settings by the caller (:meth:`from_settings`); the defaults are the
+    documented ones, so a caller without settings gets exactly what a fresh install does.
+    """
+
+    binary: str = ""  # empty: PATH, then the imageio-ffmpeg binary
+    timeout_s: float = defaults.FFMPEG_TIMEOUT_S
+    stall_timeout_s: float = defaults.STALL_TIMEOUT_S
+    max_pixels: int = defaults.MAX_PIXELS
+    threads: int = 0  # 0: ffmpeg chooses
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> Limits:
+        """The limits a :class:`~mediaapp.settings.Settings` asks for."""
+        return cls(
+            binary=settings.ffmpeg,
+            timeout_s=settings.ffmpeg_timeout_s,
+            stall_timeout_s=settings.stall_timeout_s,
+            max_pixels=settings.max_pixels,
+            threads=settings.ffmpeg_threads,
+        )
+
+
+DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True)
@@ -81,9 +109,9 @@ def _find_binary(configured: str) -> str:
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 
-def ffmpeg_binary() -> str:
+def ffmpeg_binary(limits: Limits = DEFAULT_LIMITS) -> str:
     """The ffmpeg to run: ``MEDIAAPP_FFMPEG``, else ``PATH``, else the imageio-ffmpeg wheel's."""
-    return _find_binary(get_settings().ffmpeg)
+    return _find_binary(limits.binary)
 
 
 @lru_cache(maxsize=4)
@@ -99,9 +127,9 @@ def _version(binary: str) -> str:
     return first.removeprefix("ffmpeg version ").split(" Copyright")[0].strip()
 
 
-def ffmpeg_version() -> str:
+def ffmpeg_version(limits: Limits = DEFAULT_LIMITS) -> str:
     """The version string of the binary in use (recorded in every manifest)."""
-    return _version(ffmpeg_binary())
+    return _version(ffmpeg_binary(limits))
 
 
 def input_file(path: Path, **options: Any) -> Any:
@@ -109,17 +137,12 @@ def input_file(path: Path, **options: Any) -> Any:
 
     Restricted three ways: the ``file`` protocol only, real media demuxers only (no playlist
     or concat demuxer that could open other files), and no decoded picture over the
-    configured pixel limit (a header claiming 30000x30000 is refused, not allocated).
+    configured pixel limit (:func:`build_args` adds that to every input, so a header
+    claiming 30000x30000 is refused, not allocated).
     """
-
-    absolute = Path(path).resolve()
-    settings = get_settings()
     options.setdefault("protocol_whitelist", "file")
     options.setdefault("format_whitelist", SAFE_FORMATS)
-    options.setdefault("max_pixels", settings.max_pixels)
-    if settings.ffmpeg_threads:  # decoder threads (encoders get theirs as output options)
-        options.setdefault("threads", settings.ffmpeg_threads)
-    return ffmpeg.input(f"file:{absolute}", **options)
+    return ffmpeg.input(f"file:{Path(path).resolve()}", **options)
 
 
 def concat_input(list_path: Path) -> Any:
@@ -143,12 +166,21 @@ def output_target(path: Path) -> str:
     return f"file:{Path(path).resolve()}"
 
 
-def build_args(stream: Any) -> list[str]:
-    """The full argument vector for an ffmpeg-python stream, with our common options first."""
-    args = ffmpeg.compile(stream, cmd=ffmpeg_binary(), overwrite_output=True)
-    threads = get_settings().ffmpeg_threads
+def build_args(stream: Any, limits: Limits = DEFAULT_LIMITS) -> list[str]:
+    """The full argument vector for an ffmpeg-python stream: our common options first, and
+    the pixel limit and decoder threads before every input, whoever built the graph."""
+    args = ffmpeg.compile(stream, cmd=ffmpeg_binary(limits), overwrite_output=True)
+    per_input = ["-max_pixels", str(limits.max_pixels)]
+    if limits.threads:  # decoder threads (encoders get theirs as output options)
+        per_input += ["-threads", str(limits.threads)]
+    body: list[str] = []
+    for arg in args[1:]:
+        if arg == "-i":
+            body += per_input
+        body.append(arg)
+    threads = limits.threads
     limit = ["-filter_threads", str(threads), "-filter_complex_threads", str(threads)]
-    return [args[0], *_COMMON_OPTS, *(limit if threads else []), *args[1:]]
+    return [args[0], *_COMMON_OPTS, *(limit if threads else []), *body]
 
 
 def run(
@@ -157,6 +189,7 @@ def run(
     duration_s: float | None = None,
     on_progress: ProgressCallback | None = None,
     timeout_s: float | None = None,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> RunResult:
     """Run one ffmpeg command to completion; raise :class:`FFmpegError` if it fails.
 
@@ -166,13 +199,12 @@ def run(
     args = (
         list(stream_or_args)
         if isinstance(stream_or_args, Sequence) and not isinstance(stream_or_args, str)
-        else build_args(stream_or_args)
+        else build_args(stream_or_args, limits)
     )
     cmd = shlex.join(args)
-    settings = get_settings()
-    timeout = settings.ffmpeg_timeout_s if timeout_s is None else timeout_s
+    timeout = limits.timeout_s if timeout_s is None else timeout_s
     # Stall detection needs the -progress feed (every command built here has it).
-    stall = settings.stall_timeout_s if "-progress" in args else None
+    stall = limits.stall_timeout_s if "-progress" in args else None
     log.info("ffmpeg: %s", cmd)
     started = time.monotonic()
     proc = subprocess.Popen(

@@ -93,7 +93,7 @@ def inspect(
     if probed is not None and same_file and probed.get("size") == path.stat().st_size:
         info = ProbeResult.from_dict(probed)
     else:
-        info = probe(path, decode_s=decode_s)
+        info = probe(path, decode_s=decode_s, max_pixels=settings.max_pixels)
     validate(info, settings, needs_video=needs_video)
     return path, info
 

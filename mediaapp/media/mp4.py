@@ -11,17 +11,17 @@ from mediaapp.errors import (
     NotMedia,
 )
 from mediaapp.media import command, sprites
-from mediaapp.media.inputs import display_size, inspect, safe_stem, target_height
+from mediaapp.media.context import JobContext
+from mediaapp.media.inputs import display_size, target_height
 from mediaapp.media.outputs import (
+    OutputEntry,
     Work,
     atomic_output,
-    describe_output,
-    describe_text,
-    job_dir,
+    duration_tolerance,
     verify_video,
 )
 from mediaapp.media.probe import ProbeResult
-from mediaapp.media.profiles import Profile, get_profile
+from mediaapp.media.profiles import Profile
 from mediaapp.media.renditions import frame_rate
 from mediaapp.settings import Settings
 
@@ -120,14 +120,11 @@ def is_faststart(path: Path) -> bool:
 
 
 def encode_mp4(
-    work: Work,
-    src: Path,
-    info: ProbeResult,
-    profile: Profile,
-    path: Path,
-    settings: Settings,
-    on_progress: command.ProgressCallback | None,
+    work: Work, ctx: JobContext, on_progress: command.ProgressCallback | None = None
 ) -> None:
+    """The profile's MP4 (a remux when the input already is one), verified."""
+    src, info, profile = ctx.src, ctx.source, ctx.profile
+    path = ctx.out_dir / f"{ctx.stem}.{profile.name}.mp4"
     remux = can_remux(src, info, profile)
     with atomic_output(path) as tmp:
         if remux:  # already right: copy the streams, only make sure of faststart
@@ -135,86 +132,71 @@ def encode_mp4(
                 command.output_target(tmp), c="copy", movflags="+faststart", map_metadata=-1
             )
         else:
-            stream = web_stream(src, tmp, info, profile, settings)
+            stream = web_stream(src, tmp, info, profile, ctx.settings)
         work.run(stream, duration_s=info.duration_s, on_progress=on_progress)
-    entry = describe_output(path, "video", settings)
-    entry["remuxed"] = remux
+    entry = OutputEntry.of_media(path, "video", ctx.settings.output_root, remuxed=remux)
     verify_video(entry, info, target_height(info, profile.height))
     work.outputs.append(entry)
 
 
-def encode_previews(
-    work: Work,
-    src: Path,
-    info: ProbeResult,
-    profile: Profile,
-    out_dir: Path,
-    stem: str,
-    settings: Settings,
-) -> None:
-    poster_path = out_dir / f"{stem}.poster.jpg"
+def encode_previews(work: Work, ctx: JobContext) -> None:
+    """Poster, sprite sheet and the WebVTT track that maps time ranges to its tiles."""
+    src, info, profile, root = ctx.src, ctx.source, ctx.profile, ctx.settings.output_root
+    poster_path = ctx.out_dir / f"{ctx.stem}.poster.jpg"
     with atomic_output(poster_path) as tmp:
         work.run(poster_stream(src, tmp, info, profile))
     preview = sprites.plan(info.duration_s, *display_size(info))
-    sprite_path = out_dir / f"{stem}.sprite.jpg"
-    vtt_path = out_dir / f"{stem}.thumbs.vtt"
+    sprite_path = ctx.out_dir / f"{ctx.stem}.sprite.jpg"
+    vtt_path = ctx.out_dir / f"{ctx.stem}.thumbs.vtt"
     with atomic_output(sprite_path) as tmp:
         work.run(sprites.sprite_stream(src, tmp, preview))
     with atomic_output(vtt_path) as tmp:
         tmp.write_text(sprites.vtt(preview, sprite_path.name))
-    poster = describe_output(poster_path, "poster", settings)
-    sprite = describe_output(sprite_path, "sprite", settings)
-    if poster["height"] != target_height(info, profile.poster_height):
-        raise NotMedia(f"poster {poster['relpath']}: height {poster['height']} is off")
-    if (sprite["width"], sprite["height"]) != (
+    poster = OutputEntry.of_media(poster_path, "poster", root)
+    sprite = OutputEntry.of_media(sprite_path, "sprite", root)
+    if poster.height != target_height(info, profile.poster_height):
+        raise NotMedia(f"poster {poster.relpath}: height {poster.height} is off")
+    if (sprite.width, sprite.height) != (
         preview.columns * preview.width,
         preview.rows * preview.height,
     ):
-        raise NotMedia(f"sprite {sprite['relpath']}: {sprite['width']}x{sprite['height']} is off")
-    work.outputs += [
-        poster,
-        sprite,
-        describe_text(vtt_path, "vtt", settings, duration_s=info.duration_s),
-    ]
+        raise NotMedia(f"sprite {sprite.relpath}: {sprite.width}x{sprite.height} is off")
+    vtt = OutputEntry.of_files(
+        vtt_path, "vtt", root, [vtt_path], duration_s=info.duration_s, codec="webvtt"
+    )
+    work.outputs += [poster, sprite, vtt]
 
 
 def encode_audio_files(
-    work: Work,
-    src: Path,
-    info: ProbeResult,
-    profile: Profile,
-    out_dir: Path,
-    stem: str,
-    settings: Settings,
-    on_progress: command.ProgressCallback | None,
+    work: Work, ctx: JobContext, on_progress: command.ProgressCallback | None = None
 ) -> None:
+    """The audio profile: AAC in M4A and MP3, each checked against the source's duration."""
+    info = ctx.source
     if info.audio is None:
         raise NotMedia(f"{Path(info.path).name}: no audio stream for the audio profile")
     for suffix, codec in ((".m4a", "aac"), (".mp3", "libmp3lame")):
-        path = out_dir / f"{stem}.audio{suffix}"
+        path = ctx.out_dir / f"{ctx.stem}.audio{suffix}"
         with atomic_output(path) as tmp:
-            stream = command.input_file(src).audio.output(
+            stream = command.input_file(ctx.src).audio.output(
                 command.output_target(tmp),
                 acodec=codec,
-                audio_bitrate=f"{profile.audio_bitrate_kbps}k",
+                audio_bitrate=f"{ctx.profile.audio_bitrate_kbps}k",
                 map_metadata=-1,
                 **({"movflags": "+faststart"} if suffix == ".m4a" else {}),
             )
             work.run(stream, duration_s=info.duration_s, on_progress=on_progress)
-        entry = describe_output(path, "audio", settings)
-        tolerance = 1024 / (info.audio.sample_rate or 44100) + 0.05
-        if abs(entry["duration_s"] - (info.audio.duration_s or info.duration_s)) > tolerance:
-            raise NotMedia(f"output {entry['relpath']}: duration {entry['duration_s']} s is off")
+        entry = OutputEntry.of_media(path, "audio", ctx.settings.output_root)
+        source_s = info.audio.duration_s or info.duration_s
+        if abs(entry.duration_s - source_s) > duration_tolerance(info):
+            raise NotMedia(f"output {entry.relpath}: duration {entry.duration_s} s is off")
         work.outputs.append(entry)
 
 
-def thumbnail(
-    job_id: str, name: str, settings: Settings, profile_name: str = "web"
-) -> dict[str, Any]:
-    """Make one poster JPEG for ``name``; return its manifest entry."""
-    profile = get_profile(profile_name)
-    src, info = inspect(name, settings)
-    final = job_dir(job_id, settings) / f"{safe_stem(name)}.poster.jpg"
+def thumbnail(work: Work, ctx: JobContext) -> OutputEntry:
+    """One poster JPEG of the input (the ``video.thumbnail`` job)."""
+    final = ctx.out_dir / f"{ctx.stem}.poster.jpg"
     with atomic_output(final) as tmp:
-        result = command.run(poster_stream(src, tmp, info, profile))
-    return {**describe_output(final, "poster", settings), "command": result.cmd}
+        work.run(poster_stream(ctx.src, tmp, ctx.source, ctx.profile))
+    entry = OutputEntry.of_media(final, "poster", ctx.settings.output_root)
+    work.outputs.append(entry)
+    return entry

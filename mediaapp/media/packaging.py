@@ -6,7 +6,6 @@ and renamed into place (``hls/`` or ``dash/``) in one step, so nobody sees half 
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import uuid
 import xml.etree.ElementTree as ET
@@ -15,18 +14,12 @@ from typing import Any
 
 from mediaapp.errors import NotMedia
 from mediaapp.media import command, renditions
+from mediaapp.media.context import JobContext
+from mediaapp.media.outputs import OutputEntry, Work, duration_tolerance, sha256
 from mediaapp.media.probe import ProbeResult
 from mediaapp.media.profiles import Profile
-from mediaapp.settings import Settings
 
 _MPD = "{urn:mpeg:dash:schema:mpd:2011}"
-
-
-def _tolerance(info: ProbeResult) -> float:
-    """One video frame plus one audio packet, plus container rounding."""
-    frame = 1 / renditions.frame_rate(info)
-    packet = 1024 / (info.audio.sample_rate or 48000) if info.audio else 0.0
-    return frame + packet + 0.01
 
 
 def _expected_duration(info: ProbeResult) -> float:
@@ -36,12 +29,8 @@ def _expected_duration(info: ProbeResult) -> float:
 
 
 def encode_ladder(
-    work: Any,
-    src: Path,
-    info: ProbeResult,
-    profile: Profile,
-    out_dir: Path,
-    settings: Settings,
+    work: Work,
+    ctx: JobContext,
     on_progress: command.ProgressCallback | None,
     strategy: str,
     *,
@@ -53,6 +42,7 @@ def encode_ladder(
     ``strategy="chunked"``: ``joined`` maps each rung's name to its encoded, concatenated
     video and ``audio`` is the job's one audio track; they are packaged without re-encoding.
     """
+    src, info, profile, out_dir = ctx.src, ctx.source, ctx.profile, ctx.out_dir
     final = out_dir / profile.kind
     tmp = out_dir / f".{profile.kind}.part-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
@@ -91,16 +81,27 @@ def encode_ladder(
             (tmp / "master.m3u8").write_text(renditions.master_playlist(tmp, rungs))
             entries = verify_hls(tmp, info, profile, rungs)
         else:
-            entries = verify_dash(tmp, info, rungs)
+            entries = verify_dash(tmp, info, rungs, ctx.limits)
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    for entry in entries:  # paths were measured in the temporary directory
-        entry["path"] = str(final / entry.pop("name"))
-        entry["relpath"] = str(Path(entry["path"]).relative_to(settings.output_root))
-    work.outputs += entries
+    work.outputs += _published(entries, final, ctx.settings.output_root)
+
+
+def _published(entries: list[dict[str, Any]], final: Path, root: Path) -> list[OutputEntry]:
+    """Entries measured in the temporary directory, named where the package now lies."""
+    return [
+        OutputEntry.from_dict(
+            {
+                **e,
+                "path": str(final / e["name"]),
+                "relpath": str((final / e["name"]).relative_to(root)),
+            }
+        )
+        for e in entries
+    ]
 
 
 def stage_dir(out_dir: Path, kind: str) -> Path:
@@ -109,51 +110,33 @@ def stage_dir(out_dir: Path, kind: str) -> Path:
 
 
 def encode_rung(
-    work: Any,
-    src: Path,
-    info: ProbeResult,
-    profile: Profile,
-    out_dir: Path,
-    index: int,
-    on_progress: command.ProgressCallback | None,
+    work: Work, ctx: JobContext, index: int, on_progress: command.ProgressCallback | None
 ) -> renditions.PlannedRung:
     """Encode one rung into the stage directory (a redelivered rung starts over cleanly)."""
+    info, profile = ctx.source, ctx.profile
     rung = renditions.plan_rungs(info, profile)[index]
-    rung_dir = stage_dir(out_dir, profile.kind) / rung.name
-    shutil.rmtree(rung_dir, ignore_errors=True)
+    stage = stage_dir(ctx.out_dir, profile.kind)
+    shutil.rmtree(stage / rung.name, ignore_errors=True)
     work.run(
-        renditions.hls_rung_stream(src, stage_dir(out_dir, profile.kind), info, profile, rung),
+        renditions.hls_rung_stream(ctx.src, stage, info, profile, rung),
         duration_s=info.duration_s,
         on_progress=on_progress,
     )
     return rung
 
 
-def package_hls(
-    work: Any, info: ProbeResult, profile: Profile, out_dir: Path, settings: Settings
-) -> None:
+def package_hls(work: Work, ctx: JobContext) -> None:
     """Master playlist over the staged rungs, verify, and move the package into place."""
-    stage = stage_dir(out_dir, profile.kind)
+    info, profile = ctx.source, ctx.profile
+    stage = stage_dir(ctx.out_dir, profile.kind)
     rungs = renditions.plan_rungs(info, profile)
     (stage / "master.m3u8").write_text(renditions.master_playlist(stage, rungs))
     entries = verify_hls(stage, info, profile, rungs)
-    final = out_dir / profile.kind
+    final = ctx.out_dir / profile.kind
     if final.exists():
         shutil.rmtree(final)
     stage.rename(final)
-    for entry in entries:
-        entry["path"] = str(final / entry.pop("name"))
-        entry["relpath"] = str(Path(entry["path"]).relative_to(settings.output_root))
-    work.outputs += entries
-
-
-def _digest(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as fh:
-            for block in iter(lambda f=fh: f.read(1 << 20), b""):  # type: ignore[misc]
-                digest.update(block)
-    return digest.hexdigest()
+    work.outputs += _published(entries, final, ctx.settings.output_root)
 
 
 def verify_hls(
@@ -173,7 +156,7 @@ def verify_hls(
         width, height = (int(v) for v in variant["RESOLUTION"].split("x"))
         if height != rung.height or width % 2 or height % 2:
             raise NotMedia(f"rung {rung.name}: {width}x{height}, expected height {rung.height}")
-        if abs(duration - expected) > _tolerance(info):
+        if abs(duration - expected) > duration_tolerance(info):
             raise NotMedia(f"rung {rung.name}: {duration:.3f} s, source {expected:.3f} s")
         if len(segments) != renditions.expected_segments(duration, profile.segment_s):
             raise NotMedia(f"rung {rung.name}: {len(segments)} segments for {duration:.3f} s")
@@ -192,7 +175,7 @@ def verify_hls(
                 "bit_rate": int(variant["AVERAGE-BANDWIDTH"]),
                 "peak_bit_rate": int(variant["BANDWIDTH"]),
                 "segments": len(segments),
-                "sha256": _digest([playlist, *files]),
+                "sha256": sha256(playlist, *files),
             }
         )
     master = root / "master.m3u8"
@@ -208,7 +191,7 @@ def verify_hls(
             "width": entries[0]["width"],
             "height": entries[0]["height"],
             "bit_rate": None,
-            "sha256": _digest([master]),
+            "sha256": sha256(master),
         },
     )
     return entries
@@ -226,13 +209,16 @@ def _iso_duration(text: str) -> float:
 
 
 def verify_dash(
-    root: Path, info: ProbeResult, rungs: list[renditions.PlannedRung]
+    root: Path,
+    info: ProbeResult,
+    rungs: list[renditions.PlannedRung],
+    limits: command.Limits = command.DEFAULT_LIMITS,
 ) -> list[dict[str, Any]]:
     """Check the MPD: one representation per rung at its height, audio, the duration."""
     mpd_path = root / "manifest.mpd"
     mpd = ET.parse(mpd_path).getroot()  # noqa: S314 - our own ffmpeg's output
     duration = _iso_duration(mpd.get("mediaPresentationDuration", "PT0S"))
-    if abs(duration - _expected_duration(info)) > _tolerance(info):
+    if abs(duration - _expected_duration(info)) > duration_tolerance(info):
         raise NotMedia(f"DASH duration {duration:.3f} s, source {_expected_duration(info):.3f} s")
     reps = mpd.findall(f".//{_MPD}Representation")
     video = [r for r in reps if r.get("height")]
@@ -253,7 +239,7 @@ def verify_dash(
             "height": heights[0],
             "bit_rate": None,
             "representations": len(reps),
-            "sha256": _digest(files),
+            "sha256": sha256(*files),
         }
     ]
     for rep in video:
@@ -270,10 +256,10 @@ def verify_dash(
                 "height": int(rep.get("height", 0)),
                 "bit_rate": int(rep.get("bandwidth", 0)),
                 "segments": len(own),
-                "sha256": _digest(own) if own else None,
+                "sha256": sha256(*own) if own else None,
             }
         )
     # It opens: ffmpeg's own DASH client reads the manifest and decodes every representation.
-    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-i", str(mpd_path),
-                "-map", "0", "-f", "null", "-"])  # fmt: skip
+    command.run([command.ffmpeg_binary(limits), "-nostdin", "-v", "error", "-i", str(mpd_path),
+                "-map", "0", "-f", "null", "-"], limits=limits)  # fmt: skip
     return entries

@@ -8,6 +8,7 @@ hands us numbers instead of text to parse, and decoding the first frame here dou
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -16,8 +17,11 @@ from typing import Any
 import av
 import av.logging
 
+from mediaapp import defaults
 from mediaapp.errors import LimitExceeded, NotMedia
-from mediaapp.settings import Settings, get_settings
+from mediaapp.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Library messages reach Python logging, and Capture() can read why a decode failed.
 av.logging.set_level(av.logging.ERROR)
@@ -87,7 +91,13 @@ class ProbeResult:
         return cls(**{**data, "streams": streams})
 
 
-def probe(path: Path, *, decode_check: bool = True, decode_s: float | None = None) -> ProbeResult:
+def probe(
+    path: Path,
+    *,
+    decode_check: bool = True,
+    decode_s: float | None = None,
+    max_pixels: int = defaults.MAX_PIXELS,
+) -> ProbeResult:
     """Open ``path`` (a local file only), list its streams, and decode the first video frame.
 
     Raises :class:`NotMedia` when the file cannot be opened as media or its first video frame
@@ -95,6 +105,7 @@ def probe(path: Path, *, decode_check: bool = True, decode_s: float | None = Non
     """
     path = Path(path).resolve()
     size = path.stat().st_size
+    log.info("probe %s", path)  # one line per probe: tests count them per job
     try:
         container = av.open(
             f"file:{path}",
@@ -118,7 +129,7 @@ def probe(path: Path, *, decode_check: bool = True, decode_s: float | None = Non
         )
         if decode_check and result.video is not None:
             seconds = DECODE_CHECK_S if decode_s is None else decode_s
-            _decode_first_frame(container, result, get_settings().max_pixels, seconds)
+            _decode_first_frame(container, result, max_pixels, seconds)
     return result
 
 

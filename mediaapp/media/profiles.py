@@ -8,7 +8,6 @@ loudly with the file and the field named. The ffmpeg arguments are derived from 
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
@@ -132,14 +131,14 @@ def load_profiles(extra_dir: str = "") -> dict[str, Profile]:
     return profiles
 
 
-def all_profiles() -> dict[str, Profile]:
-    """Every profile this process knows."""
-    return load_profiles(os.environ.get("MEDIAAPP_PROFILES_DIR", ""))
+def all_profiles(profiles_dir: str = "") -> dict[str, Profile]:
+    """Every profile known: the shipped ones and those in ``profiles_dir`` (a setting)."""
+    return load_profiles(profiles_dir)
 
 
-def get_profile(name: str) -> Profile:
+def get_profile(name: str, profiles_dir: str = "") -> Profile:
     """The profile called ``name``, or :class:`UnknownProfile` listing the ones that exist."""
-    profiles = all_profiles()
+    profiles = all_profiles(profiles_dir)
     try:
         return profiles[name]
     except KeyError:

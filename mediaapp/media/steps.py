@@ -1,6 +1,10 @@
-"""The work of each step of a job, as plain functions testable without a broker.
+"""The work of each step of a job, as plain functions of its :class:`JobContext`.
 
-Tasks in ``tasks/`` call one of these each; chunked and per-rendition jobs run several.
+Tasks in ``tasks/`` call one of these each. A single job is :func:`transcode`; a
+per-rendition ladder is :func:`prepare_rungs`, :func:`encode_rung` per rung, then
+:func:`package_rungs`; a chunked job is :func:`chunk_plan`, :func:`split`, :func:`encode_chunk`
+per chunk beside :func:`encode_audio` and :func:`previews`, then :func:`assemble`.
+Testable without a broker.
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ from typing import Any
 
 import ffmpeg
 
-from mediaapp.media import chunking, chunkplan, command, packaging, renditions
+from mediaapp.media import chunking, chunkplan, command, mp4, packaging, renditions
 from mediaapp.media.chunking import Rendition, SourceChunk
-from mediaapp.media.chunkplan import ChunkPlan
-from mediaapp.media.inputs import display_size, inspect, safe_stem, target_height
+from mediaapp.media.context import JobContext
+from mediaapp.media.inputs import display_size, inspect, target_height
 from mediaapp.media.mp4 import (
     can_remux,
     encode_audio_files,
@@ -26,133 +30,26 @@ from mediaapp.media.mp4 import (
     web_video_options,
 )
 from mediaapp.media.outputs import (
+    OutputEntry,
     Work,
     atomic_output,
     clear_partials,
-    describe_output,
-    job_dir,
     load_manifest,
     verify_video,
     write_manifest,
 )
-from mediaapp.media.probe import ProbeResult
-from mediaapp.media.profiles import Profile, get_profile
 from mediaapp.settings import Settings
 
 log = logging.getLogger(__name__)
 
-
-def transcode(
-    job_id: str,
-    name: str,
-    profile_name: str,
-    settings: Settings,
-    on_progress: command.ProgressCallback | None = None,
-    strategy: str = "single",
-    probed: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Run a profile on ``name`` (relative to the media root); return the verified manifest.
-
-    ``probed``: the result of the job's probe step, which already decoded the first frames.
-
-    A job whose complete manifest already exists is not encoded again: a redelivered
-    message finds the finished work and returns it.
-    """
-    profile = get_profile(profile_name)
-    done = load_manifest(job_id, settings)
-    if done is not None and done.get("profile") == profile.name and done.get("input") == name:
-        log.info("job %s already complete, returning its manifest", job_id)
-        return done
-    started = time.monotonic()
-    src, info = inspect(name, settings, needs_video=profile.kind != "audio", probed=probed)
-    out_dir = job_dir(job_id, settings)
-    clear_partials(out_dir)
-    work = Work()
-    stem = safe_stem(name)
-    if profile.kind == "mp4":
-        encode_mp4(
-            work, src, info, profile, out_dir / f"{stem}.{profile.name}.mp4", settings, on_progress
-        )
-    if profile.kind in ("mp4", "thumbs"):
-        encode_previews(work, src, info, profile, out_dir, stem, settings)
-    if profile.kind == "audio":
-        encode_audio_files(work, src, info, profile, out_dir, stem, settings, on_progress)
-    if profile.kind in ("hls", "dash"):
-        packaging.encode_ladder(work, src, info, profile, out_dir, settings, on_progress, strategy)
-    manifest = _manifest(job_id, name, profile, info, work, started)
-    manifest["strategy"] = strategy if profile.kind in ("hls", "dash") else "single"
-    write_manifest(manifest, settings)
-    return manifest
-
-
-def _manifest(
-    job_id: str, name: str, profile: Profile, info: ProbeResult, work: Work, started: float
-) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "task": "video.transcode",
-        "profile": profile.name,
-        "kind": profile.kind,
-        "input": name,
-        "source": info.to_dict(),
-        "outputs": work.outputs,
-        "ffmpeg_version": command.ffmpeg_version(),
-        "commands": work.commands,
-        "encode_s": round(work.encode_s, 3),
-        "elapsed_s": round(time.monotonic() - started, 3),
-        "created_at": datetime.now(UTC).isoformat(),
-    }
-
-
-def plan_renditions(job_id: str, name: str, profile_name: str, settings: Settings) -> list[int]:
-    """Validate the input of a per-rendition ladder job; return the rung indexes to encode."""
-
-    profile = get_profile(profile_name)
-    _, info = inspect(name, settings)
-    out_dir = job_dir(job_id, settings)
-    clear_partials(out_dir)
-    shutil.rmtree(packaging.stage_dir(out_dir, profile.kind), ignore_errors=True)
-    return [r.index for r in renditions.plan_rungs(info, profile)]
-
-
-def encode_rendition(
-    job_id: str,
-    name: str,
-    profile_name: str,
-    index: int,
-    settings: Settings,
-    on_progress: command.ProgressCallback | None = None,
-) -> dict[str, Any]:
-    """Encode one rung of a per-rendition ladder job (one Celery task per rung)."""
-
-    profile = get_profile(profile_name)
-    src, info = inspect(name, settings)
-    work = Work()
-    rung = packaging.encode_rung(
-        work, src, info, profile, job_dir(job_id, settings), index, on_progress
-    )
-    return {"rung": rung.name, "commands": work.commands, "encode_s": round(work.encode_s, 3)}
-
-
-def package_renditions(
-    job_id: str, name: str, profile_name: str, rungs: list[dict[str, Any]], settings: Settings
-) -> dict[str, Any]:
-    """Package the encoded rungs (master playlist, verification) and write the manifest."""
-
-    done = load_manifest(job_id, settings)
-    if done is not None:
-        return done
-    started = time.monotonic()
-    profile = get_profile(profile_name)
-    _, info = inspect(name, settings)
-    work = Work()
-    work.commands = [c for r in rungs for c in r["commands"]]
-    work.encode_s = sum(r["encode_s"] for r in rungs)
-    packaging.package_hls(work, info, profile, job_dir(job_id, settings), settings)
-    manifest = _manifest(job_id, name, profile, info, work, started)
-    manifest["strategy"] = "per_rendition"
-    write_manifest(manifest, settings)
-    return manifest
+ProgressCallback = command.ProgressCallback
+#: What the manifest keeps of each chunk.
+_CHUNK_FIELDS = (
+    *("index", "frames", "start_s", "duration_s"),
+    *("reused", "encode_s", "hostname", "pid"),
+)
+#: Profile kinds whose video can be encoded in chunks.
+CHUNKABLE = ("mp4", "hls", "dash")
 
 
 def probe_input(name: str, settings: Settings) -> dict[str, Any]:
@@ -161,149 +58,208 @@ def probe_input(name: str, settings: Settings) -> dict[str, Any]:
     return info.to_dict()
 
 
-#: What the manifest keeps of each chunk.
-_CHUNK_FIELDS = (
-    *("index", "frames", "start_s", "duration_s"),
-    *("reused", "encode_s", "hostname", "pid"),
-)
+def run(
+    job_id: str,
+    name: str,
+    profile: str,
+    settings: Settings,
+    on_progress: ProgressCallback | None = None,
+    strategy: str = "single",
+) -> dict[str, Any]:
+    """A whole job in this process, no broker: the media layer used as a library."""
+    return transcode(JobContext.open(job_id, name, profile, settings), on_progress, strategy)
 
 
-#: Profile kinds whose video can be encoded in chunks.
-CHUNKABLE = ("mp4", "hls", "dash")
+def finished(ctx: JobContext) -> dict[str, Any] | None:
+    """The job's manifest if it is already complete on disk (a redelivered message)."""
+    done = load_manifest(ctx.job_id, ctx.settings)
+    if done is None or (done.get("profile"), done.get("input")) != (ctx.profile.name, ctx.name):
+        return None
+    log.info("job %s already complete, returning its manifest", ctx.job_id)
+    return done
 
 
-def video_outputs(info: ProbeResult, profile: Profile, settings: Settings) -> list[Rendition]:
+def transcode(
+    ctx: JobContext, on_progress: ProgressCallback | None = None, strategy: str = "single"
+) -> dict[str, Any]:
+    """Run the job's profile in this process; return the verified manifest."""
+    done = finished(ctx)
+    if done is not None:
+        return done
+    started = time.monotonic()
+    kind = ctx.profile.kind
+    clear_partials(ctx.out_dir)
+    work = Work(ctx.limits)
+    if kind == "mp4":
+        encode_mp4(work, ctx, on_progress)
+    if kind in ("mp4", "thumbs"):
+        encode_previews(work, ctx)
+    if kind == "audio":
+        encode_audio_files(work, ctx, on_progress)
+    if kind in ("hls", "dash"):
+        packaging.encode_ladder(work, ctx, on_progress, strategy)
+    return publish(ctx, work, started, strategy if kind in ("hls", "dash") else "single")
+
+
+def publish(
+    ctx: JobContext, work: Work, started: float, strategy: str, **extra: Any
+) -> dict[str, Any]:
+    """Write the job's manifest, last of its files (the commit marker); return it."""
+    manifest = {
+        "job_id": ctx.job_id,
+        "task": "video.transcode",
+        "profile": ctx.profile.name,
+        "kind": ctx.profile.kind,
+        "input": ctx.name,
+        "source": ctx.source.to_dict(),
+        "outputs": [o.to_dict() for o in work.outputs],
+        "ffmpeg_version": command.ffmpeg_version(ctx.limits),
+        "commands": work.commands,
+        "encode_s": round(work.encode_s, 3),
+        "elapsed_s": round(time.monotonic() - started, 3),
+        "created_at": datetime.now(UTC).isoformat(),
+        "strategy": strategy,
+        **extra,
+    }
+    write_manifest(manifest, ctx.settings)
+    return manifest
+
+
+def thumbnail(ctx: JobContext) -> dict[str, Any]:
+    """One poster JPEG (the ``video.thumbnail`` job); the result is its manifest entry."""
+    work = Work(ctx.limits)
+    entry = mp4.thumbnail(work, ctx)
+    return {**entry.to_dict(), "command": work.commands[0]}
+
+
+# Per-rendition ladders: one task per rung, then packaging.
+
+
+def prepare_rungs(ctx: JobContext) -> list[int]:
+    """Clear what an earlier attempt left; the rung indexes to encode, one task each."""
+    clear_partials(ctx.out_dir)
+    shutil.rmtree(packaging.stage_dir(ctx.out_dir, ctx.profile.kind), ignore_errors=True)
+    return [r.index for r in renditions.plan_rungs(ctx.source, ctx.profile)]
+
+
+def encode_rung(
+    ctx: JobContext, index: int, on_progress: ProgressCallback | None = None
+) -> dict[str, Any]:
+    """Encode one rung of a per-rendition ladder job."""
+    work = Work(ctx.limits)
+    rung = packaging.encode_rung(work, ctx, index, on_progress)
+    return work.report(rung=rung.name)
+
+
+def package_rungs(ctx: JobContext, rungs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Package the encoded rungs (master playlist, verification); the manifest."""
+    done = finished(ctx)
+    if done is not None:
+        return done
+    started = time.monotonic()
+    work = Work(ctx.limits)
+    for part in rungs:
+        work.absorb(part)
+    packaging.package_hls(work, ctx)
+    return publish(ctx, work, started, "per_rendition")
+
+
+# Chunked parallel encoding (see mediaapp/media/chunking.py for the picture).
+
+
+def video_outputs(ctx: JobContext) -> list[Rendition]:
     """The video outputs a chunk is encoded into: the mp4, or every rung of the ladder."""
-
+    info, profile = ctx.source, ctx.profile
     if profile.kind == "mp4":
         height = target_height(info, profile.height)
-        return [Rendition("video", height, web_video_options(profile, settings))]
+        return [Rendition("video", height, web_video_options(profile, ctx.settings))]
     return [
         Rendition(r.name, r.height, renditions.video_options(r, info, profile))
         for r in renditions.plan_rungs(info, profile)
     ]
 
 
-def _segment_s(profile: Profile) -> int | None:
-    return profile.segment_s if profile.kind in ("hls", "dash") else None
+def _segment_s(ctx: JobContext) -> int | None:
+    return ctx.profile.segment_s if ctx.profile.kind in ("hls", "dash") else None
 
 
-def chunk_plan(
-    name: str,
-    profile_name: str,
-    settings: Settings,
-    workers: int,
-    probed: dict[str, Any] | None = None,
-) -> ChunkPlan:
-    """The cost model's verdict for this job (see :func:`mediaapp.chunking.plan`);
-    ``probed``: the job's probe-step result, used instead of probing again."""
-    profile = get_profile(profile_name)
-    src, info = inspect(
-        name, settings, needs_video=profile.kind != "audio", decode_s=0, probed=probed
-    )
+def chunk_plan(ctx: JobContext, workers: int) -> chunkplan.ChunkPlan:
+    """The cost model's verdict for this job (see :func:`mediaapp.media.chunkplan.plan`)."""
+    info, profile = ctx.source, ctx.profile
     chunkable = profile.kind in CHUNKABLE and info.video is not None
-    outputs = video_outputs(info, profile, settings) if chunkable else []
+    outputs = video_outputs(ctx) if chunkable else []
     width, height = display_size(info) if chunkable else (0, 1)
     verdict = chunkplan.plan(
         info,
         workers,
-        settings,
+        ctx.settings,
         output_pixels=sum(round(r.height * width / height) * r.height for r in outputs),
-        segment_s=_segment_s(profile),
+        segment_s=_segment_s(ctx),
     )
     if not chunkable:
         why = "no video" if info.video is None else f"{profile.kind} profile"
         return dataclasses.replace(verdict, chunked=False, reason=why)
-    if profile.kind == "mp4" and can_remux(src, info, profile):
+    if profile.kind == "mp4" and can_remux(ctx.src, info, profile):
         return dataclasses.replace(verdict, chunked=False, reason="remux, nothing to encode")
     return verdict
 
 
-def split_job(job_id: str, name: str, chunk_s: float, settings: Settings) -> list[dict[str, Any]]:
+def split(ctx: JobContext, chunk_s: float) -> list[dict[str, Any]]:
     """Cut the job's source video into keyframe-aligned chunks in its work directory."""
-    src, _ = inspect(name, settings, decode_s=0)
-    out_dir = job_dir(job_id, settings)
-    clear_partials(out_dir)
-    return [c.to_dict() for c in chunking.split(src, chunking.work_dir(out_dir), chunk_s)]
+    clear_partials(ctx.out_dir)
+    work_dir = chunking.work_dir(ctx.out_dir)
+    return [c.to_dict() for c in chunking.split(ctx.src, work_dir, chunk_s, ctx.limits)]
 
 
-def encode_job_chunk(
-    job_id: str,
-    name: str,
-    profile_name: str,
-    chunk: dict[str, Any],
-    settings: Settings,
-    on_progress: command.ProgressCallback | None = None,
+def encode_chunk(
+    ctx: JobContext, chunk: dict[str, Any], on_progress: ProgressCallback | None = None
 ) -> dict[str, Any]:
     """Encode (or reuse) one chunk of a chunked job into every rendition."""
-
-    profile = get_profile(profile_name)
-    _, info = inspect(name, settings, decode_s=0)
     return chunking.encode_chunk(
-        chunking.work_dir(job_dir(job_id, settings)),
+        chunking.work_dir(ctx.out_dir),
         SourceChunk(**chunk),
-        video_outputs(info, profile, settings),
-        renditions.frame_rate(info),
-        _segment_s(profile),
-        settings,
+        video_outputs(ctx),
+        renditions.frame_rate(ctx.source),
+        _segment_s(ctx),
+        ctx.settings,
         on_progress,
     )
 
 
-def encode_job_audio(
-    job_id: str,
-    name: str,
-    profile_name: str,
-    settings: Settings,
-    on_progress: command.ProgressCallback | None = None,
-) -> dict[str, Any]:
+def encode_audio(ctx: JobContext, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Encode a chunked job's audio track, once, from the whole source."""
-    profile = get_profile(profile_name)
-    src, info = inspect(name, settings, decode_s=0)
-    if info.audio is None:
+    if ctx.source.audio is None:
         return {"part": "audio", "command": None, "encode_s": 0.0}
-    work = chunking.work_dir(job_dir(job_id, settings))
-    return chunking.encode_audio(src, work, info, profile, on_progress)
+    work_dir = chunking.work_dir(ctx.out_dir)
+    return chunking.encode_audio(
+        ctx.src, work_dir, ctx.source, ctx.profile, on_progress, ctx.limits
+    )
 
 
-def job_previews(job_id: str, name: str, profile_name: str, settings: Settings) -> dict[str, Any]:
+def previews(ctx: JobContext) -> dict[str, Any]:
     """Poster, sprite sheet and WebVTT of a chunked mp4 job (a task beside the chunks)."""
-    profile = get_profile(profile_name)
-    src, info = inspect(name, settings, decode_s=0)
-    work = Work()
-    encode_previews(work, src, info, profile, job_dir(job_id, settings), safe_stem(name), settings)
-    return {"part": "previews", "outputs": work.outputs, "commands": work.commands,
-            "encode_s": round(work.encode_s, 3)}  # fmt: skip
+    work = Work(ctx.limits)
+    encode_previews(work, ctx)
+    return work.report(part="previews")
 
 
-def assemble_chunked(
-    job_id: str,
-    name: str,
-    profile_name: str,
-    parts: list[dict[str, Any]],
-    plan: dict[str, Any],
-    settings: Settings,
-) -> dict[str, Any]:
+def assemble(ctx: JobContext, parts: list[dict[str, Any]], plan: dict[str, Any]) -> dict[str, Any]:
     """Join the encoded chunks, add the audio, package, verify every join; the manifest."""
-
-    done = load_manifest(job_id, settings)
+    done = finished(ctx)
     if done is not None:
         return done
     started = time.monotonic()
-    profile = get_profile(profile_name)
-    src, info = inspect(name, settings, decode_s=0)
-    out_dir = job_dir(job_id, settings)
+    info, profile, out_dir = ctx.source, ctx.profile, ctx.out_dir
     wd = chunking.work_dir(out_dir)
     chunks = sorted((p for p in parts if p["part"] == "chunk"), key=lambda c: c["index"])
-    work = Work()
+    work = Work(ctx.limits)
     for part in parts:
-        work.commands += [c for c in (part.get("command"), *part.get("commands", ())) if c]
-        work.encode_s += part.get("encode_s") or 0.0
+        work.absorb(part)
     frame_s = 1 / renditions.frame_rate(info)
     audio = wd / "audio.m4a" if info.audio is not None else None
     joins: dict[str, dict[str, Any]] = {}
     if profile.kind == "mp4":  # the chunks straight into the final file, audio muxed in
-        final = out_dir / f"{safe_stem(name)}.{profile.name}.mp4"
+        final = out_dir / f"{ctx.stem}.{profile.name}.mp4"
         with atomic_output(final) as tmp:
             streams = [chunking.joined_video(wd, "video", chunks).video]
             if audio is not None:
@@ -313,16 +269,13 @@ def assemble_chunked(
                 movflags="+faststart", map_metadata=-1,
             )  # fmt: skip
             work.run(joined_out)
-        entry = describe_output(final, "video", settings)
+        joins["video"] = chunking.verify_joins(final, chunks, info, frame_s=frame_s)
+        entry = OutputEntry.of_media(final, "video", ctx.settings.output_root, joins=joins["video"])
         verify_video(entry, info, target_height(info, profile.height))
-        entry["joins"] = joins["video"] = chunking.verify_joins(final, chunks, info,
-                                                                frame_s=frame_s)  # fmt: skip
-        work.outputs.append(entry)
-        for part in parts:
-            work.outputs += part.get("outputs", [])
+        work.outputs.insert(0, entry)
     else:  # each rung joined and checked, then packaged (HLS or DASH) by copy
         joined = {}
-        for r in video_outputs(info, profile, settings):
+        for r in video_outputs(ctx):
             path = wd / f"joined.{r.name}.mp4"
             concat = chunking.joined_video(wd, r.name, chunks)
             work.run(concat.output(command.output_target(path), c="copy", f="mp4"))
@@ -330,15 +283,12 @@ def assemble_chunked(
             joined[r.name] = path
         if audio is not None:
             chunking.verify_audio(audio, info, frame_s=frame_s)
-        packaging.encode_ladder(work, src, info, profile, out_dir, settings, None, "chunked",
-                                joined=joined, audio=audio)  # fmt: skip
-    manifest = _manifest(job_id, name, profile, info, work, started)
-    manifest["strategy"] = "chunked"
-    manifest["chunking"] = {
+        packaging.encode_ladder(work, ctx, None, "chunked", joined=joined, audio=audio)
+    chunking_record = {
         "plan": plan,
         "joins": joins,
         "chunks": [{k: c[k] for k in _CHUNK_FIELDS} for c in chunks],
     }
-    write_manifest(manifest, settings)
+    manifest = publish(ctx, work, started, "chunked", chunking=chunking_record)
     shutil.rmtree(wd, ignore_errors=True)
     return manifest

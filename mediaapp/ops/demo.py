@@ -58,7 +58,8 @@ def run_demo(
 ) -> dict[str, object]:
     """Run the demo and return its figures (used by the README and the cold-start benchmark)."""
     from mediaapp.jobs.app import app
-    from mediaapp.jobs.client import Job, send_job
+    from mediaapp.jobs.client import Job
+    from mediaapp.jobs.job import send
 
     t0 = time.monotonic()
     settings = get_settings()
@@ -87,7 +88,7 @@ def run_demo(
     try:
         job_id = uuid.uuid4().hex
         submitted, submitted_wall = time.monotonic(), time.time()
-        send_job(app, job_id=job_id, name=name, profile=profile)
+        send(app, job_id=job_id, name=name, profile=profile)
         job = Job(job_id, app=app, name=name)
         console.print(f"submitted job {job_id}: {name} → profile {profile}")
         manifest = wait_with_progress(job, timeout)

@@ -1,0 +1,220 @@
+"""One job: its id, the ids of its steps, its keys in the result backend, and the Celery
+workflow of each strategy (the only place chains and chords are built).
+
+A transcode job is a chain: ``video.probe`` (task id ``<job>-probe``) then ``video.transcode``
+(task id = job id). The transcode step runs the job itself (*single*) or replaces itself with
+a chord whose body inherits the job id, so the job's result is always the manifest::
+
+    per_rendition   video.rung (R of them) (<job>-rung<i>)    → video.package  (<job>)
+    chunked         video.previews (<job>-previews, mp4 only),
+                    video.chunk (N of them) (<job>-chunk<i>),
+                    video.audio (<job>-audio)                   → video.assemble (<job>)
+
+Every step's message carries ``job_id`` and ``name`` (the audit log, Flower, the dead letters
+and the logs label it with them) and, after the probe, the job's context.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any, NoReturn
+
+from celery import Celery, Task, chain, chord, group
+from celery.result import AsyncResult
+
+from mediaapp.errors import InvalidInput
+from mediaapp.jobs.routing import VIDEO_QUEUE
+from mediaapp.media import steps
+from mediaapp.media.context import JobContext
+from mediaapp.media.outputs import SAFE_JOB_ID
+from mediaapp.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Namespace for turning any producer's event id into a job id (same event → same job).
+EVENT_NAMESPACE = uuid.UUID("5b1f3c3e-8f0e-4d5e-9a55-6d6564696170")
+#: Seconds the job's keys live in the result backend (as long as its results).
+KEY_TTL_S = 7 * 24 * 3600
+
+
+def new_job_id() -> str:
+    """A fresh job id."""
+    return uuid.uuid4().hex
+
+
+def check_job_id(job_id: Any) -> str:
+    """``job_id`` if it is safe as a folder name and a key, else :class:`InvalidInput`."""
+    if not isinstance(job_id, str) or not SAFE_JOB_ID.fullmatch(job_id):
+        raise InvalidInput(f"job id {job_id!r} is not a safe name (A-Z a-z 0-9 _ -, 1-64)")
+    return job_id
+
+
+def job_id_for_event(event_id: Any, fallback: Any) -> str:
+    """A stable job id for an outside event: the same event id always gives the same job."""
+    raw = event_id if event_id not in (None, "") else fallback
+    return str(uuid.uuid5(EVENT_NAMESPACE, str(raw)))
+
+
+# Task ids of a job's steps: clients derive them to show progress and to cancel.
+
+
+def probe_task_id(job_id: str) -> str:
+    """The job's probe step."""
+    return f"{job_id}-probe"
+
+
+def rung_task_id(job_id: str, index: int) -> str:
+    """Rung ``index`` of a per-rendition job."""
+    return f"{job_id}-rung{index}"
+
+
+def chunk_task_id(job_id: str, index: int) -> str:
+    """Chunk ``index`` of a chunked job."""
+    return f"{job_id}-chunk{index}"
+
+
+def part_task_id(job_id: str, part: str) -> str:
+    """The ``audio`` or ``previews`` step of a chunked job."""
+    return f"{job_id}-{part}"
+
+
+# Keys in the result backend. Bytes: the file backend joins keys onto a bytes path.
+
+
+def steps_key(job_id: str) -> bytes:
+    """The task ids of a fanned-out job's steps (JSON list)."""
+    return f"mediaapp-steps-{job_id}".encode()
+
+
+def cancel_key(job_id: str) -> bytes:
+    """Set once the job is cancelled."""
+    return f"mediaapp-cancel-{job_id}".encode()
+
+
+def delivery_key(task_id: str, retries: int) -> str:
+    """Deliveries of one attempt of one task message (the poison-message counter)."""
+    return f"mediaapp:deliveries:{task_id}:{retries}"
+
+
+def step_ids(app: Celery, job_id: str) -> list[str]:
+    """The task ids of a fanned-out job's steps, as recorded when it fanned out."""
+    raw = app.backend.get(steps_key(job_id))
+    return list(json.loads(raw)) if raw else []
+
+
+def failed_step(app: Celery, job_id: str) -> tuple[str, BaseException] | None:
+    """(task id, typed error) of the first failed step of a fanned-out job (chunks, rungs):
+    Celery records only a ChordError naming it under the job id."""
+    for task_id in step_ids(app, job_id):
+        result = app.AsyncResult(task_id)
+        if result.state == "FAILURE" and isinstance(result.result, BaseException):
+            return task_id, result.result
+    return None
+
+
+# Workflows.
+
+
+def send(
+    app: Celery, *, job_id: str, name: str, profile: str = "web", task: str = "video.transcode"
+) -> AsyncResult:
+    """Publish a job (routes and topology come from the app's ``task_routes``).
+
+    A one-step job (``video.probe``, ``video.thumbnail``) is one task whose id is the job id;
+    a transcode is the probe → transcode chain, with ``video.fail_job`` recording a failure
+    of any step under the job id.
+    """
+    check_job_id(job_id)
+    labels: dict[str, Any] = {"job_id": job_id, "name": name}
+    if task != "video.transcode":
+        return app.send_task(task, kwargs=labels, task_id=job_id)
+    workflow = chain(
+        app.signature("video.probe", kwargs=labels, immutable=True).set(
+            task_id=probe_task_id(job_id)
+        ),
+        app.signature("video.transcode", kwargs={**labels, "profile": profile}).set(task_id=job_id),
+    )
+    workflow.on_error(app.signature("video.fail_job", kwargs={"job_id": job_id}))
+    result: AsyncResult = workflow.apply_async()
+    return result
+
+
+def transcode(task: Task, ctx: JobContext, on_progress: steps.ProgressCallback) -> dict[str, Any]:
+    """Run the job here (single), or replace ``task`` with the chord of its strategy."""
+    settings = ctx.settings
+    if settings.ladder_strategy == "per_rendition" and ctx.profile.kind == "hls":
+        _replace(task, ctx, _rungs(task.app, ctx, steps.prepare_rungs(ctx)))
+    workers = video_workers(task.app, settings) if settings.chunking != "never" else 1
+    # With one worker "auto" never chunks: skip the plan on the common path.
+    if settings.chunking == "always" or (settings.chunking == "auto" and workers > 1):
+        plan = steps.chunk_plan(ctx, workers)
+        log.info("job %s: chunked=%s (%s)", ctx.job_id, plan.chunked, plan.reason)
+        if plan.chunked:
+            chunks = steps.split(ctx, plan.chunk_s)
+            _replace(task, ctx, _chunks(task.app, ctx, chunks, plan.to_dict()))
+    return steps.transcode(ctx, on_progress, settings.ladder_strategy)
+
+
+def _labels(ctx: JobContext) -> dict[str, Any]:
+    return {"job_id": ctx.job_id, "name": ctx.name, "context": ctx.to_dict()}
+
+
+def _rungs(app: Celery, ctx: JobContext, indexes: list[int]) -> tuple[list[Any], Any]:
+    header = [
+        app.signature("video.rung", kwargs={**_labels(ctx), "index": i}).set(
+            task_id=rung_task_id(ctx.job_id, i)
+        )
+        for i in indexes
+    ]
+    return header, app.signature("video.package", kwargs=_labels(ctx))
+
+
+def _chunks(
+    app: Celery, ctx: JobContext, chunks: list[dict[str, Any]], plan: dict[str, Any]
+) -> tuple[list[Any], Any]:
+    # Longest first, so no long task starts last and stretches the job: the previews (a
+    # decode of the whole source), then the chunks, then the audio (the quickest).
+    labels = _labels(ctx)
+    header = []
+    if ctx.profile.kind == "mp4":
+        header.append(
+            app.signature("video.previews", kwargs=labels).set(
+                task_id=part_task_id(ctx.job_id, "previews")
+            )
+        )
+    header += [
+        app.signature("video.chunk", kwargs={**labels, "chunk": c}).set(
+            task_id=chunk_task_id(ctx.job_id, c["index"])
+        )
+        for c in chunks
+    ]
+    header.append(
+        app.signature("video.audio", kwargs=labels).set(task_id=part_task_id(ctx.job_id, "audio"))
+    )
+    return header, app.signature("video.assemble", kwargs={**labels, "plan": plan})
+
+
+def _replace(task: Task, ctx: JobContext, workflow: tuple[list[Any], Any]) -> NoReturn:
+    """Record the steps (clients show their progress), then become the chord: its body
+    inherits this task's id, the job id."""
+    header, body = workflow
+    ids = [sig.id for sig in header]
+    task.backend.set(steps_key(ctx.job_id), json.dumps(ids).encode())
+    raise task.replace(chord(group(header), body))
+
+
+def video_workers(app: Celery, settings: Settings) -> int:
+    """Workers a chunked job can spread over: the setting, else video_queue's consumers."""
+    if settings.chunk_workers:
+        return settings.chunk_workers
+    if settings.embedded:
+        return 1  # the filesystem transport does not count consumers
+    try:
+        with app.connection_for_read() as conn:
+            queue = conn.default_channel.queue_declare(VIDEO_QUEUE.name, passive=True)
+    except Exception:  # the broker did not answer: plan for one worker, never fail the job
+        log.warning("could not count video_queue consumers", exc_info=True)
+        return 1
+    return max(1, int(queue.consumer_count))

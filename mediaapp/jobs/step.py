@@ -1,0 +1,109 @@
+"""The policy every step of a job shares, in one base class (dramatiq's middleware, as a
+Celery ``Task``): refuse poison messages, honour cancel, report progress, and retry what the
+error tree calls retryable. A task in ``tasks/`` then reads as one call into the media layer.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, NoReturn
+
+from celery import Task
+from celery.exceptions import Ignore
+
+from mediaapp import defaults
+from mediaapp.errors import JobCancelled, MediaError, PoisonMessage
+from mediaapp.jobs.cancel import raise_if_cancelled
+from mediaapp.jobs.deliveries import count_delivery
+from mediaapp.jobs.events import publish_event
+from mediaapp.jobs.progress import CANCELLED, PROGRESS, ProgressReporter
+from mediaapp.media.context import JobContext
+from mediaapp.media.outputs import discard_outputs
+from mediaapp.settings import Settings, get_settings
+
+
+def backoff_s(
+    retries: int,
+    base: float = defaults.RETRY_BACKOFF_S,
+    cap: float = defaults.RETRY_BACKOFF_MAX_S,
+) -> float:
+    """Exponential back-off with full jitter: a retry storm spreads out instead of syncing up."""
+    return random.uniform(0, min(cap, base * 2**retries))  # noqa: S311 - jitter, not crypto
+
+
+class MediaStep(Task):
+    """Base of every ``video.*`` task whose kwargs carry ``job_id`` (and ``context``)."""
+
+    @property
+    def settings(self) -> Settings:
+        """This process's settings."""
+        return get_settings()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        # Celery calls this inside its tracer with the request already set (so no
+        # super().__call__, which would push a second request without the message's id).
+        job_id = kwargs.get("job_id")
+        self._check_deliveries()
+        try:
+            if job_id:
+                raise_if_cancelled(self.backend, job_id)
+            return self.run(*args, **kwargs)
+        except JobCancelled as exc:
+            self._cancelled(job_id or self.request.id, exc)
+        except MediaError as exc:
+            self._fail_or_retry(exc)
+
+    def context(self, labels: dict[str, Any]) -> JobContext:
+        """The job's context from a step's kwargs (built by the transcode step, no probe)."""
+        return JobContext.from_dict(labels["context"], self.settings)
+
+    def progress(self, step: str) -> ProgressReporter:
+        """A progress callback for this step's ffmpeg: PROGRESS states, Flower events, and
+        the cancel check on every tick."""
+        kwargs = self.request.kwargs or {}
+        job_id = kwargs.get("job_id")
+        context = kwargs.get("context") or {}
+        labels = {"input": kwargs.get("name"), "job_id": job_id}
+        labels["profile"] = kwargs.get("profile") or context.get("profile")
+        return ProgressReporter(
+            self._report_progress,
+            step=step,
+            context=labels,
+            check=(lambda: raise_if_cancelled(self.backend, job_id)) if job_id else None,
+        )
+
+    def _report_progress(self, meta: dict[str, Any]) -> None:
+        """PROGRESS in the result backend (clients) and as a task event (Flower shows it)."""
+        self.update_state(state=PROGRESS, meta=meta)
+        if self.app.conf.worker_send_task_events:
+            # Flower keeps only the fields it knows; "result" is one, so the live figures go
+            # there until the real result replaces them.
+            summary = f"{meta.get('step')} {meta.get('percent') or 0:.1f}% at {meta.get('speed')}x"
+            self.send_event("task-progress", result=summary, **meta)
+
+    def _check_deliveries(self) -> None:
+        """Refuse a message that keeps killing (or outliving) its workers: dead-letter it."""
+        count = count_delivery(self.backend, self.request.id, self.request.retries)
+        if count > defaults.MAX_DELIVERIES:
+            name = (self.request.kwargs or {}).get("name")
+            raise PoisonMessage(
+                f"{self.name} on {name!r}: delivered {count} times, each attempt died with its "
+                f"worker (limit {defaults.MAX_DELIVERIES})"
+            )
+
+    def _fail_or_retry(self, exc: MediaError) -> NoReturn:
+        """Retry what is worth retrying, up to the configured limit; fail the rest at once."""
+        if exc.retryable and self.request.retries < self.settings.max_retries:
+            raise self.retry(exc=exc, countdown=backoff_s(self.request.retries))
+        raise exc
+
+    def _cancelled(self, job_id: str, exc: JobCancelled) -> NoReturn:
+        """Record a cancelled job: outputs removed, state CANCELLED, audited; no retry."""
+        discard_outputs(job_id, self.settings)
+        self.update_state(state=CANCELLED, meta=exc.to_dict())
+        if self.request.id != job_id:  # a step of a fanned-out job: the job is cancelled
+            self.backend.store_result(job_id, exc.to_dict(), CANCELLED)
+        publish_event(
+            self.app, "job.cancelled", job_id=job_id, task_id=self.request.id, task=self.name
+        )
+        raise Ignore()  # keep the CANCELLED state; the message is done with
