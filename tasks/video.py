@@ -100,7 +100,10 @@ def _transcode(
     probed: dict[str, Any] | None,
 ) -> dict[str, Any]:
     settings = get_settings()
-    if settings.ladder_strategy == "per_rendition" and get_profile(profile).kind == "hls":
+    if (
+        settings.ladder_strategy == "per_rendition"
+        and get_profile(profile, settings.profiles_dir).kind == "hls"
+    ):
         _fan_out(task, job_id, name, profile)
     workers = video_workers(task.app) if settings.chunking != "never" else 1
     # With one worker "auto" never chunks: skip the plan (a probe) on the common path.
@@ -155,7 +158,7 @@ def _chunk_out(task: Task, job_id: str, name: str, profile: str, plan: ChunkPlan
     # Longest first, so no long task starts last and stretches the job: the previews (a
     # decode of the whole source), then the chunks, then the audio (the quickest).
     header = []
-    if get_profile(profile).kind == "mp4":
+    if get_profile(profile, get_settings().profiles_dir).kind == "mp4":
         header.append(previews.s(**kwargs).set(task_id=f"{job_id}-previews"))
     header += [
         encode_chunk.s(chunk=c, **kwargs).set(task_id=f"{job_id}-chunk{c['index']}") for c in chunks

@@ -226,12 +226,13 @@ def test_profile_files_are_validated(tmp_path: Path) -> None:
 
 
 @pytest.mark.unit
-def test_user_profiles_extend_and_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_user_profiles_extend_and_override(tmp_path: Path) -> None:
     (tmp_path / "mine.toml").write_text("[web]\nheight = 540\n\n[tiny]\nheight = 144\n")
-    monkeypatch.setenv("MEDIAAPP_PROFILES_DIR", str(tmp_path))
-    assert profiles.get_profile("web").height == 540
-    assert profiles.get_profile("tiny").kind == "mp4"
-    assert profiles.get_profile("hls").rungs[0].height == 1080
+    mine = Settings.from_env({"MEDIAAPP_PROFILES_DIR": str(tmp_path)}).profiles_dir
+    assert profiles.get_profile("web", mine).height == 540
+    assert profiles.get_profile("tiny", mine).kind == "mp4"
+    assert profiles.get_profile("hls", mine).rungs[0].height == 1080
+    assert profiles.get_profile("web").height != 540  # no directory: the shipped profiles
 
 
 @pytest.mark.parametrize(("name", "size"), [("odd.mp4", (1278, 718)), ("vfr.mp4", (640, 360))])

@@ -216,7 +216,8 @@ def submit(
     """Submit a transcode of ``path`` (inside the media root) with a named profile."""
     from mediaapp.media.profiles import get_profile
 
-    get_profile(profile)  # fail fast in the caller for a typo; the worker checks again
+    # Fail fast in the caller for a typo; the worker checks again.
+    get_profile(profile, get_settings().profiles_dir)
     return _submit("video.transcode", path, profile, job_id, app)
 
 

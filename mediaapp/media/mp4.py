@@ -212,7 +212,7 @@ def thumbnail(
     job_id: str, name: str, settings: Settings, profile_name: str = "web"
 ) -> dict[str, Any]:
     """Make one poster JPEG for ``name``; return its manifest entry."""
-    profile = get_profile(profile_name)
+    profile = get_profile(profile_name, settings.profiles_dir)
     src, info = inspect(name, settings)
     final = job_dir(job_id, settings) / f"{safe_stem(name)}.poster.jpg"
     with atomic_output(final) as tmp:

@@ -1,14 +1,14 @@
 """Named transcoding profiles, loaded from TOML data files and checked on load.
 
 The shipped profiles are in ``mediaapp/profiles.toml``; every ``*.toml`` file in
-``MEDIAAPP_PROFILES_DIR`` adds profiles or replaces shipped ones by name. A bad field fails
-loudly with the file and the field named. The ffmpeg arguments are derived from a profile in
+``MEDIAAPP_PROFILES_DIR`` (``settings.profiles_dir``, which callers pass in: this module reads
+no environment) adds profiles or replaces shipped ones by name. A bad field fails loudly with
+the file and the field named. The ffmpeg arguments are derived from a profile in
 :mod:`mediaapp.pipeline` and :mod:`mediaapp.ladder`, never written in the data.
 """
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
@@ -132,14 +132,17 @@ def load_profiles(extra_dir: str = "") -> dict[str, Profile]:
     return profiles
 
 
-def all_profiles() -> dict[str, Profile]:
-    """Every profile this process knows."""
-    return load_profiles(os.environ.get("MEDIAAPP_PROFILES_DIR", ""))
+def all_profiles(profiles_dir: str = "") -> dict[str, Profile]:
+    """The shipped profiles and those of ``profiles_dir`` (callers pass settings.profiles_dir)."""
+    return load_profiles(profiles_dir)
 
 
-def get_profile(name: str) -> Profile:
-    """The profile called ``name``, or :class:`UnknownProfile` listing the ones that exist."""
-    profiles = all_profiles()
+def get_profile(name: str, profiles_dir: str = "") -> Profile:
+    """The profile called ``name``, or :class:`UnknownProfile` listing the ones that exist.
+
+    ``profiles_dir`` is ``settings.profiles_dir``: "" knows the shipped profiles only.
+    """
+    profiles = all_profiles(profiles_dir)
     try:
         return profiles[name]
     except KeyError:

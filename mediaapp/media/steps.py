@@ -58,7 +58,7 @@ def transcode(
     A job whose complete manifest already exists is not encoded again: a redelivered
     message finds the finished work and returns it.
     """
-    profile = get_profile(profile_name)
+    profile = get_profile(profile_name, settings.profiles_dir)
     done = load_manifest(job_id, settings)
     if done is not None and done.get("profile") == profile.name and done.get("input") == name:
         log.info("job %s already complete, returning its manifest", job_id)
@@ -107,7 +107,7 @@ def _manifest(
 def plan_renditions(job_id: str, name: str, profile_name: str, settings: Settings) -> list[int]:
     """Validate the input of a per-rendition ladder job; return the rung indexes to encode."""
 
-    profile = get_profile(profile_name)
+    profile = get_profile(profile_name, settings.profiles_dir)
     _, info = inspect(name, settings)
     out_dir = job_dir(job_id, settings)
     clear_partials(out_dir)
@@ -125,7 +125,7 @@ def encode_rendition(
 ) -> dict[str, Any]:
     """Encode one rung of a per-rendition ladder job (one Celery task per rung)."""
 
-    profile = get_profile(profile_name)
+    profile = get_profile(profile_name, settings.profiles_dir)
     src, info = inspect(name, settings)
     work = Work()
     rung = packaging.encode_rung(
@@ -143,7 +143,7 @@ def package_renditions(
     if done is not None:
         return done
     started = time.monotonic()
-    profile = get_profile(profile_name)
+    profile = get_profile(profile_name, settings.profiles_dir)
     _, info = inspect(name, settings)
     work = Work()
     work.commands = [c for r in rungs for c in r["commands"]]
@@ -197,7 +197,7 @@ def chunk_plan(
 ) -> ChunkPlan:
     """The cost model's verdict for this job (see :func:`mediaapp.chunking.plan`);
     ``probed``: the job's probe-step result, used instead of probing again."""
-    profile = get_profile(profile_name)
+    profile = get_profile(profile_name, settings.profiles_dir)
     src, info = inspect(
         name, settings, needs_video=profile.kind != "audio", decode_s=0, probed=probed
     )
@@ -237,7 +237,7 @@ def encode_job_chunk(
 ) -> dict[str, Any]:
     """Encode (or reuse) one chunk of a chunked job into every rendition."""
 
-    profile = get_profile(profile_name)
+    profile = get_profile(profile_name, settings.profiles_dir)
     _, info = inspect(name, settings, decode_s=0)
     return chunking.encode_chunk(
         chunking.work_dir(job_dir(job_id, settings)),
@@ -258,7 +258,7 @@ def encode_job_audio(
     on_progress: command.ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Encode a chunked job's audio track, once, from the whole source."""
-    profile = get_profile(profile_name)
+    profile = get_profile(profile_name, settings.profiles_dir)
     src, info = inspect(name, settings, decode_s=0)
     if info.audio is None:
         return {"part": "audio", "command": None, "encode_s": 0.0}
@@ -268,7 +268,7 @@ def encode_job_audio(
 
 def job_previews(job_id: str, name: str, profile_name: str, settings: Settings) -> dict[str, Any]:
     """Poster, sprite sheet and WebVTT of a chunked mp4 job (a task beside the chunks)."""
-    profile = get_profile(profile_name)
+    profile = get_profile(profile_name, settings.profiles_dir)
     src, info = inspect(name, settings, decode_s=0)
     work = Work()
     encode_previews(work, src, info, profile, job_dir(job_id, settings), safe_stem(name), settings)
@@ -290,7 +290,7 @@ def assemble_chunked(
     if done is not None:
         return done
     started = time.monotonic()
-    profile = get_profile(profile_name)
+    profile = get_profile(profile_name, settings.profiles_dir)
     src, info = inspect(name, settings, decode_s=0)
     out_dir = job_dir(job_id, settings)
     wd = chunking.work_dir(out_dir)
