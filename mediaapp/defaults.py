@@ -1,16 +1,14 @@
 """Named defaults, each with its unit, in one place (the rq ``defaults.py`` pattern).
 
 Every value here can be overridden by the environment variable named in
-:mod:`mediaapp.settings`; nothing else in the code base hard-codes these numbers.
+:mod:`mediaapp.settings`; nothing else in the code base hard-codes these numbers. Nothing here
+reads the environment.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-#: Home of the embedded broker, results, outputs and audit log when no variable says otherwise.
-DATA_DIR = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "mediaapp"
+# The data directory's default ($XDG_DATA_HOME/mediaapp) depends on the environment, so it is
+# computed by mediaapp.settings (default_data_dir), not here at import.
 
 #: RabbitMQ as it runs on every development and CI machine here.
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"

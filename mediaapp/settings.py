@@ -1,26 +1,55 @@
-"""Settings read from the environment once, into one typed object shared by app, CLI and workers."""
+"""Settings read from the environment once, into one typed object shared by app, CLI and workers.
+
+:class:`Settings` is a pydantic-settings model: pydantic parses and checks every value (an
+enum-like setting outside its choices, a number that is not one), and a bad ``MEDIAAPP_*``
+variable becomes one :class:`~mediaapp.errors.ConfigurationError` naming the variable, the
+value and what is allowed. :meth:`Settings.from_env` is the only way the environment is read;
+``Settings(data_dir=..., ...)`` uses its arguments and the defaults, nothing else.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+import typing
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 from mediaapp import defaults
+from mediaapp.errors import ConfigurationError
 
-#: Environment variable → field, with the meaning shown in the README's settings table.
+#: Environment variable → field: ``MEDIAAPP_`` + the field name in capitals (README table).
 ENV_PREFIX = "MEDIAAPP_"
 
 
-@dataclass(frozen=True)
-class Settings:
+def default_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_DATA_HOME/mediaapp``, else ``~/.local/share/mediaapp``."""
+    env = os.environ if environ is None else environ
+    return Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "mediaapp"
+
+
+class Settings(BaseSettings):
     """Everything a mediaapp process needs to know about its surroundings."""
 
-    data_dir: Path = defaults.DATA_DIR
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True, extra="forbid"
+    )
+
+    #: Home of the embedded broker, results, outputs and audit log.
+    data_dir: Path = Field(default_factory=default_data_dir)
     broker_url: str = ""  # empty → embedded filesystem:// broker under data_dir
     result_backend: str = ""  # empty → file:// results under data_dir
-    media_root: Path = field(default_factory=Path.cwd)
+    media_root: Path = Field(default_factory=Path.cwd)
     output_root: Path = Path()  # empty → data_dir / "outputs"
     audit_log: Path = Path()  # empty → data_dir / "audit.jsonl"
     ffmpeg: str = ""  # empty → PATH, then the imageio-ffmpeg binary
@@ -34,9 +63,9 @@ class Settings:
     #: Celery task events (what Flower shows); always off on the embedded broker.
     task_events: bool = True
     #: HLS ladders: "single" (one ffmpeg decodes once, split) or "per_rendition" (a task each).
-    ladder_strategy: str = "single"
+    ladder_strategy: Literal["single", "per_rendition"] = "single"
     #: Chunked parallel encoding: "auto" (the cost model decides), "always" or "never".
-    chunking: str = "auto"
+    chunking: Literal["auto", "always", "never"] = "auto"
     #: Chunk length in seconds; 0 lets the cost model choose.
     chunk_s: float = 0.0
     #: Workers the cost model counts on; 0 asks the broker (consumers of video_queue).
@@ -47,10 +76,33 @@ class Settings:
     #: A folder of extra profile files (``*.toml``); the shipped ones are always there.
     profiles_dir: str = ""
     #: "text" or "json" (one JSON object per line with job id and task id).
-    log_format: str = "text"
+    log_format: Literal["text", "json"] = "text"
+    #: Directory whose ``*.toml`` files add profiles or replace shipped ones by name; "" = none.
+    profiles_dir: str = ""
+    #: Redis key ``media.ping`` increments in the result backend (the dispatch benchmark); "" = off.
+    ping_counter: str = ""
 
-    def __post_init__(self) -> None:
-        # Derived paths are filled in here so every process computes them the same way.
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Constructor arguments only: the environment is read by from_env, and nowhere else.
+        return (init_settings,)
+
+    @field_validator("task_events", mode="before")
+    @classmethod
+    def _bool_words(cls, value: Any) -> Any:
+        return _parse_bool(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _derive(self) -> Settings:
+        # Derived paths are filled in here so every process computes them the same way. The
+        # model is frozen, hence object.__setattr__ (this runs once, during validation).
         data = self.data_dir.expanduser().resolve()
         object.__setattr__(self, "data_dir", data)
         object.__setattr__(self, "media_root", self.media_root.expanduser().resolve())
@@ -62,8 +114,7 @@ class Settings:
             object.__setattr__(self, "broker_url", "filesystem://")
         if not self.result_backend:
             object.__setattr__(self, "result_backend", f"file://{data / 'results'}")
-        if self.chunking not in ("auto", "always", "never"):
-            raise ValueError(f"chunking must be auto, always or never, not {self.chunking!r}")
+        return self
 
     @property
     def embedded(self) -> bool:
@@ -76,23 +127,32 @@ class Settings:
         return self.data_dir / "broker"
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        """Build settings from ``MEDIAAPP_*`` variables; unknown or malformed values fail loudly."""
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``MEDIAAPP_*`` variables (empty = unset) of ``environ`` or the process.
+
+        Raises :class:`ConfigurationError` naming each bad variable, its value and what is allowed.
+        """
         env = os.environ if environ is None else environ
-        kwargs: dict[str, object] = {}
-        for f in fields(cls):
-            raw = env.get(ENV_PREFIX + f.name.upper())
-            if raw is None or raw == "":
-                continue
-            kind = type(getattr(_DEFAULTS, f.name))
-            try:
-                if kind is bool:
-                    kwargs[f.name] = _parse_bool(raw)
-                    continue
-                kwargs[f.name] = Path(raw) if kind is type(Path()) else kind(raw)
-            except ValueError as exc:
-                raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r}: {exc}") from None
-        return cls(**kwargs)  # type: ignore[arg-type]
+        values = _MappingEnvSource(cls, env)()
+        if "data_dir" not in values:
+            values["data_dir"] = default_data_dir(env)
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise ConfigurationError(_describe(exc)) from None
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' own environment source, over a given mapping instead of os.environ."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(
+            self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
+        )
 
 
 def _parse_bool(raw: str) -> bool:
@@ -101,10 +161,23 @@ def _parse_bool(raw: str) -> bool:
         return True
     if value in {"0", "false", "no", "off"}:
         return False
-    raise ValueError(f"not a boolean: {raw!r}")
+    raise ValueError("not a boolean: use 1/true/yes/on or 0/false/no/off")
 
 
-_DEFAULTS = Settings(media_root=Path("/"))
+def _describe(exc: ValidationError) -> str:
+    """One line for all errors: ``MEDIAAPP_X='value': what is wrong (what is allowed)``."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        name = str(err["loc"][0]) if err["loc"] else ""
+        field = Settings.model_fields.get(name)
+        var = ENV_PREFIX + name.upper() if name else "settings"
+        if err["type"] == "literal_error" and field is not None:
+            allowed = ", ".join(str(choice) for choice in typing.get_args(field.annotation))
+            why = f"must be one of {allowed}"
+        else:
+            why = err["msg"].removeprefix("Value error, ")
+        problems.append(f"{var}={err['input']!r}: {why}")
+    return "; ".join(problems)
 
 
 @lru_cache(maxsize=1)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 from typing import Any
 
 from mediaapp.jobs.app import app
+from mediaapp.settings import get_settings
 
 
 # No STARTED state: a ping is over before anyone could see it running, and tracking it cost
@@ -15,7 +15,7 @@ from mediaapp.jobs.app import app
 @app.task(name="media.ping", track_started=False)
 def ping(job_id: str | None = None, payload: Any = None) -> dict[str, Any]:
     """Answer with who and when: a health check and the unit of dispatch benchmarks."""
-    counter = os.environ.get("MEDIAAPP_PING_COUNTER")
+    counter = get_settings().ping_counter
     if counter:  # the dispatch benchmark counts finished tasks in the result backend's Redis
         app.backend.client.incr(counter)
     return {"pong": time.time(), "hostname": socket.gethostname(), "payload": payload}

@@ -1,9 +1,10 @@
 """Test tiers and the shared fixtures.
 
-The environment is set here, before anything imports mediaapp, because settings are read
-from the environment once per process. Integration tests use their own RabbitMQ vhost
-(``mediaapp-test``, or ``MEDIAAPP_TEST_VHOST``) and Redis database 15 (or
-``MEDIAAPP_TEST_REDIS_DB``), so they never touch a developer's queues.
+The test environment (``MEDIAAPP_*``) is set by :func:`pytest_configure`, which runs before
+test modules are collected, so before they import mediaapp (settings are read from the
+environment once per process), and not when this module is imported. Integration tests use
+their own RabbitMQ vhost (``mediaapp-test``, or ``MEDIAAPP_TEST_VHOST``) and Redis database 15
+(or ``MEDIAAPP_TEST_REDIS_DB``), so they never touch a developer's queues.
 """
 
 from __future__ import annotations
@@ -35,13 +36,34 @@ _SESSION_DIR = Path(tempfile.mkdtemp(prefix="mediaapp-tests-"))
 MEDIA_ROOT = _SESSION_DIR / "media"
 DATA_DIR = _SESSION_DIR / "data"
 
-os.environ.update(
-    MEDIAAPP_BROKER_URL=RABBIT_URL,
-    MEDIAAPP_RESULT_BACKEND=REDIS_URL,
-    MEDIAAPP_DATA_DIR=str(DATA_DIR),
-    MEDIAAPP_MEDIA_ROOT=str(MEDIA_ROOT),
-)
-os.environ.pop("MEDIAAPP_FFMPEG", None)
+#: What every test process (and, through child_env, every child process) sees; None = unset.
+TEST_ENV: dict[str, str | None] = {
+    "MEDIAAPP_BROKER_URL": RABBIT_URL,
+    "MEDIAAPP_RESULT_BACKEND": REDIS_URL,
+    "MEDIAAPP_DATA_DIR": str(DATA_DIR),
+    "MEDIAAPP_MEDIA_ROOT": str(MEDIA_ROOT),
+    "MEDIAAPP_FFMPEG": None,
+}
+_SAVED_ENV: dict[str, str | None] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point mediaapp at the test broker, backend and folders, before any test module loads."""
+    for name, value in TEST_ENV.items():
+        _SAVED_ENV[name] = os.environ.get(name)
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give the environment back as it was (pytest run in-process, e.g. pytest.main())."""
+    for name, value in _SAVED_ENV.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _fill_media_root() -> None:

@@ -37,7 +37,7 @@ def test_settings_parse_types_and_reject_garbage(tmp_path: Path) -> None:
     assert not s.embedded
     assert s.max_input_bytes == 1000 and s.ffmpeg_timeout_s == 2.5
     assert s.media_root == tmp_path.resolve()
-    with pytest.raises(ValueError, match="MEDIAAPP_MAX_INPUT_BYTES"):
+    with pytest.raises(errors.ConfigurationError, match="MEDIAAPP_MAX_INPUT_BYTES"):
         Settings.from_env({"MEDIAAPP_MAX_INPUT_BYTES": "lots"})
 
 

@@ -1,9 +1,10 @@
 """Named transcoding profiles, loaded from TOML data files and checked on load.
 
-The shipped profiles are in ``mediaapp/profiles.toml``; every ``*.toml`` file in
-``MEDIAAPP_PROFILES_DIR`` adds profiles or replaces shipped ones by name. A bad field fails
-loudly with the file and the field named. The ffmpeg arguments are derived from a profile in
-:mod:`mediaapp.pipeline` and :mod:`mediaapp.ladder`, never written in the data.
+The shipped profiles are in ``mediaapp/media/profiles.toml``; every ``*.toml`` file in
+``MEDIAAPP_PROFILES_DIR`` (``settings.profiles_dir``, which callers pass in: this module reads
+no environment) adds profiles or replaces shipped ones by name. A bad field fails loudly with
+the file and the field named. The ffmpeg arguments are derived from a profile in
+:mod:`mediaapp.media.mp4` and :mod:`mediaapp.media.renditions`, never written in the data.
 """
 
 from __future__ import annotations
@@ -132,12 +133,15 @@ def load_profiles(extra_dir: str = "") -> dict[str, Profile]:
 
 
 def all_profiles(profiles_dir: str = "") -> dict[str, Profile]:
-    """Every profile known: the shipped ones and those in ``profiles_dir`` (a setting)."""
+    """The shipped profiles and those of ``profiles_dir`` (callers pass settings.profiles_dir)."""
     return load_profiles(profiles_dir)
 
 
 def get_profile(name: str, profiles_dir: str = "") -> Profile:
-    """The profile called ``name``, or :class:`UnknownProfile` listing the ones that exist."""
+    """The profile called ``name``, or :class:`UnknownProfile` listing the ones that exist.
+
+    ``profiles_dir`` is ``settings.profiles_dir``: "" knows the shipped profiles only.
+    """
     profiles = all_profiles(profiles_dir)
     try:
         return profiles[name]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from mediaapp.errors import MediaError
 from mediaapp.ops.console import (
@@ -214,9 +215,7 @@ def report(job_id: str) -> None:
 @cli.command("settings")
 def show_settings() -> None:
     """Print the settings this process resolved from the environment."""
-    from dataclasses import asdict
-
-    click.echo(json.dumps(asdict(get_settings()), indent=2, default=str))
+    click.echo(json.dumps(get_settings().model_dump(mode="json"), indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,7 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="mediaapp", standalone_mode=False)
     except MediaError as exc:
-        console.print(f"[red]error[/red] ({type(exc).__name__}): {exc}")
+        # One line whatever the terminal width (soft_wrap), the message printed as is (escape).
+        # A bad MEDIAAPP_* variable lands here too: get_settings() raises ConfigurationError,
+        # also while a command imports mediaapp.jobs.app (which builds the app at import).
+        console.print(
+            f"[red]error[/red] ({type(exc).__name__}): {escape(str(exc))}", soft_wrap=True
+        )
         return exc.exit_code
     except click.exceptions.Abort:
         return 130
