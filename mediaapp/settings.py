@@ -73,8 +73,6 @@ class Settings(BaseSettings):
     #: Threads each ffmpeg command may use for decoding, filtering and encoding alike (one
     #: worker = this many cores); 0 lets ffmpeg choose (all cores).
     ffmpeg_threads: int = 0
-    #: A folder of extra profile files (``*.toml``); the shipped ones are always there.
-    profiles_dir: str = ""
     #: "text" or "json" (one JSON object per line with job id and task id).
     log_format: Literal["text", "json"] = "text"
     #: Directory whose ``*.toml`` files add profiles or replace shipped ones by name; "" = none.

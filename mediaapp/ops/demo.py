@@ -20,7 +20,7 @@ from mediaapp.ops.audit import job_trail
 from mediaapp.ops.console import console, print_manifest, print_trail, wait_with_progress
 from mediaapp.settings import get_settings
 
-REPO_SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "clip.mp4"
+REPO_SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "clip.mp4"
 
 
 def worker_argv(
