@@ -80,7 +80,11 @@ class TransientError(MediaError):
 
 
 class FFmpegError(MediaError):
-    """An ffmpeg command failed; carries the command line, exit code and the tail of stderr."""
+    """ffmpeg exited with an error: a verdict on the input or the command, not worth a retry.
+
+    Carries the command line, exit code and the tail of stderr. What is worth a retry (a
+    kill, a timeout, a stall) is an :class:`FFmpegKilled`, which is also a TransientError.
+    """
 
     code = "ffmpeg"
 
@@ -92,11 +96,6 @@ class FFmpegError(MediaError):
         self.returncode = returncode
         self.stderr = stderr
 
-    @property
-    def retryable(self) -> bool:  # type: ignore[override]
-        """Killed by a signal (OOM, kill) is transient; a verdict on the input is not."""
-        return self.returncode is not None and self.returncode < 0
-
     def to_dict(self) -> dict[str, object]:
         """The error with the command, exit code and stderr tail that explain it."""
         return {
@@ -107,26 +106,23 @@ class FFmpegError(MediaError):
         }
 
 
-class FFmpegTimeout(FFmpegError):
-    """An ffmpeg command ran past its time limit and was killed."""
+class FFmpegKilled(FFmpegError, TransientError):
+    """ffmpeg was killed by a signal (the OOM killer, an operator): the machine, not the
+    input, so retryable like every TransientError."""
+
+    code = "ffmpeg_killed"
+
+
+class FFmpegTimeout(FFmpegKilled):
+    """An ffmpeg command ran past its time limit and was killed (load on the machine)."""
 
     code = "ffmpeg_timeout"
 
-    @property
-    def retryable(self) -> bool:  # type: ignore[override]
-        """A timeout may be load on the machine: worth another try."""
-        return True
 
-
-class FFmpegStalled(FFmpegError):
+class FFmpegStalled(FFmpegKilled):
     """An ffmpeg command stopped reporting progress and was killed (a hung decoder, a dead disk)."""
 
     code = "ffmpeg_stalled"
-
-    @property
-    def retryable(self) -> bool:  # type: ignore[override]
-        """A stall is usually the machine, not the input: worth another try."""
-        return True
 
 
 class JobCancelled(MediaError):

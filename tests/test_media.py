@@ -17,6 +17,7 @@ from mediaapp.errors import (
     ConfigurationError,
     EmptyInput,
     FFmpegError,
+    FFmpegKilled,
     FFmpegTimeout,
     InputNotFound,
     InputOutsideRoot,
@@ -279,7 +280,7 @@ def test_failed_encode_leaves_no_output(
     def broken(stream: object, **kw: object) -> None:
         args = command.build_args(stream)
         Path(args[-2].removeprefix("file:")).write_bytes(b"half a file")
-        raise FFmpegError("killed", returncode=-9)
+        raise FFmpegKilled("killed", returncode=-9)
 
     monkeypatch.setattr(command, "run", broken)
     with pytest.raises(FFmpegError):

@@ -119,9 +119,12 @@ def test_error_tree_is_shallow_and_typed() -> None:
         assert issubclass(cls, errors.InvalidInput) and not cls.retryable
         assert cls.__doc__ and cls.code
     assert errors.TransientError.retryable
-    assert errors.FFmpegError("x", returncode=-9).retryable
+    assert errors.FFmpegKilled("x", returncode=-9).retryable
     assert not errors.FFmpegError("x", returncode=1).retryable
-    assert errors.FFmpegTimeout("x").retryable
+    assert errors.FFmpegTimeout("x").retryable and errors.FFmpegStalled("x").retryable
+    for killed in (errors.FFmpegKilled, errors.FFmpegTimeout, errors.FFmpegStalled):
+        assert issubclass(killed, errors.FFmpegError) and issubclass(killed, errors.TransientError)
+        assert killed.exit_code == errors.TransientError.exit_code
 
 
 @pytest.mark.parametrize("cls", [errors.NotMedia, errors.FFmpegError, errors.InputOutsideRoot])

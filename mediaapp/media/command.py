@@ -31,7 +31,13 @@ from typing import Any
 import ffmpeg
 
 from mediaapp import defaults
-from mediaapp.errors import ConfigurationError, FFmpegError, FFmpegStalled, FFmpegTimeout
+from mediaapp.errors import (
+    ConfigurationError,
+    FFmpegError,
+    FFmpegKilled,
+    FFmpegStalled,
+    FFmpegTimeout,
+)
 from mediaapp.media.probe import SAFE_FORMATS
 
 log = logging.getLogger(__name__)
@@ -236,7 +242,8 @@ def run(
         failure = FFmpegStalled, f"ffmpeg made no progress for {stall:g} s and was killed"
     elif proc.returncode != 0:
         why = f"{describe_returncode(proc.returncode)}: {last_line(stderr_tail)}"
-        failure = FFmpegError, f"ffmpeg exited with {why}"
+        killed = proc.returncode is not None and proc.returncode < 0
+        failure = FFmpegKilled if killed else FFmpegError, f"ffmpeg exited with {why}"
     if failure is not None:
         error_type, message = failure
         raise error_type(message, cmd=cmd, returncode=proc.returncode, stderr=stderr_tail)
