@@ -93,7 +93,8 @@ class OutputEntry:
     def to_dict(self) -> dict[str, Any]:
         """The manifest's JSON form: the fields, then the extras beside them."""
         data = asdict(self)
-        return {**data, **data.pop("extra")}
+        extra = data.pop("extra")
+        return {**data, **extra}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutputEntry:

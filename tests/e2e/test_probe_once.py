@@ -10,7 +10,7 @@ import pytest
 from mediaapp.jobs.client import submit
 
 from ..conftest import Proc, child_env, worker_cmd
-from ..test_chunking import clip
+from ..media.test_chunking import clip
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -178,3 +178,27 @@ def test_cli_exits_78_with_one_line_for_a_bad_variable(command: list[str]) -> No
     assert "ConfigurationError" in lines[0]
     assert "MEDIAAPP_CHUNKING='bogus': must be one of auto, always, never" in lines[0]
     assert done.stdout == ""
+
+
+def test_settings_defaults_are_embedded_and_derived(tmp_path: Path) -> None:
+    s = Settings.from_env({"MEDIAAPP_DATA_DIR": str(tmp_path)})
+    assert s.embedded and s.broker_url == "filesystem://"
+    assert s.result_backend == f"file://{tmp_path / 'results'}"
+    assert s.audit_log == tmp_path / "audit.jsonl"
+    assert s.output_root == tmp_path / "outputs"
+
+
+def test_settings_parse_types_and_reject_garbage(tmp_path: Path) -> None:
+    s = Settings.from_env(
+        {
+            "MEDIAAPP_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
+            "MEDIAAPP_MAX_INPUT_BYTES": "1000",
+            "MEDIAAPP_FFMPEG_TIMEOUT_S": "2.5",
+            "MEDIAAPP_MEDIA_ROOT": str(tmp_path),
+        }
+    )
+    assert not s.embedded
+    assert s.max_input_bytes == 1000 and s.ffmpeg_timeout_s == 2.5
+    assert s.media_root == tmp_path.resolve()
+    with pytest.raises(ConfigurationError, match="MEDIAAPP_MAX_INPUT_BYTES"):
+        Settings.from_env({"MEDIAAPP_MAX_INPUT_BYTES": "lots"})

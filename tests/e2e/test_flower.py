@@ -20,7 +20,7 @@ from mediaapp.ops.cli import main
 from mediaapp.ops.flower import flower_invocation
 from mediaapp.settings import Settings
 
-from .conftest import BIN, Proc, child_env, worker_cmd
+from ..conftest import BIN, Proc, child_env, worker_cmd
 
 AUTH = ("ops", "s3cret-flower")
 
@@ -132,7 +132,7 @@ def test_flower_shows_jobs_and_keeps_history(
 def test_flower_shows_progress_of_a_running_step(
     spawn: Callable[..., Proc], clean_queues: None, tmp_path: Path, media_root: Path
 ) -> None:
-    from .conftest import long_clip
+    from ..conftest import long_clip
 
     port = free_port()
     start_flower(spawn, port, tmp_path)

@@ -18,7 +18,7 @@ from mediaapp.media.probe import ProbeResult, StreamInfo, probe, timing
 from mediaapp.ops.audit import read_log
 from mediaapp.settings import Settings
 
-from .conftest import Proc, child_env, wait_for, worker_cmd
+from ..conftest import Proc, child_env, wait_for, worker_cmd
 
 
 def clip(media_root: Path, name: str, size: str, seconds: int, gop: int, rate: int = 25) -> str:
@@ -50,50 +50,6 @@ def run_chunked(job_id: str, name: str, profile: str, settings: Settings) -> dic
     if profile.startswith("web"):
         parts.append(steps.previews(ctx))
     return steps.assemble(ctx, parts, plan.to_dict())
-
-
-# --- the cost model (unit) ---------------------------------------------------------------
-
-
-@pytest.mark.unit
-def test_cost_model_chunks_long_sources_over_several_workers_only() -> None:
-    auto = Settings(media_root=Path("/"))
-    long_hd = source(600)
-    plan = chunkplan.plan(long_hd, 2, auto)
-    assert plan.chunked and plan.chunks >= 4 and plan.chunked_s < plan.single_s
-    assert chunkplan.plan(long_hd, 1, auto).chunked is False  # nobody to share the work with
-    short = chunkplan.plan(source(8), 8, auto)
-    assert not short.chunked and "fits in one chunk" in short.reason
-    tiny = chunkplan.plan(source(25, 320, 240), 2, auto)  # cheap to encode: overhead dominates
-    assert not tiny.chunked and "predicted" in tiny.reason
-    assert (
-        chunkplan.plan(source(600), 2, Settings(media_root=Path("/"), chunking="never")).chunked
-        is False
-    )
-    assert chunkplan.plan(
-        source(25, 320, 240), 1, Settings(media_root=Path("/"), chunking="always")
-    ).chunked
-
-
-@pytest.mark.unit
-def test_cost_model_sizes_chunks_for_the_workers_and_whole_segments() -> None:
-    auto = Settings(media_root=Path("/"))
-    assert chunkplan.plan(source(600), 4, auto).chunk_s == 75  # 600 s / (4 workers x 2 chunks)
-    assert chunkplan.plan(source(60), 16, auto).chunk_s == 10  # never below MIN_CHUNK_S
-    assert chunkplan.plan(source(7200), 2, auto).chunk_s == 120  # never above MAX_CHUNK_S
-    assert chunkplan.plan(source(600), 3, auto, segment_s=4).chunk_s == 100  # 100 = 25 segments
-    assert chunkplan.plan(source(600), 3, Settings(media_root=Path("/"), chunk_s=7)).chunk_s == 7
-    with pytest.raises(ValueError, match="chunking"):
-        Settings(media_root=Path("/"), chunking="sometimes")
-
-
-@pytest.mark.unit
-def test_keyframe_times_follow_the_source_timeline_across_chunks() -> None:
-    chunk = chunking.SourceChunk(1, "src/c00001.mkv", 250, 10.0, 10.0, "x")
-    assert chunking.keyframe_times(chunk, 4) == [2.0, 6.0]  # 12 s and 16 s of the source
-    assert chunking.keyframe_times(chunk, None) == []
-    first = chunking.SourceChunk(0, "src/c00000.mkv", 250, 0.0, 10.0, "x")
-    assert chunking.keyframe_times(first, 4) == [0.0, 4.0, 8.0]
 
 
 # --- split, encode, join on real media ------------------------------------------------------

@@ -23,8 +23,8 @@ from mediaapp.media.probe import probe
 from mediaapp.ops.audit import read_log
 from mediaapp.settings import Settings
 
-from .conftest import BIN, Proc, child_env, long_clip, queue_depth, wait_for, worker_cmd
-from .hostile import make_hostile
+from ..conftest import BIN, Proc, child_env, long_clip, queue_depth, wait_for, worker_cmd
+from ..hostile import make_hostile
 
 EXCHANGE = Exchange("media_exchange", type="topic", durable=True)
 

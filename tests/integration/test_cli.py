@@ -10,7 +10,7 @@ import pytest
 
 from mediaapp.ops.cli import main
 
-from .conftest import BIN, Proc, child_env
+from ..conftest import BIN, Proc, child_env
 
 
 @pytest.mark.unit

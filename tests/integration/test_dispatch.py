@@ -16,7 +16,7 @@ from mediaapp.jobs import events
 from mediaapp.jobs.confirms import PipelinedConfirms, confirmed_batch
 from mediaapp.ops.audit import read_log
 
-from .conftest import Proc, worker_cmd
+from ..conftest import Proc, worker_cmd
 
 
 class FakeChannel:

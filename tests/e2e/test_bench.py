@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import RABBIT_URL, REDIS_URL, REPO, child_env
+from ..conftest import RABBIT_URL, REDIS_URL, REPO, child_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 BROKER = ["--broker", RABBIT_URL, "--backend", REDIS_URL]

@@ -14,7 +14,7 @@ import pytest
 
 from mediaapp.ops.audit import AuditLog, read_log
 
-from .conftest import BIN, REPO, Proc, child_env
+from ..conftest import BIN, REPO, Proc, child_env
 
 pytestmark = pytest.mark.e2e
 

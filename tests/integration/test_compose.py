@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from .conftest import BIN, RABBIT_URL, REDIS_URL, REPO, Proc, child_env, queue_depth
-from .test_flower import free_port, get
+from ..conftest import BIN, RABBIT_URL, REDIS_URL, REPO, Proc, child_env, queue_depth
+from ..e2e.test_flower import free_port, get
 
 COMPOSE = REPO / "docker-compose.yml"
 SCHEMA = REPO.parent / "shared" / "schemas" / "compose-spec.json"

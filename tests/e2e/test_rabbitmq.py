@@ -21,7 +21,7 @@ from mediaapp.jobs.events import publish_event
 from mediaapp.jobs.job import EVENT_NAMESPACE
 from mediaapp.ops.audit import read_log
 
-from .conftest import REPO, Proc, queue_depth
+from ..conftest import REPO, Proc, queue_depth
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -180,7 +180,7 @@ def test_upload_event_without_file_is_rejected_and_audited(
 
 
 def test_progress_is_reported_by_a_real_worker(video_worker: Proc, media_root: Path) -> None:
-    from .conftest import long_clip
+    from ..conftest import long_clip
 
     seen: list[dict] = []
     job = submit(long_clip(media_root, 20), profile="web")
@@ -220,7 +220,7 @@ def test_audit_refuses_pickle_and_malformed_json(audit_consumer: Path, rabbitmq:
 def test_audit_marks_redelivered_and_duplicate_copies(
     clean_queues: None, rabbitmq: str, tmp_path: Path, spawn: Callable[..., Proc]
 ) -> None:
-    from .conftest import BIN, child_env
+    from ..conftest import BIN, child_env
 
     exchange = Exchange("media_exchange", type="topic", durable=True)
     with Connection(rabbitmq) as conn:
@@ -248,7 +248,7 @@ def test_a_bare_worker_never_consumes_the_audit_queue(
 ) -> None:
     import socket
 
-    from .conftest import BIN
+    from ..conftest import BIN
 
     node = f"bare{uuid.uuid4().hex[:6]}@{socket.gethostname()}"
     worker = spawn([str(BIN / "celery"), "-A", "mediaapp", "worker", "-n", node, "-l", "info"])
@@ -268,7 +268,7 @@ def test_hls_job_per_rendition_spreads_rungs_as_tasks(
     spawn: Callable[..., Proc], audit_consumer: Path, clean_queues: None, media_root: Path
 ) -> None:
     """The per-rendition strategy: a chord of one task per rung, then packaging."""
-    from .conftest import child_env, long_clip, worker_cmd
+    from ..conftest import child_env, long_clip, worker_cmd
 
     env = child_env(MEDIAAPP_LADDER_STRATEGY="per_rendition")
     for i in range(2):  # two workers: the rungs really spread
@@ -315,7 +315,7 @@ def test_hls_job_single_process_through_the_cli(
     video_worker: Proc, audit_consumer: Path, media_root: Path, tmp_path: Path
 ) -> None:
     """`mediaapp submit --profile hls --wait`: progress, then a verified package."""
-    from .conftest import BIN, child_env
+    from ..conftest import BIN, child_env
 
     out = subprocess.run(
         [str(BIN / "mediaapp"), "submit", "clip.mp4", "--profile", "hls", "--wait", "--json"],

@@ -14,8 +14,8 @@ from mediaapp.errors import MediaError
 from mediaapp.jobs.client import submit
 from mediaapp.ops.metrics import PipelineMetrics
 
-from .conftest import BIN, Proc, child_env
-from .test_flower import free_port
+from ..conftest import BIN, Proc, child_env
+from ..e2e.test_flower import free_port
 
 
 def sample(text: str, name: str, labels: str = "") -> float:
@@ -78,7 +78,7 @@ def test_json_logs_carry_job_and_task_ids(
 ) -> None:
     import json
 
-    from .conftest import worker_cmd
+    from ..conftest import worker_cmd
 
     cmd, _ = worker_cmd("video_queue", "-c", "1", "-l", "info")
     worker = spawn(cmd, child_env(MEDIAAPP_LOG_FORMAT="json"), "worker")

@@ -18,7 +18,7 @@ from mediaapp.jobs.client import submit
 from mediaapp.ops.report import write_report
 from mediaapp.settings import get_settings
 
-from .conftest import REPO, Proc, worker_cmd
+from ..conftest import REPO, Proc, worker_cmd
 from .test_flower import AUTH, free_port, start_flower
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]

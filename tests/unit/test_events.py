@@ -1,0 +1,63 @@
+"""Event and audit record shaping: what every lifecycle event and audit line holds."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from mediaapp.errors import NotMedia
+from mediaapp.jobs.events import build_event, error_dict, result_summary
+from mediaapp.ops.audit import message_record, rejected_record
+
+pytestmark = pytest.mark.unit
+
+
+def test_an_event_names_itself_and_its_sender() -> None:
+    body = build_event("job.finished", job_id="j", state="SUCCESS")
+    assert body["event"] == "job.finished" and body["job_id"] == "j"
+    assert {"ts", "hostname", "pid"} <= body.keys()
+
+
+def test_errors_become_typed_json() -> None:
+    assert error_dict(NotMedia("x.mp4: no video"))["code"] == "not_media"
+    assert error_dict(OSError("disk")) == {"type": "OSError", "code": "internal", "message": "disk"}
+    assert error_dict(None) is None
+
+
+def test_a_manifest_summary_has_the_figures_metrics_need() -> None:
+    manifest = {"source": {"size": 1000, "duration_s": 10.0}, "encode_s": 2.0,
+                "outputs": [{"size": 300}, {"size": 200}]}  # fmt: skip
+    summary = result_summary(manifest)
+    assert (summary["bytes_in"], summary["bytes_out"], summary["speed"]) == (1000, 500, 5.0)
+    assert (summary["media_duration_s"], summary["encode_s"]) == (10.0, 2.0)
+    assert result_summary({"pong": 1}) == {}
+
+
+def _message(headers: dict[str, Any], body: Any = None, key: str = "video.transcode") -> Any:
+    return SimpleNamespace(
+        headers=headers,
+        properties={"message_id": "m1"},
+        delivery_info={"exchange": "media_exchange", "routing_key": key, "redelivered": True},
+        content_type="application/json",
+        body=body,
+    )
+
+
+def test_a_task_message_is_audited_with_its_job_and_kwargs() -> None:
+    kwargs = {"job_id": "j", "name": "clip.mp4", "profile": "web"}
+    record = message_record([[], kwargs, {}], _message({"task": "video.transcode", "id": "j"}))
+    assert (record["kind"], record["name"], record["task_id"], record["job_id"]) == (
+        "task", "video.transcode", "j", "j")  # fmt: skip
+    assert record["kwargs"] == kwargs and record["redelivered"] and record["message_id"] == "m1"
+
+
+def test_an_event_and_a_refused_message_are_audited_too() -> None:
+    event = build_event("task.failed", job_id="j", task_id="j-probe")
+    record = message_record(event, _message({}, key="event.task.failed"))
+    assert (record["kind"], record["name"], record["job_id"]) == ("event", "task.failed", "j")
+    raw = b"\x80pickle" * 2000
+    refused = rejected_record(_message({"id": "t"}, raw), ValueError("not JSON"))
+    assert refused["kind"] == "rejected" and refused["body_size"] == len(raw)
+    assert len(refused["body_b64"]) <= 4096 * 4 // 3 + 4  # evidence, capped

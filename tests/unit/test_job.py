@@ -1,0 +1,80 @@
+"""The job model: ids, the ids of its steps, its backend keys, and the workflow it sends."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from celery import Celery
+
+from mediaapp.errors import InvalidInput
+from mediaapp.jobs import job
+from mediaapp.jobs.app import celery_config
+from mediaapp.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+
+def test_job_ids_are_safe_folder_names_and_events_map_to_one_job() -> None:
+    assert job.check_job_id(job.new_job_id())
+    for bad in ("../x", "", "a" * 65, "a b", None, 7):
+        with pytest.raises(InvalidInput):
+            job.check_job_id(bad)
+    same = job.job_id_for_event("evt-1", "tag-1")
+    assert same == job.job_id_for_event("evt-1", "tag-2")  # the event id decides
+    assert same == str(uuid.uuid5(job.EVENT_NAMESPACE, "evt-1"))
+    assert job.job_id_for_event(None, "tag-1") != job.job_id_for_event(None, "tag-2")
+
+
+def test_step_ids_and_keys_are_derived_from_the_job_id() -> None:
+    assert job.probe_task_id("j") == "j-probe"
+    assert job.rung_task_id("j", 2) == "j-rung2"
+    assert job.chunk_task_id("j", 10) == "j-chunk10"
+    assert job.part_task_id("j", "audio") == "j-audio"
+    assert job.steps_key("j") == b"mediaapp-steps-j" and job.cancel_key("j") == b"mediaapp-cancel-j"
+    assert job.delivery_key("j-chunk1", 2) == "mediaapp:deliveries:j-chunk1:2"
+
+
+def test_a_transcode_is_a_probe_then_transcode_chain_with_an_errback(tmp_path) -> None:
+    app = Celery("t")
+    app.conf.update(celery_config(Settings(data_dir=tmp_path)))
+    sent: list = []
+    app.send_task = lambda *a, **k: sent.append((a, k))  # type: ignore[method-assign]
+    from celery.canvas import _chain
+
+    captured: dict = {}
+
+    def apply_async(self: _chain, *a: object, **k: object) -> None:
+        captured["tasks"] = [(t.task, t.id, dict(t.kwargs)) for t in self.tasks]
+        captured["errbacks"] = [e.task for e in self.options.get("link_error", [])]
+
+    original = _chain.apply_async
+    _chain.apply_async = apply_async  # type: ignore[method-assign]
+    try:
+        job.send(app, job_id="j1", name="clip.mp4", profile="hls")
+    finally:
+        _chain.apply_async = original  # type: ignore[method-assign]
+    (probe, probe_id, probe_kw), (transcode, job_id, kw) = captured["tasks"]
+    assert (probe, probe_id, transcode, job_id) == (
+        "video.probe",
+        "j1-probe",
+        "video.transcode",
+        "j1",
+    )
+    assert probe_kw == {"job_id": "j1", "name": "clip.mp4"} and kw["profile"] == "hls"
+    assert captured["errbacks"] == ["video.fail_job"]
+    job.send(app, job_id="j2", name="clip.mp4", task="video.thumbnail")  # one step: one task
+    assert sent == [
+        (("video.thumbnail",), {"kwargs": {"job_id": "j2", "name": "clip.mp4"}, "task_id": "j2"})
+    ]
+    with pytest.raises(InvalidInput):
+        job.send(app, job_id="../etc", name="clip.mp4")
+
+
+def test_step_ids_of_a_fanned_out_job_round_trip(tmp_path) -> None:
+    app = Celery("t", backend=f"file://{tmp_path}")
+    assert job.step_ids(app, "j") == []
+    app.backend.set(job.steps_key("j"), json.dumps(["j-rung0", "j-rung1"]).encode())
+    assert job.step_ids(app, "j") == ["j-rung0", "j-rung1"]
+    assert job.failed_step(app, "j") is None  # nothing failed yet
