@@ -125,3 +125,16 @@ def test_only_settings_reads_the_environment() -> None:
         if "os.environ" in text or "getenv(" in text:
             readers.add(module)
     assert readers <= ENV_READERS, readers - ENV_READERS
+
+
+def test_importing_mediaapp_builds_and_writes_nothing(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    code = "import sys, mediaapp, mediaapp.media.steps; print('celery' in sys.modules)"
+    env = {"MEDIAAPP_DATA_DIR": str(data), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == b"False"  # the media layer works without Celery
+    assert not data.exists()
