@@ -17,7 +17,7 @@ import ffmpeg
 from mediaapp.media import chunking, chunkplan, command, packaging, renditions
 from mediaapp.media.chunking import Rendition, SourceChunk
 from mediaapp.media.chunkplan import ChunkPlan
-from mediaapp.media.inputs import display_size, inspect, safe_stem, target_height
+from mediaapp.media.inputs import display_size, inspect, safe_stem, target_height, target_size
 from mediaapp.media.mp4 import (
     can_remux,
     encode_audio_files,
@@ -176,10 +176,10 @@ def video_outputs(info: ProbeResult, profile: Profile, settings: Settings) -> li
     """The video outputs a chunk is encoded into: the mp4, or every rung of the ladder."""
 
     if profile.kind == "mp4":
-        height = target_height(info, profile.height)
-        return [Rendition("video", height, web_video_options(profile, settings))]
+        width, height = target_size(info, profile.height)
+        return [Rendition("video", height, web_video_options(profile, settings), width)]
     return [
-        Rendition(r.name, r.height, renditions.video_options(r, info, profile))
+        Rendition(r.name, r.height, renditions.video_options(r, info, profile), r.width)
         for r in renditions.plan_rungs(info, profile)
     ]
 
