@@ -81,6 +81,9 @@ def gop_frames(info: ProbeResult, profile: Profile) -> int:
 def video_options(
     rung: PlannedRung, info: ProbeResult, profile: Profile, suffix: str = ""
 ) -> dict[str, Any]:
+    """x264 options of a rung. HLS (MPEG-TS) rungs have no B-frames: TS has no edit list, so
+    their reordering delay would start the picture 2 frames after 0, and hls.js and Shaka
+    anchor 0 at the first decode time (Shaka jumps that gap). fMP4 (DASH) keeps them."""
     gop = gop_frames(info, profile)
     return {
         f"b:v{suffix}": f"{rung.video_kbps}k",
@@ -89,7 +92,7 @@ def video_options(
     } | ({} if suffix else {
         "vcodec": profile.video_codec, "preset": profile.preset, "g": gop, "keyint_min": gop,
         "sc_threshold": 0, "force_key_frames": f"expr:gte(t,n_forced*{profile.segment_s})",
-    })  # fmt: skip
+    }) | ({"bf": 0} if profile.kind == "hls" else {})  # fmt: skip
 
 
 def _audio_options(info: ProbeResult, profile: Profile) -> dict[str, Any]:
