@@ -14,6 +14,7 @@ import av
 import pytest
 
 from mediaapp.media import manifests, renditions, steps
+from mediaapp.media.inputs import fit
 from mediaapp.settings import Settings
 
 from .media_sources import generate
@@ -74,6 +75,19 @@ def check_mpd(mpd_path: Path, source_s: float) -> ET.Element:
         assert math.ceil(peak) == int(rep.get("bandwidth", 0)), rep.attrib
         assert rep.get("sar", "1:1") == "1:1"
     return mpd
+
+
+@pytest.mark.unit
+def test_sizes_fit_the_short_side_keeping_the_aspect_within_a_pixel() -> None:
+    cases = {
+        (1920, 1080, 480): (854, 480), (1280, 720, 720): (1280, 720),
+        (1080, 1920, 720): (720, 1280), (1080, 1920, 480): (480, 854),
+        (1279, 719, 720): (1278, 718), (320, 240, 720): (320, 240), (240, 320, 1080): (240, 320),
+    }  # fmt: skip
+    for (w, h, short), size in cases.items():
+        assert fit(w, h, short) == size
+        out_w, out_h = size
+        assert abs(out_w - out_h * w / h) <= 1 and out_w % 2 == out_h % 2 == 0
 
 
 def test_dash_duration_is_exact_on_the_real_clip_and_a_non_round_one(settings: Settings) -> None:

@@ -226,8 +226,9 @@ def test_player(
         chromium.get(page)
         listed = play_checks(chromium, promised, manifest["source"]["duration_s"])
         for index in range(len(listed) if len(listed) > 1 else 0):  # each rendition, forced
-            chromium.get(f"{page}&force={index}")
-            play_checks(chromium, promised, manifest["source"]["duration_s"], listed[index])
+            kbps = listed[index][2] // 1000 + 1
+            chromium.get(f"{page}&force={index}&kbps={kbps}")
+            play_checks(chromium, promised, manifest["source"]["duration_s"], listed[index][:2])
 
 
 def play_checks(
@@ -235,9 +236,10 @@ def play_checks(
     promised: list[tuple[int, int]],
     duration: float,
     forced: tuple[int, int] | None = None,
-) -> list[tuple[int, int]]:
+) -> list[tuple[int, int, int]]:
     """Load, list the renditions, play to 5 s (or the end) with no error and no hole at the
-    start, showing the ``forced`` rendition throughout if one is; the renditions listed."""
+    start, showing the ``forced`` rendition throughout if one is; the renditions listed
+    (width, height, bandwidth)."""
 
     def probe() -> dict[str, Any]:
         return driver.execute_script("return window.probe ? window.probe() : {}") or {}
@@ -249,9 +251,9 @@ def play_checks(
     wait("the manifest", lambda: (s := probe()).get("ready") or s.get("errors"), report, 30)
     state = probe()
     assert not state["errors"], report()
-    listed = [(r["width"], r["height"]) for r in state["renditions"]]
+    listed = [(r["width"], r["height"], r["bandwidth"]) for r in state["renditions"]]
     if promised:
-        assert sorted(listed) == sorted(promised), report()
+        assert sorted(r[:2] for r in listed) == sorted(promised), report()
     driver.execute_script("const v = document.getElementById('v'); v.playbackRate = 2; v.play()")
     goal = min(5.0, duration - 0.3)
     sizes = set()
