@@ -254,7 +254,11 @@ def play_checks(
     listed = [(r["width"], r["height"], r["bandwidth"]) for r in state["renditions"]]
     if promised:
         assert sorted(r[:2] for r in listed) == sorted(promised), report()
-    driver.execute_script("const v = document.getElementById('v'); v.playbackRate = 2; v.play()")
+    # Twice as fast to save time, but 1080p in real time: software decoding on two shared
+    # cores falls behind at 2x and hls.js rightly reports the stall.
+    rate = 1 if max((w * h for w, h in promised), default=0) > 1280 * 720 else 2
+    driver.execute_script(f"const v = document.getElementById('v'); v.playbackRate = {rate};"
+                          "v.play()")  # fmt: skip
     goal = min(5.0, duration - 0.3)
     sizes = set()
 
