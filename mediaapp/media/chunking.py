@@ -32,9 +32,11 @@ import ffmpeg
 
 from mediaapp.errors import NotMedia
 from mediaapp.media import command
+from mediaapp.media.inputs import scale_square
 from mediaapp.media.outputs import atomic_output, sha256
-from mediaapp.media.probe import ProbeResult, timing
+from mediaapp.media.probe import ProbeResult, exact_video_s, timing
 from mediaapp.media.profiles import Profile
+from mediaapp.media.renditions import aligned_audio
 from mediaapp.settings import Settings
 
 #: Where a job keeps its source chunks, encoded chunks and audio track while it runs.
@@ -66,6 +68,7 @@ class Rendition:
     name: str
     height: int
     options: dict[str, Any] = field(default_factory=dict)
+    width: int = -2  # -2: from the height (scale's even-width rule)
 
 
 def work_dir(out_dir: Path) -> Path:
@@ -139,6 +142,16 @@ def keyframe_times(chunk: SourceChunk, segment_s: int | None) -> list[float]:
     return times
 
 
+def forced_keyframes(times: list[float], fps: float) -> str:
+    """``force_key_frames`` for keyframe ``times``: each a quarter frame early.
+
+    ffmpeg forces the first frame at or after a time; a chunk's relative times carry the
+    rounding of its start (8.333333 s), so 12 s - 8.333333 s lands a hair after frame 110 and
+    the keyframe on frame 111, one frame late. The first frame within a quarter frame is it.
+    """
+    return ",".join(f"{max(0.0, t - 0.25 / fps):.6f}" for t in times)
+
+
 def cache_key(
     chunk: SourceChunk,
     renditions: list[Rendition],
@@ -151,7 +164,7 @@ def cache_key(
         "chunk": chunk.sha256,
         "renditions": [asdict(r) for r in renditions],
         "fps": fps,
-        "keyframes": keys,
+        "keyframes": forced_keyframes(keys, fps),
         "ffmpeg": ffmpeg_version,
     }
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
@@ -238,11 +251,11 @@ def chunk_stream(
     outputs = []
     for i, r in enumerate(renditions):
         branch = branches.stream(i) if branches is not None else video
-        scaled = branch.filter("scale", -2, r.height).filter("format", "yuv420p")
+        scaled = scale_square(branch, r.width, r.height)
         options = dict(r.options)
         options.pop("force_key_frames", None)
         if keyframes:
-            options["force_key_frames"] = ",".join(f"{t:.6f}" for t in keyframes)
+            options["force_key_frames"] = forced_keyframes(keyframes, fps)
         if settings.ffmpeg_threads:
             options["threads"] = settings.ffmpeg_threads
         outputs.append(
@@ -264,11 +277,11 @@ def audio_stream(src: Path, target: Path, profile: Profile, *, stereo: bool) -> 
         "acodec": profile.audio_codec,
         "b:a": f"{profile.audio_bitrate_kbps}k",
     }
-    if stereo:
+    audio = command.input_file(src).audio
+    if stereo:  # a ladder's audio: it goes into MPEG-TS too, where the priming would show
         options["ac"] = 2
-    return command.input_file(src).audio.output(
-        command.output_target(target), map_metadata=-1, f="mp4", **options
-    )
+        audio = aligned_audio(audio)
+    return audio.output(command.output_target(target), map_metadata=-1, f="mp4", **options)
 
 
 def encode_audio(
@@ -291,9 +304,15 @@ def encode_audio(
 
 
 def write_concat_list(work: Path, rendition: str, chunks: list[dict[str, Any]]) -> Path:
-    """The concat demuxer's list of a rendition's encoded chunks, in order."""
+    """The concat demuxer's list of a rendition's encoded chunks, in order, each with its
+    exact duration: left to itself the demuxer offsets each chunk by its duration as muxed
+    (8.333008 s for 8.333333 s), so a keyframe forced at 12 s arrives at 11.9997 s and
+    the HLS segmenter, which cuts at 12 s or after, skips it."""
     path = work / f"concat.{rendition}.txt"
-    lines = [f"file '{encoded_name(c['index'], rendition)}'" for c in chunks]
+    lines = []
+    for c in chunks:
+        name = encoded_name(c["index"], rendition)
+        lines += [f"file '{name}'", f"duration {exact_video_s(work / name):.6f}"]
     path.write_text("\n".join(lines) + "\n")
     return path
 

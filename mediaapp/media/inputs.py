@@ -114,7 +114,29 @@ def display_size(info: ProbeResult) -> tuple[int, int]:
     return video.width, video.height
 
 
+def fit(width: int, height: int, short_side: int) -> tuple[int, int]:
+    """Even output dimensions whose short side is ``short_side`` (never above the source's).
+
+    Sized on the short side, as the big platforms do, so a portrait source gets 720x1280 for
+    "720p", not 406x720. The long side keeps the display aspect within a pixel; the encoders
+    then mark pixels square (``setsar=1``), where ``scale=-2`` would skew them slightly.
+    """
+    short = max(2, min(width, height, short_side) // 2 * 2)
+    long_side = max(width, height) * short / min(width, height)
+    other = max(2, round(long_side / 2) * 2)
+    return (other, short) if width >= height else (short, other)
+
+
+def target_size(info: ProbeResult, short_side: int) -> tuple[int, int]:
+    """Output width and height as seen (rotation applied) for a profile's nominal height."""
+    return fit(*display_size(info), short_side)
+
+
 def target_height(info: ProbeResult, max_height: int) -> int:
-    """The output height: the profile's, never above the source's, always even."""
-    _, height = display_size(info)
-    return max(2, min(height, max_height) // 2 * 2)
+    """The output height (see :func:`target_size`)."""
+    return target_size(info, max_height)[1]
+
+
+def scale_square(video: Any, width: int, height: int) -> Any:
+    """Scale to exactly ``width`` x ``height`` with square pixels, in yuv420p."""
+    return video.filter("scale", width, height).filter("setsar", 1).filter("format", "yuv420p")

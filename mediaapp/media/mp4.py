@@ -12,7 +12,7 @@ from mediaapp.errors import (
 )
 from mediaapp.media import command, sprites
 from mediaapp.media.context import JobContext
-from mediaapp.media.inputs import display_size, target_height
+from mediaapp.media.inputs import display_size, scale_square, target_height, target_size
 from mediaapp.media.outputs import (
     OutputEntry,
     Work,
@@ -45,14 +45,10 @@ def web_stream(
 ) -> Any:
     """The ffmpeg-python graph of a ``web``-style MP4 (H.264 + AAC, faststart)."""
     inp = command.input_file(src)
-    height = target_height(info, profile.height)
-
-    # Constant frame rate (a variable-rate source is resampled to its average rate); -2 keeps
-    # the aspect ratio with an even width; ffmpeg applies rotation before the filters.
-    video = (
-        inp.video.filter("fps", frame_rate(info))
-        .filter("scale", -2, height)
-        .filter("format", "yuv420p")
+    # Constant frame rate (a variable-rate source is resampled to its average rate); sized on
+    # the short side with square pixels; ffmpeg applies rotation before the filters.
+    video = scale_square(
+        inp.video.filter("fps", frame_rate(info)), *target_size(info, profile.height)
     )
     streams = [video]
     audio_opts: dict[str, Any] = {"an": None}
@@ -76,8 +72,8 @@ def poster_stream(src: Path, dst: Path, info: ProbeResult, profile: Profile) -> 
     """The ffmpeg-python graph of one poster JPEG taken at ``profile.poster_at`` of the duration."""
     at = max(0.0, min(info.duration_s * profile.poster_at, max(info.duration_s - 0.1, 0.0)))
     inp = command.input_file(src, ss=f"{at:.3f}")
-    height = target_height(info, profile.poster_height)
-    video = inp.video.filter("scale", -2, height)
+    width, height = target_size(info, profile.poster_height)
+    video = inp.video.filter("scale", width, height).filter("setsar", 1)
     return ffmpeg.output(
         video, command.output_target(dst), vframes=1, format="image2", vcodec="mjpeg", qscale=3
     )
@@ -93,7 +89,7 @@ def can_remux(src: Path, info: ProbeResult, profile: Profile) -> bool:
         and video.codec == "h264"
         and video.pix_fmt == "yuv420p"
         and not video.rotation
-        and (video.height or 0) <= profile.height
+        and min(video.width or 0, video.height or 0) <= profile.height
         and (audio is None or audio.codec == "aac")
         and len(info.streams) == (2 if audio else 1)
         and is_faststart(src)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mediaapp.errors import NotMedia
-from mediaapp.media import command, renditions
+from mediaapp.media import command, manifests, renditions
 from mediaapp.media.context import JobContext
 from mediaapp.media.outputs import OutputEntry, Work, duration_tolerance, sha256
 from mediaapp.media.probe import ProbeResult
@@ -78,9 +78,10 @@ def encode_ladder(
                 on_progress=on_progress,
             )
         if profile.kind == "hls":
-            (tmp / "master.m3u8").write_text(renditions.master_playlist(tmp, rungs))
+            write_master(tmp, rungs)
             entries = verify_hls(tmp, info, profile, rungs)
         else:
+            manifests.fix_mpd(tmp / "manifest.mpd")
             entries = verify_dash(tmp, info, rungs, ctx.limits)
         if final.exists():
             shutil.rmtree(final)
@@ -102,6 +103,14 @@ def _published(entries: list[dict[str, Any]], final: Path, root: Path) -> list[O
         )
         for e in entries
     ]
+
+
+def write_master(root: Path, rungs: list[renditions.PlannedRung]) -> None:
+    """The master playlist, and one EXT-X-VERSION across it and the media playlists."""
+    (root / "master.m3u8").write_text(renditions.master_playlist(root, rungs))
+    manifests.set_hls_version(
+        [root / "master.m3u8", *(root / r.name / "index.m3u8" for r in rungs)]
+    )
 
 
 def stage_dir(out_dir: Path, kind: str) -> Path:
@@ -130,7 +139,7 @@ def package_hls(work: Work, ctx: JobContext) -> None:
     info, profile = ctx.source, ctx.profile
     stage = stage_dir(ctx.out_dir, profile.kind)
     rungs = renditions.plan_rungs(info, profile)
-    (stage / "master.m3u8").write_text(renditions.master_playlist(stage, rungs))
+    write_master(stage, rungs)
     entries = verify_hls(stage, info, profile, rungs)
     final = ctx.out_dir / profile.kind
     if final.exists():
@@ -154,8 +163,8 @@ def verify_hls(
         duration = sum(d for d, _ in segments)
         files = [playlist.parent / f for _, f in segments]
         width, height = (int(v) for v in variant["RESOLUTION"].split("x"))
-        if height != rung.height or width % 2 or height % 2:
-            raise NotMedia(f"rung {rung.name}: {width}x{height}, expected height {rung.height}")
+        if (width, height) != (rung.width, rung.height):
+            raise NotMedia(f"rung {rung.name}: {width}x{height}, not {rung.width}x{rung.height}")
         if abs(duration - expected) > duration_tolerance(info):
             raise NotMedia(f"rung {rung.name}: {duration:.3f} s, source {expected:.3f} s")
         if len(segments) != renditions.expected_segments(duration, profile.segment_s):
@@ -214,7 +223,7 @@ def verify_dash(
     rungs: list[renditions.PlannedRung],
     limits: command.Limits = command.DEFAULT_LIMITS,
 ) -> list[dict[str, Any]]:
-    """Check the MPD: one representation per rung at its height, audio, the duration."""
+    """Check the MPD: one representation per rung at its size, audio, the duration."""
     mpd_path = root / "manifest.mpd"
     mpd = ET.parse(mpd_path).getroot()  # noqa: S314 - our own ffmpeg's output
     duration = _iso_duration(mpd.get("mediaPresentationDuration", "PT0S"))
@@ -223,9 +232,11 @@ def verify_dash(
     reps = mpd.findall(f".//{_MPD}Representation")
     video = [r for r in reps if r.get("height")]
     audio = [r for r in reps if not r.get("height")]
-    heights = sorted((int(r.get("height", 0)) for r in video), reverse=True)
-    if heights != [r.height for r in rungs] or bool(audio) != (info.audio is not None):
-        raise NotMedia(f"DASH representations {heights} (+{len(audio)} audio) do not match")
+    sizes = [(int(r.get("width", 0)), int(r.get("height", 0))) for r in video]
+    if sizes != [(r.width, r.height) for r in rungs] or bool(audio) != (info.audio is not None):
+        raise NotMedia(f"DASH representations {sizes} (+{len(audio)} audio) do not match")
+    if any(r.get("sar", "1:1") != "1:1" for r in video):
+        raise NotMedia("DASH representations with non-square pixels")
     files = sorted(p for p in root.iterdir() if p.is_file())
     entries = [
         {
@@ -236,7 +247,7 @@ def verify_dash(
             "codec": None,
             "audio_codec": None,
             "width": int(video[0].get("width", 0)),
-            "height": heights[0],
+            "height": sizes[0][1],
             "bit_rate": None,
             "representations": len(reps),
             "sha256": sha256(*files),

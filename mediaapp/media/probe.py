@@ -288,3 +288,16 @@ def timing(path: Path) -> Timing:
     frame_s = (pts[-1] - pts[0]) / (len(pts) - 1) if len(pts) > 1 else 0.0
     audio_s = None if audio_end is None or audio_start is None else audio_end - audio_start
     return Timing(video_pts=pts, frame_s=frame_s, audio_s=audio_s)
+
+
+def exact_video_s(path: Path) -> float:
+    """Frames times frame spacing: an encoder's last frame can be short (a chunk's end is in
+    Matroska milliseconds), leaving the track's own duration a few ticks short too."""
+    t = timing(path)
+    if t.frames > 1:
+        return t.frame_s * t.frames
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        if video.duration is None or video.time_base is None:
+            raise NotMedia(f"{path.name}: no video duration")
+        return float(video.duration * video.time_base)

@@ -35,7 +35,8 @@ class Profile:
 
     name: str
     kind: str = "mp4"
-    #: Target height in pixels; sources smaller than this keep their own size (never upscaled).
+    #: Target short side in pixels (the height of a landscape picture, the width of a
+    #: portrait one); sources smaller than this keep their own size (never upscaled).
     height: int = 720
     video_codec: str = "libx264"
     #: x264 preset and constant rate factor: quality-targeted, so bit rate follows content.

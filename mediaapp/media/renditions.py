@@ -1,9 +1,11 @@
 """Adaptive-bitrate ladders: plan the rungs, encode them, package HLS or DASH.
 
-Rungs above the source's height are skipped (never upscaled); a source smaller than the
-lowest rung gets one rung at its own height. Every rung has the same constant frame rate and
-keyframes forced every ``segment_s`` seconds (no scene-cut keyframes), so segments line up
-across rungs and a player can switch at any boundary.
+A rung's height is its short side (a portrait 1080x1920 source gets a "1080p" rung of
+1080x1920, as on the big platforms); rungs above the source's short side are skipped (never
+upscaled), and a source smaller than the lowest rung gets one rung at its own size. Every rung
+has the same constant frame rate, square pixels and keyframes forced every ``segment_s``
+seconds (no scene-cut keyframes), so segments line up across rungs and a player can switch at
+any boundary.
 
 Two strategies, measured in ``bench/ladder.py`` (figures in the README):
 
@@ -23,13 +25,15 @@ from typing import Any
 import ffmpeg
 
 from mediaapp.media import command
-from mediaapp.media.inputs import display_size
+from mediaapp.media.inputs import display_size, fit, scale_square
 from mediaapp.media.probe import ProbeResult, probe
 from mediaapp.media.profiles import Profile
 
 #: CODECS strings for the H.264 profiles x264 writes (profile_idc + constraint byte).
 _AVC_PROFILE = {"Baseline": "4200", "Constrained Baseline": "42e0", "Main": "4d00", "High": "6400"}
 AAC_LC = "mp4a.40.2"
+#: Samples of silence ffmpeg's AAC encoder puts before the audio (its ``initial_padding``).
+AAC_PRIMING = 1024
 
 
 @dataclass(frozen=True)
@@ -37,24 +41,30 @@ class PlannedRung:
     """A rung as it will be encoded for this source."""
 
     index: int
-    height: int
+    short: int  # the profile's nominal height: the short side of the picture
     video_kbps: int
+    width: int
+    height: int
 
     @property
     def name(self) -> str:
-        """Directory name of the rung (``2_480p``)."""
-        return f"{self.index}_{self.height}p"
+        """Directory name of the rung (``2_480p``, whichever way the picture is turned)."""
+        return f"{self.index}_{self.short}p"
 
 
 def plan_rungs(info: ProbeResult, profile: Profile) -> list[PlannedRung]:
     """The rungs to encode for this source, highest first."""
 
-    _, height = display_size(info)
-    fitting = [r for r in profile.rungs if r.height <= height]
+    width, height = display_size(info)
+    short = min(width, height)
+    fitting = [r for r in profile.rungs if r.height <= short]
     if not fitting:
-        lowest = profile.rungs[-1]
-        return [PlannedRung(0, max(2, height // 2 * 2), lowest.video_kbps)]
-    return [PlannedRung(i, r.height, r.video_kbps) for i, r in enumerate(fitting)]
+        size = fit(width, height, short)
+        return [PlannedRung(0, min(size), profile.rungs[-1].video_kbps, *size)]
+    return [
+        PlannedRung(i, r.height, r.video_kbps, *fit(width, height, r.height))
+        for i, r in enumerate(fitting)
+    ]
 
 
 def frame_rate(info: ProbeResult) -> float:
@@ -71,6 +81,9 @@ def gop_frames(info: ProbeResult, profile: Profile) -> int:
 def video_options(
     rung: PlannedRung, info: ProbeResult, profile: Profile, suffix: str = ""
 ) -> dict[str, Any]:
+    """x264 options of a rung. HLS (MPEG-TS) rungs have no B-frames: TS has no edit list, so
+    their reordering delay would start the picture 2 frames after 0, and hls.js and Shaka
+    anchor 0 at the first decode time (Shaka jumps that gap). fMP4 (DASH) keeps them."""
     gop = gop_frames(info, profile)
     return {
         f"b:v{suffix}": f"{rung.video_kbps}k",
@@ -79,7 +92,7 @@ def video_options(
     } | ({} if suffix else {
         "vcodec": profile.video_codec, "preset": profile.preset, "g": gop, "keyint_min": gop,
         "sc_threshold": 0, "force_key_frames": f"expr:gte(t,n_forced*{profile.segment_s})",
-    })  # fmt: skip
+    }) | ({"bf": 0} if profile.kind == "hls" else {})  # fmt: skip
 
 
 def _audio_options(info: ProbeResult, profile: Profile) -> dict[str, Any]:
@@ -88,8 +101,21 @@ def _audio_options(info: ProbeResult, profile: Profile) -> dict[str, Any]:
     return {"acodec": "aac", "b:a": f"{profile.audio_bitrate_kbps}k", "ac": 2}
 
 
+def aligned_audio(audio: Any) -> Any:
+    """The audio, less the AAC priming's worth of samples, so the first packet lands at 0.
+
+    MPEG-TS has no edit list to hide the priming: the audio would start 23 ms before the
+    video and hls.js sees a hole at the start. Dropped from the source, the samples that
+    follow keep their times, so the audio stays in sync and starts with the video.
+    """
+    return audio.filter("atrim", start_sample=AAC_PRIMING)
+
+
 def hls_options(rung_dir: Path, profile: Profile) -> dict[str, Any]:
+    """The HLS muxer's options; no mux delay, so the first segment starts at 0, not 1.4 s."""
     return {
+        "muxdelay": 0,
+        "muxpreload": 0,
         "f": "hls",
         "hls_time": profile.segment_s,
         "hls_playlist_type": "vod",
@@ -99,7 +125,7 @@ def hls_options(rung_dir: Path, profile: Profile) -> dict[str, Any]:
 
 
 def _scaled(video: Any, rung: PlannedRung) -> Any:
-    return video.filter("scale", -2, rung.height).filter("format", "yuv420p")
+    return scale_square(video, rung.width, rung.height)
 
 
 def hls_single_stream(src: Path, out_dir: Path, info: ProbeResult, profile: Profile) -> Any:
@@ -108,13 +134,14 @@ def hls_single_stream(src: Path, out_dir: Path, info: ProbeResult, profile: Prof
     inp = command.input_file(src)
     video = inp.video.filter("fps", frame_rate(info))
     branches = video.filter_multi_output("split", len(rungs))
+    sound = aligned_audio(inp.audio).filter_multi_output("asplit", len(rungs))
     outputs = []
     for rung in rungs:
         rung_dir = out_dir / rung.name
         rung_dir.mkdir(parents=True, exist_ok=True)
         streams = [_scaled(branches.stream(rung.index), rung)]
         if info.audio is not None:
-            streams.append(inp.audio)
+            streams.append(sound.stream(rung.index))
         outputs.append(
             ffmpeg.output(
                 *streams,
@@ -136,7 +163,7 @@ def hls_rung_stream(
     inp = command.input_file(src)
     streams = [_scaled(inp.video.filter("fps", frame_rate(info)), rung)]
     if info.audio is not None:
-        streams.append(inp.audio)
+        streams.append(aligned_audio(inp.audio))
     return ffmpeg.output(
         *streams,
         command.output_target(rung_dir / "index.m3u8"),
@@ -164,15 +191,20 @@ def hls_copy_stream(joined: Path, audio: Path | None, rung_dir: Path, profile: P
     )
 
 
+def _dash_sets(videos: int, audio: bool) -> str:
+    """One adaptation set per rung (merged after muxing: see ``manifests.fix_mpd``), audio."""
+    sets = [f"id={i},streams={i}" for i in range(videos)]
+    return " ".join(sets + ([f"id={videos},streams=a"] if audio else []))
+
+
 def dash_copy_stream(
     joined: list[Path], audio: Path | None, out_dir: Path, profile: Profile
 ) -> Any:
     """The ladder packaged as DASH from already encoded rungs (chunked strategy): copy."""
     streams = [command.input_file(path).video for path in joined]
-    sets = "id=0,streams=v"
+    sets = _dash_sets(len(joined), audio is not None)
     if audio is not None:
         streams.append(command.input_file(audio).audio)
-        sets += " id=1,streams=a"
     return ffmpeg.output(
         *streams,
         command.output_target(out_dir / "manifest.mpd"),
@@ -196,10 +228,9 @@ def dash_stream(src: Path, out_dir: Path, info: ProbeResult, profile: Profile) -
         options |= video_options(r, info, profile, suffix=f":{r.index}")
     options |= {k: v for k, v in video_options(rungs[0], info, profile).items()
                 if not k.startswith(("b:v", "maxrate", "bufsize"))}  # fmt: skip
-    sets = "id=0,streams=v"
+    sets = _dash_sets(len(rungs), info.audio is not None)
     if info.audio is not None:
         streams.append(inp.audio)
-        sets += " id=1,streams=a"
     return ffmpeg.output(
         *streams,
         command.output_target(out_dir / "manifest.mpd"),
@@ -247,8 +278,9 @@ def master_playlist(out_dir: Path, rungs: list[PlannedRung]) -> str:
         rung_dir = out_dir / rung.name
         segments = media_playlist(rung_dir / "index.m3u8")
         sizes = [((rung_dir / f).stat().st_size, d) for d, f in segments]
-        peak = max(int(size * 8 / d) for size, d in sizes if d > 0)
-        average = int(sum(s for s, _ in sizes) * 8 / sum(d for _, d in sizes))
+        # Rounded up: BANDWIDTH must cover the peak segment, not fall a bit short of it.
+        peak = max(math.ceil(size * 8 / d) for size, d in sizes if d > 0)
+        average = math.ceil(sum(s for s, _ in sizes) * 8 / sum(d for _, d in sizes))
         codec, width, height, fps = codecs(rung_dir / segments[0][1])
         rate = f",FRAME-RATE={fps:.3f}" if fps else ""
         lines.append(

@@ -51,6 +51,7 @@ def sprite_stream(src: Path, dst: Path, p: SpritePlan) -> Any:
         command.input_file(src)
         .video.filter("fps", f"{p.count}/{p.duration_s:.6f}")
         .filter("scale", p.width, p.height)
+        .filter("setsar", 1)  # thumbnails with square pixels, as every other output
         .filter("tile", f"{p.columns}x{p.rows}")
     )
     return ffmpeg.output(

@@ -21,7 +21,7 @@ import ffmpeg
 from mediaapp.media import chunking, chunkplan, command, mp4, packaging, renditions
 from mediaapp.media.chunking import Rendition, SourceChunk
 from mediaapp.media.context import JobContext
-from mediaapp.media.inputs import display_size, inspect, target_height
+from mediaapp.media.inputs import display_size, inspect, target_height, target_size
 from mediaapp.media.mp4 import (
     can_remux,
     encode_audio_files,
@@ -171,10 +171,10 @@ def video_outputs(ctx: JobContext) -> list[Rendition]:
     """The video outputs a chunk is encoded into: the mp4, or every rung of the ladder."""
     info, profile = ctx.source, ctx.profile
     if profile.kind == "mp4":
-        height = target_height(info, profile.height)
-        return [Rendition("video", height, web_video_options(profile, ctx.settings))]
+        width, height = target_size(info, profile.height)
+        return [Rendition("video", height, web_video_options(profile, ctx.settings), width)]
     return [
-        Rendition(r.name, r.height, renditions.video_options(r, info, profile))
+        Rendition(r.name, r.height, renditions.video_options(r, info, profile), r.width)
         for r in renditions.plan_rungs(info, profile)
     ]
 

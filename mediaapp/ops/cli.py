@@ -32,7 +32,7 @@ def cli() -> None:
 @click.option("--spec", type=click.Path(exists=True, dir_okay=False), help="A JSON job spec.")
 @click.option("--wait/--no-wait", default=False, help="Wait for the manifest, with progress.")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait at most.")
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Only JSON on stdout (id on stderr).")
 def submit(
     path: str | None,
     profile: str | None,
@@ -49,10 +49,13 @@ def submit(
     if not path:
         raise click.UsageError("give a PATH or a --spec with a 'file'")
     job = submit_job(path, profile=profile or job_spec.get("profile") or "web")
-    click.echo(job.id)
+    # With --json, stdout is one JSON document that scripts can parse: the id goes to stderr.
+    click.echo(job.id, err=as_json)
     if wait:
         manifest = wait_with_progress(job, timeout)
         print_manifest(manifest, as_json=as_json)
+    elif as_json:
+        click.echo(json.dumps({"job_id": job.id}))
 
 
 @cli.command()

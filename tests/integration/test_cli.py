@@ -49,8 +49,9 @@ def test_submit_wait_status_and_trail(
         timeout=120,
     )
     assert out.returncode == 0, out.stderr
-    job_id, manifest_text = out.stdout.split("\n", 1)
-    manifest = json.loads(manifest_text)
+    manifest = json.loads(out.stdout)  # JSON only on stdout; the job id went to stderr
+    job_id = manifest["job_id"]
+    assert job_id in out.stderr
     assert manifest["job_id"] == job_id and manifest["input"] == "clip.mp4"
     assert manifest["profile"] == "web-480" and manifest["outputs"][0]["height"] == 360
     status = subprocess.run(
@@ -98,3 +99,26 @@ def test_audit_follow_tails_the_log_live(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("wait", [True, False])
+def test_submit_json_prints_json_only_on_stdout(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, wait: bool
+) -> None:
+    """Scripts pipe ``submit --json`` into a JSON parser: the job id goes to stderr."""
+    import mediaapp.jobs.client
+    import mediaapp.ops.cli
+
+    class FakeJob:
+        id = "job-123"
+
+    monkeypatch.setattr(mediaapp.jobs.client, "submit", lambda path, profile: FakeJob())
+    manifest = {"job_id": "job-123", "outputs": []}
+    monkeypatch.setattr(mediaapp.ops.cli, "wait_with_progress", lambda job, timeout: manifest)
+    args = ["submit", "clip.mp4", "--json", *(["--wait"] if wait else [])]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    shown = json.loads(captured.out)
+    assert shown == manifest if wait else shown == {"job_id": "job-123"}
+    assert "job-123" in captured.err
