@@ -48,7 +48,7 @@ def upload_to_job(body: Any) -> dict[str, Any]:
     return {"name": name, "profile": profile, "event_id": body.get("id")}
 
 
-class MediaConsumer(Consumer):
+class UploadConsumer(Consumer):
     """Celery's consumer, which also understands ``video.upload`` events."""
 
     def connection_for_write(self, url: str | None = None, heartbeat: float | None = None) -> Any:
@@ -104,3 +104,7 @@ class MediaConsumer(Consumer):
         )
         message.ack()
         log.info("upload event %s → job %s (%s)", job["event_id"], job_id, job["name"])
+
+
+#: The name it had in worker.py.
+MediaConsumer = UploadConsumer
