@@ -46,6 +46,8 @@ class Settings:
     ffmpeg_threads: int = 0
     #: "text" or "json" (one JSON object per line with job id and task id).
     log_format: str = "text"
+    #: Seconds a result-backend outage is ridden out (see defaults.BACKEND_GRACE_S).
+    backend_grace_s: float = defaults.BACKEND_GRACE_S
 
     def __post_init__(self) -> None:
         # Derived paths are filled in here so every process computes them the same way.

@@ -21,6 +21,7 @@ from mediaapp.errors import (
     JobTimeout,
     MediaError,
 )
+from mediaapp.jobs.outage import BACKEND_ERRORS, waiting_out_outage
 from mediaapp.jobs.progress import CANCELLED, PROGRESS
 from mediaapp.settings import get_settings
 
@@ -145,18 +146,21 @@ class Job:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            state = self._result.state
-            if state == "SUCCESS":
-                manifest: dict[str, Any] = self._result.result
-                return manifest
-            if state == "FAILURE":
-                raise self._failure()
-            if state == CANCELLED:
-                raise JobCancelled(f"job {self.id} was cancelled")
-            if on_progress is not None:
-                progress = self.progress
-                if progress is not None:
-                    on_progress(progress)
+            try:
+                state = self._result.state
+                if state == "SUCCESS":
+                    manifest: dict[str, Any] = self._result.result
+                    return manifest
+                if state == "FAILURE":
+                    raise self._failure()
+                if state == CANCELLED:
+                    raise JobCancelled(f"job {self.id} was cancelled")
+                if on_progress is not None:
+                    progress = self.progress
+                    if progress is not None:
+                        on_progress(progress)
+            except BACKEND_ERRORS as exc:  # Redis restarts: keep waiting (outage.py)
+                state = waiting_out_outage(self.id, exc, deadline)
             if deadline is not None and time.monotonic() > deadline:
                 raise JobTimeout(f"job {self.id} still {state} after {timeout:g} s")
             time.sleep(interval)
