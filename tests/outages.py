@@ -7,12 +7,16 @@ import contextlib
 import os
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from mediaapp.settings import Settings
+
+#: The ``mediaapp`` command of this checkout (the venv's script may belong to another one).
+MEDIAAPP = [sys.executable, "-m", "mediaapp"]
 
 
 def free_port() -> int:

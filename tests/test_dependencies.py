@@ -5,6 +5,7 @@ that is full, the same upload event delivered twice, a 10 MiB file name."""
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 import uuid
@@ -18,8 +19,8 @@ from kombu import Connection, Exchange
 from mediaapp.jobs.client import Job, send_job
 from mediaapp.ops.audit import read_log
 
-from .conftest import BIN, Proc, child_env, long_clip, queue_depth, wait_for, worker_cmd
-from .outages import app_for, own_redis
+from .conftest import Proc, child_env, long_clip, queue_depth, wait_for, worker_cmd
+from .outages import MEDIAAPP, app_for, fill, own_redis, tmpfs
 
 EXCHANGE = Exchange("media_exchange", type="topic", durable=True)
 
@@ -27,9 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
 def start_audit(spawn: Callable[..., Proc], log: Path, **env: str) -> Proc:
-    proc = spawn(
-        [str(BIN / "mediaapp"), "audit"], child_env(MEDIAAPP_AUDIT_LOG=str(log), **env), "audit"
-    )
+    proc = spawn([*MEDIAAPP, "audit"], child_env(MEDIAAPP_AUDIT_LOG=str(log), **env), "audit")
     proc.wait_for("audit consumer ready", timeout=30)
     return proc
 
@@ -112,5 +111,53 @@ def upload_events(log: Path) -> list[str]:
     return [r["name"] for r in read_log(log) if str(r.get("name")).startswith("upload.")]
 
 
-def _unused() -> tuple[Any, ...]:  # keep imports used while tests are added
-    return (json, queue_depth)
+def queues_json() -> dict[str, Any]:
+    out = subprocess.run([*MEDIAAPP, "queues", "--json"], env=child_env(),
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
+    return dict(json.loads(out.stdout))
+
+
+def test_audit_disk_fills_and_frees_every_event_once(
+    spawn: Callable[..., Proc], clean_queues: None, rabbitmq: str, tmp_path: Path
+) -> None:
+    total = 300
+    with tmpfs(tmp_path / "disk", "256k") as disk:
+        log = disk / "audit.jsonl"
+        filler = fill(disk, 12 * 1024)  # 12 KiB free: room for a few dozen lines
+        audit = start_audit(spawn, log)
+        with Connection(rabbitmq) as conn:
+            producer = conn.Producer(serializer="json")
+            for i in range(total):
+                producer.publish({"n": i, "pad": "x" * 200}, exchange=EXCHANGE,
+                                 routing_key="user.fill", message_id=f"fill-{i}",
+                                 delivery_mode=2)  # fmt: skip
+        audit.wait_for("ENOSPC", timeout=30)  # said as such
+        wait_for(lambda: queues_json()["audit_queue"]["messages"] > 0, what="audit lag shown")
+        time.sleep(3)  # a while on a full disk: back-off, not a reconnect storm
+        assert audit.alive()
+        assert "Connection to broker lost" not in audit.text()
+        assert audit.text().count("ENOSPC") < 12, "no back-off between attempts"
+        filler.unlink()  # space comes back
+        wait_for(lambda: len(list(read_log(log))) >= total, timeout=60, what="every event")
+        data = log.read_bytes()
+        assert data.endswith(b"\n")
+        records = [json.loads(line) for line in data.splitlines()]  # no torn line anywhere
+        ids = [r["message_id"] for r in records]
+        assert sorted(ids) == sorted(f"fill-{i}" for i in range(total))  # each exactly once
+        assert not any(r.get("duplicate") for r in records)
+        wait_for(lambda: queue_depth(rabbitmq, "audit_queue")[0] == 0, what="all acked")
+
+
+@pytest.mark.unit
+def test_a_torn_last_line_is_cut_at_start(tmp_path: Path) -> None:
+    from mediaapp.ops.audit import AuditLog
+
+    log = tmp_path / "audit.jsonl"
+    log.write_bytes(b'{"message_id":"a"}\n{"message_id":"b"}\n{"message_id":"c","na')
+    audit = AuditLog(log)
+    assert audit.repaired == len(b'{"message_id":"c","na')
+    assert log.read_bytes() == b'{"message_id":"a"}\n{"message_id":"b"}\n'
+    assert audit.seen_ids == {"a", "b"}  # "c" was never acked: it is written when it comes
+    audit.append([{"message_id": "c"}, {"message_id": "c"}])
+    lines = [json.loads(x) for x in log.read_bytes().splitlines()]
+    assert [r.get("duplicate") for r in lines[2:]] == [None, True]
