@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from kombu import Connection, Exchange
 
+from mediaapp.errors import MediaError
 from mediaapp.jobs.client import Job, send_job
 from mediaapp.ops.audit import read_log
 
@@ -161,3 +162,43 @@ def test_a_torn_last_line_is_cut_at_start(tmp_path: Path) -> None:
     audit.append([{"message_id": "c"}, {"message_id": "c"}])
     lines = [json.loads(x) for x in log.read_bytes().splitlines()]
     assert [r.get("duplicate") for r in lines[2:]] == [None, True]
+
+
+@pytest.mark.media
+def test_output_disk_too_small_is_refused_before_encoding(media_root: Path, tmp_path: Path) -> None:
+    from mediaapp.errors import OutOfSpace
+    from mediaapp.media import steps
+    from mediaapp.settings import Settings
+
+    name = long_clip(media_root, 30)
+    with tmpfs(tmp_path / "out", "24m") as out:
+        settings = Settings(data_dir=tmp_path, media_root=media_root, output_root=out)
+        probed = steps.probe_input(name, settings)
+        with pytest.raises(OutOfSpace, match=str(out)) as caught:
+            steps.transcode("small-disk", name, "web", settings, probed=probed)
+        assert caught.value.retryable and caught.value.exit_code == 75
+        assert not (out / "small-disk").exists()
+
+
+def test_output_disk_fills_mid_encode(
+    spawn: Callable[..., Proc], clean_queues: None, media_root: Path, tmp_path: Path
+) -> None:
+    from mediaapp.errors import OutOfSpace
+
+    name = long_clip(media_root, 30)
+    with tmpfs(tmp_path / "out", "64m") as out:
+        env = child_env(MEDIAAPP_OUTPUT_ROOT=str(out), MEDIAAPP_MAX_RETRIES="0",
+                        MEDIAAPP_FFMPEG_THREADS="1")  # fmt: skip
+        cmd, _ = worker_cmd("video_queue", "-c", "1", "-l", "info")
+        spawn(cmd, env, "worker").wait_for("ready.")
+        app = app_for(output_root=out)
+        job_id = uuid.uuid4().hex
+        send_job(app, job_id=job_id, name=name)
+        job = Job(job_id, app=app, name=name)
+        wait_for(lambda: job.status() == "PROGRESS", timeout=90, what="the encode")
+        fill(out, 0)  # someone else fills the disk while ffmpeg writes
+        with pytest.raises(MediaError):
+            job.wait(timeout=120)
+        assert isinstance(job.error, OutOfSpace), repr(job.error)
+        assert str(out / job_id) in str(job.error)  # names the path
+        assert not (out / job_id).exists()  # the job folder is removed

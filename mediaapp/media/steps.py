@@ -14,7 +14,7 @@ from typing import Any
 
 import ffmpeg
 
-from mediaapp.media import chunking, chunkplan, command, packaging, renditions
+from mediaapp.media import chunking, chunkplan, command, packaging, renditions, space
 from mediaapp.media.chunking import Rendition, SourceChunk
 from mediaapp.media.chunkplan import ChunkPlan
 from mediaapp.media.inputs import display_size, inspect, safe_stem, target_height
@@ -43,6 +43,23 @@ log = logging.getLogger(__name__)
 
 
 def transcode(
+    job_id: str,
+    name: str,
+    profile_name: str,
+    settings: Settings,
+    on_progress: command.ProgressCallback | None = None,
+    strategy: str = "single",
+    probed: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """:func:`_transcode` with a free-space check first; a full disk is OutOfSpace (space.py)."""
+    args = (job_id, name, profile_name, settings, on_progress, strategy, probed)
+    if load_manifest(job_id, settings) is not None:  # done already: nothing to write
+        return _transcode(*args)
+    with space.job_space(job_id, get_profile(profile_name), settings, probed):
+        return _transcode(*args)
+
+
+def _transcode(
     job_id: str,
     name: str,
     profile_name: str,
