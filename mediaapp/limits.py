@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from mediaapp import defaults
-from mediaapp.errors import clip
+from mediaapp.errors import InvalidInput, clip
 
 #: Items of a list kept in a bounded copy.
 MAX_LIST_ITEMS = 200
@@ -43,3 +43,12 @@ def bounded(value: Any, limit: int = defaults.MAX_AUDIT_FIELD_CHARS, depth: int 
             kept.append(f"... {len(value) - MAX_LIST_ITEMS} more items")
         return kept
     return value
+
+
+def check_name_length(name: str) -> None:
+    """Refuse a file name longer than any file system allows (before it is published)."""
+    if len(name.encode("utf-8", "surrogateescape")) > defaults.MAX_NAME_BYTES:
+        raise InvalidInput(
+            f"file name is {len(name)} characters, over the limit {defaults.MAX_NAME_BYTES} "
+            f"bytes: {quote(name)}"
+        )

@@ -202,3 +202,58 @@ def test_output_disk_fills_mid_encode(
         assert isinstance(job.error, OutOfSpace), repr(job.error)
         assert str(out / job_id) in str(job.error)  # names the path
         assert not (out / job_id).exists()  # the job folder is removed
+
+
+def test_same_upload_event_twice_at_once_is_one_job(
+    spawn: Callable[..., Proc], clean_queues: None, rabbitmq: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "audit.jsonl"
+    start_audit(spawn, log)
+    for i in range(2):  # two workers: the two copies are handled at the same time
+        cmd, _ = worker_cmd("video_queue", "-c", "1", "-l", "info")
+        spawn(cmd, name=f"worker{i}").wait_for("ready.")
+    event = {"file": "clip.mp4", "id": f"upload-{uuid.uuid4().hex}"}
+    publish(rabbitmq, "video.upload", event)
+    publish(rabbitmq, "video.upload", event)  # a producer's retry: same event id
+    wait_for(lambda: len(upload_events(log)) >= 2, what="both copies handled")
+    assert sorted(upload_events(log)) == ["upload.accepted", "upload.duplicate"]
+    job_id = next(r["job_id"] for r in read_log(log) if r["name"] == "upload.accepted")
+    Job(job_id).wait(timeout=120)
+    wait_for(lambda: first_finished(log, job_id) >= 1, what="job.finished")
+    time.sleep(2)  # a second job would finish about now
+    assert first_finished(log, job_id) == 1
+    probes = [r for r in read_log(log) if r["kind"] == "task" and r["name"] == "video.probe"]
+    assert len(probes) == 1  # the job was dispatched once
+    dupe = next(r for r in read_log(log) if r["name"] == "upload.duplicate")
+    assert dupe["job_id"] == job_id
+
+
+def test_a_10_mib_file_name_is_refused_and_only_quoted_short(
+    video_worker: Proc, rabbitmq: str, tmp_path: Path, spawn: Callable[..., Proc]
+) -> None:
+    from mediaapp.errors import InvalidInput
+    from mediaapp.jobs.app import app
+
+    log = tmp_path / "audit.jsonl"
+    start_audit(spawn, log)
+    huge = "a" * (10 * 1024 * 1024)
+    publish(rabbitmq, "video.upload", {"file": huge + ".mp4", "id": "huge-name"})
+    publish(rabbitmq, "video.upload", {"file": "clip.mp4", "id": "i" * 100_000})
+    publish(rabbitmq, "video.upload", {"file": "clip.mp4", "pad": "p" * 200_000})
+    big_job = uuid.uuid4().hex
+    send_job(app, job_id=big_job, name="b" * 1024 * 1024)  # bypasses the client's check
+    wait_for(lambda: len(upload_events(log)) >= 3, timeout=60, what="the uploads refused")
+    job = Job(big_job)
+    with pytest.raises(MediaError):
+        job.wait(timeout=60)
+    assert isinstance(job.error, InvalidInput) and len(str(job.error)) < 2100
+    wait_for(lambda: first_finished(log, big_job) == 1, what="the job's failure audited")
+    rejected = [r for r in read_log(log) if r["name"] == "upload.rejected"]
+    assert len(rejected) == 3
+    assert all(len(r["body"]["error"]["message"]) < 400 for r in rejected)
+    assert log.stat().st_size < 256 * 1024, "audit lines grew with the input"
+    assert max(len(line) for line in log.read_bytes().splitlines()) < 64 * 1024
+    with pytest.raises(InvalidInput, match="over the limit"):
+        from mediaapp.jobs.client import submit
+
+        submit(huge)  # the client refuses before publishing anything

@@ -23,6 +23,7 @@ from mediaapp.errors import (
 )
 from mediaapp.jobs.outage import BACKEND_ERRORS, waiting_out_outage
 from mediaapp.jobs.progress import CANCELLED, PROGRESS
+from mediaapp.limits import check_name_length
 from mediaapp.settings import get_settings
 
 
@@ -40,6 +41,7 @@ def media_name(path: str | Path, media_root: Path | None = None) -> str:
     worker checks again: this only makes mistakes fail early, in the caller.
     """
     root = (media_root or get_settings().media_root).resolve()
+    check_name_length(str(path))
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:

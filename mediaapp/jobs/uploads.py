@@ -11,6 +11,7 @@ idempotent).
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -19,9 +20,11 @@ from kombu.message import Message
 
 from mediaapp import defaults
 from mediaapp.errors import InvalidInput
-from mediaapp.jobs import routing
+from mediaapp.jobs import claims, routing
 from mediaapp.jobs.client import send_job
 from mediaapp.jobs.events import error_dict, publish_event
+from mediaapp.jobs.outage import BACKEND_ERRORS
+from mediaapp.limits import quote
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +38,38 @@ def job_id_for_event(event_id: Any, message: Message) -> str:
     return str(uuid.uuid5(_EVENT_NAMESPACE, str(raw)))
 
 
-def upload_to_job(body: Any) -> dict[str, Any]:
-    """Validate an upload event body; return the job it asks for, or raise InvalidInput."""
+def upload_to_job(body: Any, raw_size: int = 0) -> dict[str, Any]:
+    """Validate an upload event body; return the job it asks for, or raise InvalidInput.
+
+    Every field is bounded, and so is the raw body: nothing an outside producer sends can
+    make us publish, store or audit more than a bounded prefix of it.
+    """
+    if raw_size > defaults.MAX_EVENT_BYTES:
+        raise InvalidInput(
+            f"upload event body is {raw_size} bytes, over the limit {defaults.MAX_EVENT_BYTES}"
+        )
     if not isinstance(body, dict):
         raise InvalidInput(f"upload event body must be a JSON object, got {type(body).__name__}")
     name = body.get("file")
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("upload event has no 'file' field")
+    if len(name.encode("utf-8", "surrogatepass")) > defaults.MAX_NAME_BYTES:
+        raise InvalidInput(
+            f"upload event 'file' is {len(name)} characters, over the limit "
+            f"{defaults.MAX_NAME_BYTES} bytes: {quote(name)}"
+        )
     profile = body.get("profile", "web")
-    if not isinstance(profile, str):
-        raise InvalidInput("upload event 'profile' must be a string")
-    return {"name": name, "profile": profile, "event_id": body.get("id")}
+    if not isinstance(profile, str) or len(profile) > defaults.MAX_PROFILE_CHARS:
+        raise InvalidInput(f"upload event 'profile' must be a short string: {quote(profile)}")
+    event_id = body.get("id")
+    if event_id is not None and (
+        not isinstance(event_id, str | int) or len(str(event_id)) > defaults.MAX_ID_CHARS
+    ):
+        raise InvalidInput(
+            f"upload event 'id' must be a string or number of at most "
+            f"{defaults.MAX_ID_CHARS} characters: {quote(event_id)}"
+        )
+    return {"name": name, "profile": profile, "event_id": event_id}
 
 
 class UploadConsumer(Consumer):
@@ -89,8 +113,9 @@ class UploadConsumer(Consumer):
             )
             super().on_unknown_message(body, message)
             return
+        raw = message.body if isinstance(message.body, bytes | str) else b""
         try:
-            job = upload_to_job(body)
+            job = upload_to_job(body, len(raw))
         except InvalidInput as exc:
             publish_event(
                 self.app, "upload.rejected", routing_key=routing_key, error=error_dict(exc)
@@ -98,12 +123,29 @@ class UploadConsumer(Consumer):
             message.ack()
             return
         job_id = job_id_for_event(job["event_id"], message)
+        self.dispatch_upload(job, job_id, message)
+
+    def dispatch_upload(self, job: dict[str, Any], job_id: str, message: Message) -> None:
+        """Claim the job id, publish the job, ack: a second copy of the event is a duplicate."""
+        redelivered = bool(message.delivery_info.get("redelivered"))
+        try:
+            first = claims.claim(self.app.backend, job_id, redelivered=redelivered)
+        except BACKEND_ERRORS as exc:  # no claim without the backend: try again shortly
+            log.warning("upload %s: result backend unreachable (%s), requeued", job_id, exc)
+            time.sleep(1)
+            message.requeue()
+            return
+        fields = {"job_id": job_id, "input": job["name"], "event_id": job["event_id"]}
+        if not first:
+            publish_event(self.app, "upload.duplicate", redelivered=redelivered, **fields)
+            message.ack()
+            log.info("upload event %s: duplicate of job %s, acked", job["event_id"], job_id)
+            return
         send_job(self.app, job_id=job_id, name=job["name"], profile=job["profile"])
-        publish_event(
-            self.app, "upload.accepted", job_id=job_id, input=job["name"], event_id=job["event_id"]
-        )
+        claims.mark_sent(self.app.backend, job_id)
+        publish_event(self.app, "upload.accepted", **fields)
         message.ack()
-        log.info("upload event %s → job %s (%s)", job["event_id"], job_id, job["name"])
+        log.info("upload event %s → job %s (%s)", job["event_id"], job_id, quote(job["name"]))
 
 
 #: The name it had in worker.py.
