@@ -95,6 +95,21 @@ def publish_upload_twice(broker_url: str, name: str) -> tuple[str, list[str]]:
     return event_id, ids
 
 
+def publish_burst(broker_url: str, n: int) -> list[str]:
+    """Publish ``n`` plain events (audited only): traffic for the audit log; their ids."""
+    from kombu import Connection, Exchange
+
+    exchange = Exchange("media_exchange", type="topic", durable=True)
+    ids = [f"soak-burst-{uuid.uuid4().hex}" for _ in range(n)]
+    with Connection(broker_url) as conn:
+        producer = conn.Producer(serializer="json")
+        for i, message_id in enumerate(ids):
+            producer.publish({"n": i, "pad": "x" * 300}, exchange=exchange,
+                             routing_key="user.soak", delivery_mode=2, message_id=message_id,
+                             declare=[exchange])  # fmt: skip
+    return ids
+
+
 def torn_lines(path: Path) -> int:
     """Lines of a JSON Lines file that do not parse, plus one if the last has no newline."""
     import json

@@ -2,13 +2,15 @@
 
     python -m bench soak [--jobs 30] [--uploads 6] [--workers 2] [--kill-every 3] [--quick]
 
-Faults: a random worker SIGKILLed every ``--kill-every`` seconds and restarted; the result
-backend (a Redis of the soak's own, append-only file on) killed and restarted after 6 s; the
-audit log's disk (a 2 MiB tmpfs, when run as root) filled to 12 KiB and freed 8 s later; each
-upload event published twice with the same event id. Prints jobs, faults injected, completed,
-lost, duplicate effects (a job dispatched twice, accepted twice or with two outputs), audit
-records missing (task copies, job.finished, raw upload events) and torn audit lines, and
-exits non-zero unless lost, duplicate effects, missing records and torn lines are all 0.
+Faults: a random worker SIGKILLed every ``--kill-every`` seconds (once it finished a
+transcode) and restarted; the audit log's disk (a 2 MiB tmpfs, when run as root) filled,
+300 plain events published, and freed 9.5 s later; then the result backend (a Redis of the
+soak's own, append-only file on) killed and restarted 6 s later (the fault clock starts when
+the first job finished); each upload event published twice with the same event id.
+Prints jobs, faults injected, completed, lost, duplicate effects (a job dispatched twice,
+accepted twice or with two outputs), audit records missing (task copies, job.finished, raw
+upload events, the 300 events) and torn audit lines, and exits non-zero unless lost,
+duplicate effects, missing records and torn lines are all 0.
 """
 
 from __future__ import annotations
@@ -27,7 +29,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.faults import OwnRedis, SmallDisk, count, publish_upload_twice, torn_lines
+from bench.faults import (
+    OwnRedis,
+    SmallDisk,
+    count,
+    publish_burst,
+    publish_upload_twice,
+    torn_lines,
+)
 from bench.overhead import make_clip
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -41,6 +50,15 @@ def _start_worker(env: dict[str, str], logs: Path, i: int) -> subprocess.Popen[b
     cmd = worker_argv(level="info", name=f"soak{i}")
     log = open(logs / f"worker-{i}.log", "ab")  # noqa: SIM115 - owned by the child
     return subprocess.Popen(cmd, env=env, stdout=log, stderr=log, start_new_session=True)
+
+
+def _finished(logs: Path, i: int) -> int:
+    """Transcodes worker ``i`` finished, over all its lives (its log is appended to)."""
+    path = logs / f"worker-{i}.log"
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return sum(
+        1 for line in text.splitlines() if "video.transcode[" in line and "succeeded" in line
+    )
 
 
 def _kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
@@ -138,6 +156,7 @@ def _run(
     )  # fmt: skip
     workers = [_start_worker(env, logs, i) for i in range(args.workers)]
     born = [time.monotonic()] * len(workers)
+    finished = [0] * len(workers)
     # Other benchmarks imported with ``python -m bench`` built the app from the environment
     # before it was set here: build the soak's own.
     from mediaapp.jobs.app import create_app
@@ -156,34 +175,53 @@ def _run(
         jobs[job_id] = Job(job_id, app=app, name="soak.mp4")
     faults: Counter[str] = Counter(upload_sent_twice=args.uploads)
     started = time.monotonic()
-    # (seconds after start, fault, action): Redis down 6 s, audit disk full 8 s.
-    schedule = [(1.0, "audit_disk_full", lambda: disk.fill() if disk.mounted else None),
-                (2.0, "redis_restart", lambda: redis.stop() if redis else None),
-                (8.0, "", lambda: redis.start() if redis else None),
-                (9.0, "", disk.free)]  # fmt: skip
+    # (seconds after the first job finished, fault, action): audit disk full 9.5 s, then
+    # Redis down 6 s.
+    burst: list[str] = []
+
+    def fill_audit_disk() -> None:  # and send audit traffic while it is full
+        if disk.mounted:
+            disk.fill(0)
+        burst.extend(publish_burst(args.broker, 300))
+
+    schedule = [(0.5, "audit_disk_full", fill_audit_disk),
+                (10.0, "", disk.free),
+                (11.0, "redis_restart", lambda: redis.stop() if redis else None),
+                (17.0, "", lambda: redis.start() if redis else None)]  # fmt: skip
     if not disk.mounted:
-        schedule[0] = (1.0, "", lambda: None)
+        schedule[0] = (0.5, "", lambda: None)
     if redis is None:
-        schedule[1] = (2.0, "", lambda: None)
+        schedule[2] = (11.0, "", lambda: None)
     deadline = started + 180 + 10 * len(jobs)
     next_kill = started + args.kill_every
     done: set[str] = set()
+    base = 0.0
     while (len(done) < len(jobs) or schedule) and time.monotonic() < deadline:
-        now = time.monotonic() - started
+        # The fault clock starts with the first finished job: workers are up, work is flowing.
+        base = base or (time.monotonic() if done else 0.0)
+        now = time.monotonic() - base if base else -1.0
         while schedule and schedule[0][0] <= now:
             _, fault, action = schedule.pop(0)
             action()
+            print(f"  t+{now:.1f}s {fault or 'recovered'} ({len(done)}/{len(jobs)} jobs done)")
             if fault:
                 faults[fault] += 1
         states = _states({k: v for k, v in jobs.items() if k not in done})
         done |= {k for k, s in states.items() if s in ("SUCCESS", "FAILURE")}
-        # Kill a worker that has been up a while (one still starting would do no work at all).
-        grown = [i for i, t in enumerate(born) if time.monotonic() - t > MIN_UPTIME_S]
+        # Kill a worker only once it finished a task in this life: on a loaded machine a worker
+        # takes seconds to start, and killing it before it did anything would only make the
+        # same message die with its worker again and again (dead-lettered as PoisonMessage).
+        grown = [
+            i
+            for i, t in enumerate(born)
+            if time.monotonic() - t > MIN_UPTIME_S and _finished(logs, i) > finished[i]
+        ]
         kills_left = args.max_kills is None or faults["worker_sigkill"] < args.max_kills
         if len(done) < len(jobs) and time.monotonic() >= next_kill and grown and kills_left:
             i = random.choice(grown)  # noqa: S311 - chaos, not crypto
             _kill(workers[i])
             faults["worker_sigkill"] += 1
+            finished[i] = _finished(logs, i)
             workers[i], born[i] = _start_worker(env, logs, i), time.monotonic()
             next_kill = time.monotonic() + args.kill_every
         time.sleep(0.2)
@@ -219,6 +257,7 @@ def _run(
         missing += sum(1 for m in expected if not count(records, **m))  # fmt: skip
     seen_ids = {r.get("message_id") for r in records}
     missing += sum(1 for ids in uploads.values() for mid in ids if mid not in seen_ids)
+    missing += sum(1 for mid in burst if mid not in seen_ids)
     figures: dict[str, Any] = {
         "jobs": len(jobs),
         "faults": dict(faults),
