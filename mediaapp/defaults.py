@@ -84,3 +84,29 @@ FLOWER_PORT = 5555
 FLOWER_STATE_SAVE_MS = 10_000
 #: RabbitMQ management API port (Flower reads queue lengths there).
 RABBITMQ_MANAGEMENT_PORT = 15672
+
+#: Seconds a result-backend (Redis) outage is ridden out: progress updates and cancel checks
+#: degrade, the final result is stored once it is back, clients keep waiting. Keep it under
+#: STALL_TIMEOUT_S (a step blocked on the backend reads no ffmpeg progress meanwhile).
+BACKEND_GRACE_S = 60.0
+#: Seconds a CLI command waits for the broker or the backend before it says which is down.
+SERVICE_CHECK_TIMEOUT_S = 3.0
+
+#: Output disk: an encode starts only with this much more free space than its outputs'
+#: estimated size (bytes), and the estimate's safety factor.
+MIN_FREE_BYTES = 16 * 1024**2
+OUTPUT_ESTIMATE_FACTOR = 1.5
+
+#: Audit log: first and longest back-off, in seconds, while its disk is full.
+AUDIT_RETRY_S = 0.5
+AUDIT_RETRY_MAX_S = 10.0
+
+#: Bounds on what outside producers send and on what we quote back (characters or bytes).
+MAX_EVENT_BYTES = 64 * 1024  # a raw video.upload body
+MAX_NAME_BYTES = 4096  # a file name (PATH_MAX)
+MAX_ID_CHARS = 256  # an event id
+MAX_PROFILE_CHARS = 64
+MAX_QUOTE_CHARS = 200  # any input quoted in an error message or a reason
+MAX_AUDIT_FIELD_CHARS = 4096  # any one string in an audit record
+#: Seconds an upload event's claim on its job id is kept (a second copy within it is a duplicate).
+UPLOAD_CLAIM_TTL_S = 7 * 24 * 3600

@@ -7,6 +7,17 @@ survives Celery's JSON result serializer and comes back to the client with its o
 
 from __future__ import annotations
 
+#: Longest error message kept, in characters: a message quoting a 10 MiB file name must not
+#: become a 10 MiB result, event and audit line.
+MAX_MESSAGE_CHARS = 2000
+
+
+def clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}...[{len(text) - limit} more chars]"
+
 
 class MediaError(Exception):
     """Base of every error mediaapp raises on purpose."""
@@ -15,6 +26,9 @@ class MediaError(Exception):
     exit_code = 1
     #: Short machine-readable name written into job results and the audit log.
     code = "media_error"
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(clip(str(message), MAX_MESSAGE_CHARS), *args)
 
     def to_dict(self) -> dict[str, object]:
         """The error as it appears in a job result and an audit record."""
@@ -77,6 +91,30 @@ class TransientError(MediaError):
     retryable = True
     exit_code = 75  # EX_TEMPFAIL
     code = "transient"
+
+
+class OutOfSpace(TransientError):
+    """A disk is (or would be) full: the outputs' file system, or the audit log's."""
+
+    code = "out_of_space"
+
+
+class ServiceUnavailable(TransientError):
+    """A service we depend on (broker, result backend) cannot be reached right now."""
+
+    code = "service_unavailable"
+
+
+class BrokerUnavailable(ServiceUnavailable):
+    """RabbitMQ (or the configured broker) refused or dropped the connection."""
+
+    code = "broker_unavailable"
+
+
+class BackendUnavailable(ServiceUnavailable):
+    """The result backend (Redis) cannot be reached, for longer than we wait."""
+
+    code = "backend_unavailable"
 
 
 class FFmpegError(MediaError):

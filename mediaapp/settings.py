@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     profiles_dir: str = ""
     #: Redis key ``media.ping`` increments in the result backend (the dispatch benchmark); "" = off.
     ping_counter: str = ""
+    #: Seconds a result-backend outage is ridden out (see defaults.BACKEND_GRACE_S).
+    backend_grace_s: float = defaults.BACKEND_GRACE_S
 
     @classmethod
     def settings_customise_sources(

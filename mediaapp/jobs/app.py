@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
 from mediaapp import defaults
 from mediaapp.errors import ConfigurationError
-from mediaapp.jobs import events, routing
+from mediaapp.jobs import events, outage, routing
 from mediaapp.jobs.logs import connect_json_logging
 from mediaapp.settings import Settings, get_settings
 
@@ -69,6 +69,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts_level": "INFO",
     }
+    if settings.result_backend.startswith(("redis://", "rediss://")):
+        config.update(outage.backend_config(settings))
     if settings.embedded:
         folder = settings.broker_folder
         for sub in ("messages", "control"):
@@ -93,6 +95,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     app.conf.update(celery_config(settings))
 
     events.connect_signals()
+    signals.celeryd_init.connect(outage.on_worker_init, weak=False)
     if settings.log_format == "json":
         connect_json_logging()
     return app

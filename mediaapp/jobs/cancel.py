@@ -13,7 +13,8 @@ from typing import Any
 from celery import Celery
 
 from mediaapp.errors import JobCancelled
-from mediaapp.jobs import job
+from mediaapp.jobs import job, outage
+from mediaapp.jobs.outage import BACKEND_ERRORS
 
 
 def request_cancel(app: Celery, job_id: str) -> None:
@@ -28,6 +29,17 @@ def is_cancelled(backend: Any, job_id: str) -> bool:
 
 
 def raise_if_cancelled(backend: Any, job_id: str) -> None:
-    """Raise :class:`JobCancelled` if the job was cancelled (called at start and on progress)."""
-    if is_cancelled(backend, job_id):
+    """Raise :class:`JobCancelled` if the job was cancelled (called at start and on progress).
+
+    While the result backend is unreachable the flag cannot be read: the job is taken as not
+    cancelled for up to the grace period (the check runs again on the next tick), then
+    :class:`~mediaapp.errors.BackendUnavailable` (retryable) is raised.
+    """
+    try:
+        cancelled = is_cancelled(backend, job_id)
+    except BACKEND_ERRORS as exc:
+        outage.BACKEND.failed("the cancel check", exc)
+        return
+    outage.BACKEND.ok()
+    if cancelled:
         raise JobCancelled(f"job {job_id} was cancelled")

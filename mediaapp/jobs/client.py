@@ -19,7 +19,9 @@ from mediaapp.errors import (
     MediaError,
 )
 from mediaapp.jobs import job
+from mediaapp.jobs.outage import BACKEND_ERRORS, waiting_out_outage
 from mediaapp.jobs.progress import CANCELLED, PROGRESS
+from mediaapp.limits import check_name_length
 from mediaapp.media.profiles import get_profile
 from mediaapp.settings import get_settings
 
@@ -38,6 +40,7 @@ def media_name(path: str | Path, media_root: Path | None = None) -> str:
     worker checks again: this only makes mistakes fail early, in the caller.
     """
     root = (media_root or get_settings().media_root).resolve()
+    check_name_length(str(path))
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
@@ -109,18 +112,21 @@ class Job:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            state = self._result.state
-            if state == "SUCCESS":
-                manifest: dict[str, Any] = self._result.result
-                return manifest
-            if state == "FAILURE":
-                raise self._failure()
-            if state == CANCELLED:
-                raise JobCancelled(f"job {self.id} was cancelled")
-            if on_progress is not None:
-                progress = self.progress
-                if progress is not None:
-                    on_progress(progress)
+            try:
+                state = self._result.state
+                if state == "SUCCESS":
+                    manifest: dict[str, Any] = self._result.result
+                    return manifest
+                if state == "FAILURE":
+                    raise self._failure()
+                if state == CANCELLED:
+                    raise JobCancelled(f"job {self.id} was cancelled")
+                if on_progress is not None:
+                    progress = self.progress
+                    if progress is not None:
+                        on_progress(progress)
+            except BACKEND_ERRORS as exc:  # Redis restarts: keep waiting (outage.py)
+                state = waiting_out_outage(self.id, exc, deadline)
             if deadline is not None and time.monotonic() > deadline:
                 raise JobTimeout(f"job {self.id} still {state} after {timeout:g} s")
             time.sleep(interval)

@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from mediaapp.jobs import job
+from mediaapp.jobs import job, outage
+from mediaapp.jobs.outage import BACKEND_ERRORS
 from mediaapp.settings import get_settings
 
 
@@ -22,10 +23,14 @@ def count_delivery(backend: Any, task_id: str, retries: int) -> int:
     key = job.delivery_key(task_id, retries)
     client = getattr(backend, "client", None)
     if client is not None and hasattr(client, "incr"):  # Redis result backend: shared by all
-        pipe = client.pipeline()
-        pipe.incr(key)
-        pipe.expire(key, job.KEY_TTL_S)  # long after any redelivery
-        count, _ = pipe.execute()
+        try:
+            pipe = client.pipeline()
+            pipe.incr(key)
+            pipe.expire(key, job.KEY_TTL_S)  # long after any redelivery
+            count, _ = pipe.execute()
+        except BACKEND_ERRORS as exc:  # the backend restarts: run, uncounted, within the grace
+            outage.BACKEND.failed("the poison-message counter", exc)
+            return 1
         return int(count)
     return _count_in_file(get_settings().data_dir / "deliveries" / key.replace(":", "_"))
 

@@ -23,6 +23,7 @@ from kombu import Producer
 from mediaapp.errors import MediaError
 from mediaapp.jobs import routing
 from mediaapp.jobs.confirms import PipelinedConfirms
+from mediaapp.limits import bounded
 
 log = logging.getLogger(__name__)
 _HOST = socket.gethostname()
@@ -33,7 +34,9 @@ RETRY_POLICY = {"max_retries": 5, "interval_start": 0.1, "interval_step": 0.5, "
 
 def build_event(name: str, **fields: Any) -> dict[str, Any]:
     """The JSON body of one event: its name, a timestamp, who sent it, and the fields."""
-    return {"event": name, "ts": time.time(), "hostname": _HOST, "pid": os.getpid(), **fields}
+    # Bounded: a field quoting an outside input (a 10 MiB file name) is cut to a prefix.
+    return {"event": name, "ts": time.time(), "hostname": _HOST, "pid": os.getpid(),
+            **bounded(fields)}  # fmt: skip
 
 
 def _publish(producer: Producer, body: dict[str, Any], message_id: str, **options: Any) -> None:

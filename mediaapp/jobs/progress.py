@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 PROGRESS = "PROGRESS"
 #: Custom Celery state of a job stopped by ``mediaapp cancel`` / ``Job.cancel()``.
 CANCELLED = "CANCELLED"
+#: Seconds without progress updates after one failed (the result backend is down).
+QUIET_AFTER_FAILURE_S = 2.0
 
 
 class ProgressReporter:
@@ -40,6 +42,8 @@ class ProgressReporter:
         #: to stop the encode.
         self._check = check
         self._last = float("-inf")
+        #: No update is tried before this (the backend failed the last one).
+        self._quiet_until = float("-inf")
         #: Highest percent sent: ffmpeg's out_time can step back near the end of an encode
         #: (streams flushed in another order), and a progress bar must never move backwards.
         self._high = 0.0
@@ -70,9 +74,13 @@ class ProgressReporter:
             return
         self._last = now
         if self._check is not None:
-            self._check()
+            self._check()  # degrades by itself while the backend is down (cancel.py)
+        if now < self._quiet_until and not progress.done:
+            return
         try:
             self._update(self.meta(progress))
             self.sent += 1
-        except Exception:  # a lost progress update must never kill the encode
-            log.warning("progress update failed", exc_info=True)
+        except Exception as exc:  # a lost progress update must never kill the encode
+            # The backend is down (Celery already retried): skip updates for a while.
+            self._quiet_until = now + QUIET_AFTER_FAILURE_S
+            log.warning("progress update failed (%s: %s)", type(exc).__name__, exc)

@@ -11,6 +11,7 @@ idempotent).
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from celery.worker.consumer import Consumer
@@ -18,23 +19,46 @@ from kombu.message import Message
 
 from mediaapp import defaults
 from mediaapp.errors import InvalidInput
-from mediaapp.jobs import job, routing
+from mediaapp.jobs import claims, job, routing
 from mediaapp.jobs.events import error_dict, publish_event
+from mediaapp.jobs.outage import BACKEND_ERRORS
+from mediaapp.limits import quote
 
 log = logging.getLogger(__name__)
 
 
-def upload_to_job(body: Any) -> dict[str, Any]:
-    """Validate an upload event body; return the job it asks for, or raise InvalidInput."""
+def upload_to_job(body: Any, raw_size: int = 0) -> dict[str, Any]:
+    """Validate an upload event body; return the job it asks for, or raise InvalidInput.
+
+    Every field is bounded, and so is the raw body: nothing an outside producer sends can
+    make us publish, store or audit more than a bounded prefix of it.
+    """
+    if raw_size > defaults.MAX_EVENT_BYTES:
+        raise InvalidInput(
+            f"upload event body is {raw_size} bytes, over the limit {defaults.MAX_EVENT_BYTES}"
+        )
     if not isinstance(body, dict):
         raise InvalidInput(f"upload event body must be a JSON object, got {type(body).__name__}")
     name = body.get("file")
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("upload event has no 'file' field")
+    if len(name.encode("utf-8", "surrogatepass")) > defaults.MAX_NAME_BYTES:
+        raise InvalidInput(
+            f"upload event 'file' is {len(name)} characters, over the limit "
+            f"{defaults.MAX_NAME_BYTES} bytes: {quote(name)}"
+        )
     profile = body.get("profile", "web")
-    if not isinstance(profile, str):
-        raise InvalidInput("upload event 'profile' must be a string")
-    return {"name": name, "profile": profile, "event_id": body.get("id")}
+    if not isinstance(profile, str) or len(profile) > defaults.MAX_PROFILE_CHARS:
+        raise InvalidInput(f"upload event 'profile' must be a short string: {quote(profile)}")
+    event_id = body.get("id")
+    if event_id is not None and (
+        not isinstance(event_id, str | int) or len(str(event_id)) > defaults.MAX_ID_CHARS
+    ):
+        raise InvalidInput(
+            f"upload event 'id' must be a string or number of at most "
+            f"{defaults.MAX_ID_CHARS} characters: {quote(event_id)}"
+        )
+    return {"name": name, "profile": profile, "event_id": event_id}
 
 
 class UploadConsumer(Consumer):
@@ -78,8 +102,9 @@ class UploadConsumer(Consumer):
             )
             super().on_unknown_message(body, message)
             return
+        raw = message.body if isinstance(message.body, bytes | str) else b""
         try:
-            upload = upload_to_job(body)
+            upload = upload_to_job(body, len(raw))
         except InvalidInput as exc:
             publish_event(
                 self.app, "upload.rejected", routing_key=routing_key, error=error_dict(exc)
@@ -87,13 +112,26 @@ class UploadConsumer(Consumer):
             message.ack()
             return
         job_id = job.job_id_for_event(upload["event_id"], message.delivery_tag)
+        self.dispatch_upload(upload, job_id, message)
+
+    def dispatch_upload(self, upload: dict[str, Any], job_id: str, message: Message) -> None:
+        """Claim the job id, publish the job, ack: a second copy of the event is a duplicate."""
+        redelivered = bool(message.delivery_info.get("redelivered"))
+        try:
+            first = claims.claim(self.app.backend, job_id, redelivered=redelivered)
+        except BACKEND_ERRORS as exc:  # no claim without the backend: try again shortly
+            log.warning("upload %s: result backend unreachable (%s), requeued", job_id, exc)
+            time.sleep(1)
+            message.requeue()
+            return
+        fields = {"job_id": job_id, "input": upload["name"], "event_id": upload["event_id"]}
+        if not first:
+            publish_event(self.app, "upload.duplicate", redelivered=redelivered, **fields)
+            message.ack()
+            log.info("upload event %s: duplicate of job %s, acked", upload["event_id"], job_id)
+            return
         job.send(self.app, job_id=job_id, name=upload["name"], profile=upload["profile"])
-        publish_event(
-            self.app,
-            "upload.accepted",
-            job_id=job_id,
-            input=upload["name"],
-            event_id=upload["event_id"],
-        )
+        claims.mark_sent(self.app.backend, job_id)
+        publish_event(self.app, "upload.accepted", **fields)
         message.ack()
-        log.info("upload event %s → job %s (%s)", upload["event_id"], job_id, upload["name"])
+        log.info("upload event %s → job %s (%s)", upload["event_id"], job_id, quote(upload["name"]))

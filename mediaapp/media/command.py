@@ -37,6 +37,7 @@ from mediaapp.errors import (
     FFmpegKilled,
     FFmpegStalled,
     FFmpegTimeout,
+    OutOfSpace,
 )
 from mediaapp.media.probe import SAFE_FORMATS
 
@@ -245,10 +246,24 @@ def run(
         killed = proc.returncode is not None and proc.returncode < 0
         failure = FFmpegKilled if killed else FFmpegError, f"ffmpeg exited with {why}"
     if failure is not None:
+        if ENOSPC_TEXT in stderr_tail:
+            raise out_of_space(args, stderr_tail)
         error_type, message = failure
         raise error_type(message, cmd=cmd, returncode=proc.returncode, stderr=stderr_tail)
     log.debug("ffmpeg finished in %.2f s", elapsed)
     return RunResult(cmd=cmd, elapsed_s=elapsed, stderr_tail=stderr_tail)
+
+
+#: What ffmpeg (the C library) says when a write hits a full disk (it then exits 228).
+ENOSPC_TEXT = "No space left on device"
+
+
+def out_of_space(args: Sequence[str], stderr_tail: str) -> OutOfSpace:
+    """The typed error of an ffmpeg command whose output disk is full, naming the path."""
+    outputs = [a.removeprefix("file:") for i, a in enumerate(args)
+               if i and a.startswith("file:") and args[i - 1] != "-i"]  # fmt: skip
+    where = outputs[0] if outputs else "the output"
+    return OutOfSpace(f"no space left on device writing {where}: {last_line(stderr_tail)}")
 
 
 def describe_returncode(code: int | None) -> str:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mediaapp import defaults
 from mediaapp.errors import (
     EmptyInput,
     InputNotFound,
@@ -14,6 +15,7 @@ from mediaapp.errors import (
     InvalidInput,
     LimitExceeded,
     NotMedia,
+    clip,
 )
 from mediaapp.media.probe import ProbeResult, probe, validate
 from mediaapp.settings import Settings
@@ -29,6 +31,11 @@ def resolve_input(name: str, settings: Settings) -> Path:
     """Map a job's input name to a regular file inside the media root, or raise a typed error."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("no input file was given")
+    if len(name) > defaults.MAX_NAME_BYTES:
+        raise InvalidInput(
+            f"input name is {len(name)} characters, over the limit {defaults.MAX_NAME_BYTES} "
+            f"bytes: {clip(repr(name), defaults.MAX_QUOTE_CHARS)}"
+        )
     if "\x00" in name:
         raise InvalidInput("input name contains a NUL byte")
     if not _is_utf8(name):

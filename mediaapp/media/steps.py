@@ -18,7 +18,7 @@ from typing import Any
 
 import ffmpeg
 
-from mediaapp.media import chunking, chunkplan, command, mp4, packaging, renditions
+from mediaapp.media import chunking, chunkplan, command, mp4, packaging, renditions, space
 from mediaapp.media.chunking import Rendition, SourceChunk
 from mediaapp.media.context import JobContext
 from mediaapp.media.inputs import display_size, inspect, target_height, target_size
@@ -82,10 +82,18 @@ def finished(ctx: JobContext) -> dict[str, Any] | None:
 def transcode(
     ctx: JobContext, on_progress: ProgressCallback | None = None, strategy: str = "single"
 ) -> dict[str, Any]:
-    """Run the job's profile in this process; return the verified manifest."""
+    """Run the job's profile in this process; return the verified manifest. A full disk,
+    seen before (the estimate) or during the encode, is OutOfSpace (see space.py)."""
     done = finished(ctx)
     if done is not None:
         return done
+    with space.job_space(ctx.job_id, ctx.profile, ctx.settings, ctx.source.to_dict()):
+        return _transcode(ctx, on_progress, strategy)
+
+
+def _transcode(
+    ctx: JobContext, on_progress: ProgressCallback | None, strategy: str
+) -> dict[str, Any]:
     started = time.monotonic()
     kind = ctx.profile.kind
     clear_partials(ctx.out_dir)

@@ -10,6 +10,8 @@ which is what makes durable auditing fast.
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import json
 import logging
 import os
@@ -26,6 +28,7 @@ from kombu.mixins import ConsumerMixin
 
 from mediaapp import defaults
 from mediaapp.jobs import routing
+from mediaapp.limits import bounded
 
 log = logging.getLogger(__name__)
 
@@ -93,14 +96,20 @@ def rejected_record(message: Message, exc: BaseException) -> dict[str, Any]:
 
 
 class AuditLog:
-    """An append-only JSON Lines file, written in fsynced batches."""
+    """An append-only JSON Lines file, written in fsynced batches.
+
+    A batch is on disk whole or not at all: short writes are continued, a failed write
+    (ENOSPC, EIO) is cut back to the last whole line and raised, and message ids count as
+    logged only once their line is fsynced. A torn last line left by a crash is cut off at
+    start (its message was never acked, so the broker delivers it again).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
         # Append-only and not world-writable: only this writer adds to the record.
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-        self._fh = os.fdopen(fd, "ab", buffering=0)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        self.repaired = repair_torn_tail(self.path)
         self.seen_ids = self._load_ids()
 
     def _load_ids(self) -> set[str]:
@@ -111,22 +120,60 @@ class AuditLog:
         return ids
 
     def append(self, records: list[dict[str, Any]]) -> None:
-        """Write and fsync ``records``; return only when they are on disk."""
+        """Write and fsync ``records``; return only when they are on disk (or raise OSError,
+        with the file as it was before)."""
+        batch_ids: set[str] = set()
+        lines = []
         for record in records:
             mid = record.get("message_id")
-            if mid and mid in self.seen_ids:
+            record.pop("duplicate", None)  # computed afresh on every attempt
+            if mid and (mid in self.seen_ids or mid in batch_ids):
                 record["duplicate"] = True  # a redelivered copy of a message already logged
             elif mid:
-                self.seen_ids.add(mid)
-        data = b"".join(
-            json.dumps(r, separators=(",", ":"), default=str).encode() + b"\n" for r in records
-        )
-        self._fh.write(data)
-        os.fsync(self._fh.fileno())
+                batch_ids.add(mid)
+            lines.append(json.dumps(bounded(record), separators=(",", ":"), default=str))
+        data = ("\n".join(lines) + "\n").encode()
+        start = os.fstat(self._fd).st_size
+        try:
+            view = memoryview(data)
+            while view:  # a short write (disk nearly full) is continued, never dropped
+                view = view[os.write(self._fd, view) :]
+            os.fsync(self._fd)
+        except OSError:
+            with contextlib.suppress(OSError):  # no torn line stays behind
+                os.ftruncate(self._fd, start)
+            raise
+        self.seen_ids |= batch_ids
 
     def close(self) -> None:
         """Close the file (everything written is already synced)."""
-        self._fh.close()
+        os.close(self._fd)
+
+
+def repair_torn_tail(path: Path) -> int:
+    """Cut a last line without its newline (a crash mid-write); return the bytes removed."""
+    with open(path, "rb+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return 0
+        pos = size
+        while pos > 0:  # back to the last newline, a block at a time
+            step = min(65536, pos)
+            fh.seek(pos - step)
+            block = fh.read(step)
+            cut = block.rfind(b"\n")
+            if cut >= 0:
+                pos = pos - step + cut + 1
+                break
+            pos -= step
+        fh.truncate(pos)
+        os.fsync(fh.fileno())
+    log.warning("audit log %s: removed a torn last line (%d bytes); its message comes again",
+                path, size - pos)  # fmt: skip
+    return size - pos
 
 
 class AuditConsumer(ConsumerMixin):
@@ -152,6 +199,10 @@ class AuditConsumer(ConsumerMixin):
         self._oldest = 0.0
         self.written = 0
         self.ready = False
+        #: Failed writes (disk full, I/O error) and when the next attempt is due.
+        self.write_errors = 0
+        self._retry_at = 0.0
+        self._backoff = defaults.AUDIT_RETRY_S
 
     def get_consumers(self, Consumer: Any, channel: Any) -> list[Consumer]:
         """One JSON-only consumer on the audit queue, with a bounded prefetch."""
@@ -182,12 +233,14 @@ class AuditConsumer(ConsumerMixin):
         if not self._pending:
             self._oldest = time.monotonic()
         self._pending.append((record, message))
-        if len(self._pending) >= self.batch_lines:
+        if len(self._pending) >= self.batch_lines and time.monotonic() >= self._retry_at:
             self.flush()
 
     def on_iteration(self) -> None:
-        """Flush a partial batch once its oldest line has waited ``flush_s``."""
-        if self._pending and time.monotonic() - self._oldest >= self.flush_s:
+        """Flush a partial batch once its oldest line has waited ``flush_s`` (or, after a
+        failed write, once its back-off is over)."""
+        now = time.monotonic()
+        if self._pending and now >= self._retry_at and now - self._oldest >= self.flush_s:
             self.flush()
 
     def on_consume_end(self, connection: Connection, channel: Any) -> None:
@@ -198,8 +251,17 @@ class AuditConsumer(ConsumerMixin):
         """Write the batch, fsync, then ack its messages (one multiple-ack where supported)."""
         if not self._pending:
             return
-        batch, self._pending = self._pending, []
-        self.audit_log.append([record for record, _ in batch])
+        batch = self._pending
+        try:
+            self.audit_log.append([record for record, _ in batch])
+        except OSError as exc:
+            self._write_failed(exc)
+            return  # nothing acked: the batch stays pending (the broker holds the rest)
+        self._pending = []
+        if self.write_errors and self._backoff > defaults.AUDIT_RETRY_S:
+            log.warning("audit log %s writable again: %d lines written", self.audit_log.path,
+                        len(batch))  # fmt: skip
+        self._backoff = defaults.AUDIT_RETRY_S
         self.written += len(batch)
         for observe in self.observers:
             for record, _ in batch:
@@ -209,6 +271,18 @@ class AuditConsumer(ConsumerMixin):
         else:
             for _, message in batch:
                 message.ack()
+
+    def _write_failed(self, exc: OSError) -> None:
+        """Disk full or I/O error: keep the batch, try again after a back-off. The broker
+        connection stays up (no reconnect storm); the queue's depth is the audit lag."""
+        self.write_errors += 1
+        what = "disk full (ENOSPC)" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else str(exc)
+        log.error(
+            "audit log %s: %s; %d lines pending, not acked; retrying in %.1f s",
+            self.audit_log.path, what, len(self._pending), self._backoff,
+        )  # fmt: skip
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, defaults.AUDIT_RETRY_MAX_S)
 
     def run_forever(self) -> None:
         """Consume until :attr:`should_stop`; wakes every ``flush_s`` to flush partial batches."""

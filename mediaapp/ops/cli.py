@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from mediaapp.errors import MediaError
+from mediaapp.errors import JobFailed, MediaError
 from mediaapp.ops.console import (
     console,
     follow_log,
@@ -42,6 +42,7 @@ def submit(
     as_json: bool,
 ) -> None:
     """Submit PATH (inside the media root), or the job in --spec, for transcoding."""
+    require(broker=True, backend=True)
     from mediaapp.jobs.client import submit as submit_job
 
     job_spec = json.loads(Path(spec).read_text()) if spec else {}
@@ -63,6 +64,7 @@ def submit(
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def status(job_id: str, as_json: bool) -> None:
     """Print a job's state (and its manifest when done)."""
+    require(backend=True)
     from mediaapp.jobs.client import Job
 
     job = Job(job_id)
@@ -83,6 +85,7 @@ def status(job_id: str, as_json: bool) -> None:
 @click.argument("job_id")
 def cancel(job_id: str) -> None:
     """Cancel a job: queued steps dropped, running ffmpeg killed, partial outputs removed."""
+    require(broker=True, backend=True)
     from mediaapp.jobs.client import Job
 
     Job(job_id).cancel()
@@ -120,6 +123,7 @@ def dlq() -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def dlq_list(as_json: bool) -> None:
     """List dead letters with the reason, the original routing key and the error."""
+    require(broker=True, backend=True)
     from mediaapp.jobs.app import app
     from mediaapp.ops.dlq import list_dead
 
@@ -140,6 +144,7 @@ def dlq_list(as_json: bool) -> None:
 @click.argument("task_id")
 def dlq_retry(task_id: str) -> None:
     """Re-submit the dead letter of TASK_ID to its original routing key."""
+    require(broker=True)
     from mediaapp.jobs.app import app
     from mediaapp.ops.dlq import retry_dead
 
@@ -153,6 +158,7 @@ def dlq_retry(task_id: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def queues(as_json: bool) -> None:
     """Depth and consumers of every queue, audit and dead letters included."""
+    require(broker=True)
     from mediaapp.jobs.app import app
     from mediaapp.jobs.routing import TOPOLOGY, declare_topology
 
@@ -172,6 +178,7 @@ def queues(as_json: bool) -> None:
 @cli.command()
 def declare() -> None:
     """Declare the exchange, queues and bindings on the broker (idempotent)."""
+    require(broker=True)
     from mediaapp.jobs.app import app
     from mediaapp.jobs.routing import TOPOLOGY, declare_topology
 
@@ -226,19 +233,41 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="mediaapp", standalone_mode=False)
     except MediaError as exc:
-        # One line whatever the terminal width (soft_wrap), the message printed as is (escape).
-        # A bad MEDIAAPP_* variable lands here too: get_settings() raises ConfigurationError,
-        # also while a command imports mediaapp.jobs.app (which builds the app at import).
-        console.print(
-            f"[red]error[/red] ({type(exc).__name__}): {escape(str(exc))}", soft_wrap=True
-        )
-        return exc.exit_code
+        return _fail(exc)
     except click.exceptions.Abort:
         return 130
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
+    except Exception as exc:  # a broker or Redis failure after the checks: one line too
+        from mediaapp.ops.services import describe
+
+        typed = describe(exc, get_settings())
+        if typed is None:
+            raise
+        return _fail(typed)
     return 0
+
+
+def _fail(exc: MediaError) -> int:
+    """Print the error on one line; exit with its code (a failed job: its cause's code, so a
+    refused input under ``submit --wait`` exits 65 like any other bad input)."""
+    console.print(f"[red]error[/red] ({type(exc).__name__}): {exc}", soft_wrap=True)
+    cause = exc.__cause__
+    if isinstance(exc, JobFailed) and isinstance(cause, MediaError):
+        return cause.exit_code
+    return exc.exit_code
+
+
+def require(*, broker: bool = False, backend: bool = False) -> None:
+    """Check the services a command needs, within seconds (services.py)."""
+    from mediaapp.ops import services
+
+    settings = get_settings()
+    if broker:
+        services.check_broker(settings)
+    if backend:
+        services.check_backend(settings)
 
 
 if __name__ == "__main__":

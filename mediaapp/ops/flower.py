@@ -1,6 +1,7 @@
 """``mediaapp flower``: Flower with our defaults, the same for the CLI and docker-compose.
 
-Login always required (basic auth from ``FLOWER_USER``/``FLOWER_PASSWORD``, passed to Flower
+Login always required on every page, ``/metrics`` and ``/healthcheck`` included
+(``flower_main.py``; basic auth from ``FLOWER_USER``/``FLOWER_PASSWORD``, passed to Flower
 through its environment, never on a command line that ``ps`` shows), persistent state so
 history survives a restart, and the RabbitMQ management API for queue lengths.
 """
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from mediaapp import defaults
@@ -33,7 +33,9 @@ def flower_invocation(
         creds = f"{broker.username or 'guest'}:{broker.password or 'guest'}"
         env["FLOWER_BROKER_API"] = f"http://{creds}@{host}:{defaults.RABBITMQ_MANAGEMENT_PORT}/api/"
     cmd = [
-        str(Path(sys.executable).parent / "celery"),
+        sys.executable,  # Celery's own command, with /metrics and /healthcheck locked too
+        "-m",
+        "mediaapp.ops.flower_main",
         "-A",
         "mediaapp",
         "flower",

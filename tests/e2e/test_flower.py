@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,8 @@ from mediaapp.ops.cli import main
 from mediaapp.ops.flower import flower_invocation
 from mediaapp.settings import Settings
 
-from ..conftest import BIN, Proc, child_env, worker_cmd
+from ..conftest import RABBIT_VHOST, Proc, child_env, worker_cmd
+from ..outages import MEDIAAPP
 
 AUTH = ("ops", "s3cret-flower")
 
@@ -65,16 +67,34 @@ def get(url: str, auth: tuple[str, str] | None = AUTH) -> tuple[int, str]:
 
 def start_flower(spawn: Callable[..., Proc], port: int, data: Path) -> Proc:
     env = child_env(FLOWER_USER=AUTH[0], FLOWER_PASSWORD=AUTH[1], MEDIAAPP_DATA_DIR=str(data))
-    proc = spawn([str(BIN / "mediaapp"), "flower", "--port", str(port)], env, "flower")
+    proc = spawn([*MEDIAAPP, "flower", "--port", str(port)], env, "flower")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             if get(f"http://127.0.0.1:{port}/api/workers", auth=None)[0] == 401:
-                return proc
+                break
         except OSError:
             pass
         time.sleep(0.3)
-    raise AssertionError(proc.text()[-2000:])
+    else:
+        raise AssertionError(proc.text()[-2000:])
+    # Answering HTTP is not consuming events: a task-sent event published before Flower's
+    # event receiver has its celeryev.* queue is lost to it (the job then never shows as
+    # queued). Wait for that queue to have its consumer, as the broker sees it.
+    while time.monotonic() < deadline:
+        if event_consumers() > 0:
+            return proc
+        time.sleep(0.3)
+    raise AssertionError("Flower's event receiver never consumed: " + proc.text()[-2000:])
+
+
+def event_consumers() -> int:
+    """Consumers of celeryev.* queues in the test vhost (RabbitMQ management API)."""
+    vhost = urllib.parse.quote(RABBIT_VHOST, safe="")
+    url = f"http://127.0.0.1:15672/api/queues/{vhost}?columns=name,consumers"
+    status, body = get(url, auth=("guest", "guest"))
+    queues = json.loads(body) if status == 200 else []
+    return sum(q.get("consumers", 0) for q in queues if q["name"].startswith("celeryev"))
 
 
 @pytest.mark.integration
@@ -111,10 +131,14 @@ def test_flower_shows_jobs_and_keeps_history(
     assert job.id in task["kwargs"]
     status, page = get(f"{base}/tasks")
     assert status == 200 and "guest:guest" not in page
+    for open_page in ("/metrics", "/healthcheck"):  # Flower leaves these open: not ours
+        assert get(f"{base}{open_page}", auth=None)[0] == 401, open_page
+        assert get(f"{base}{open_page}", auth=("ops", "wrong"))[0] == 401, open_page
+        assert get(f"{base}{open_page}")[0] == 200, open_page
     status, broker = get(f"{base}/broker")  # queue lengths from the management API
     assert status == 200 and "video_queue" in broker and "default_queue" in broker
     depths = subprocess.run(
-        [str(BIN / "mediaapp"), "queues", "--json"], env=child_env(), capture_output=True, text=True
+        [*MEDIAAPP, "queues", "--json"], env=child_env(), capture_output=True, text=True
     )
     shown = json.loads(depths.stdout)
     assert {"audit_queue", "dead_letter_queue"} <= shown.keys()
