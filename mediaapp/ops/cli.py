@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import click
-from rich.markup import escape
 
 from mediaapp.errors import JobFailed, MediaError
 from mediaapp.ops.console import (

@@ -116,6 +116,7 @@ def follow_log(path: Path, interval: float = 0.2) -> None:
     path.touch(exist_ok=True)
     with open(path, "rb") as fh:
         fh.seek(0, 2)
+        click.echo(f"following {path}", err=True)  # from here on, every new line is shown
         while True:
             line = fh.readline()
             if not line:

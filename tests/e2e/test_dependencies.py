@@ -17,11 +17,12 @@ import pytest
 from kombu import Connection, Exchange
 
 from mediaapp.errors import MediaError
-from mediaapp.jobs.client import Job, send_job
+from mediaapp.jobs.client import Job
+from mediaapp.jobs.job import send as send_job
 from mediaapp.ops.audit import read_log
 
-from .conftest import Proc, child_env, long_clip, queue_depth, wait_for, worker_cmd
-from .outages import MEDIAAPP, app_for, fill, own_redis, tmpfs
+from ..conftest import Proc, child_env, long_clip, queue_depth, wait_for, worker_cmd
+from ..outages import MEDIAAPP, app_for, fill, own_redis, tmpfs
 
 EXCHANGE = Exchange("media_exchange", type="topic", durable=True)
 

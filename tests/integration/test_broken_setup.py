@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import RABBIT_URL, Proc, child_env
-from .outages import MEDIAAPP, free_port
+from ..conftest import RABBIT_URL, Proc, child_env
+from ..outages import MEDIAAPP, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ ALLOWED = {
     "mediaapp.ops": {"mediaapp.ops", "mediaapp.jobs", "mediaapp.media", "shared"},
     "tasks": {"tasks", "mediaapp.jobs", "mediaapp.media", "shared"},
 }
-SHARED = {"mediaapp.errors", "mediaapp.settings", "mediaapp.defaults"}
+SHARED = {"mediaapp.errors", "mediaapp.settings", "mediaapp.defaults", "mediaapp.limits"}
 #: ``mediaapp`` itself is the public facade (``mediaapp.submit``, ``mediaapp.app``): it may
 #: import any layer, lazily, and no module of ours imports it.
 FACADE = "mediaapp"
