@@ -1,1 +1,1 @@
-"""Celery task modules: thin wrappers that unpack arguments, call mediaapp.pipeline, retry."""
+"""Celery task modules: each task one call into mediaapp.media (policy in mediaapp.jobs.step)."""

@@ -1,4 +1,4 @@
-"""Encode a ladder and package it (HLS or DASH) into a directory that appears complete.
+"""Packaging: the encoded ladder as HLS or DASH, verified, in a folder that appears complete.
 
 Everything is written under a hidden ``.hls.part-*`` / ``.dash.part-*`` directory, verified,
 and renamed into place (``hls/`` or ``dash/``) in one step, so nobody sees half a package.

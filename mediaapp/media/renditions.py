@@ -1,4 +1,5 @@
-"""Adaptive-bitrate ladders: plan the rungs, encode them, package HLS or DASH.
+"""The ladder: which rungs a source gets, their encoder options, and the ffmpeg graphs that
+encode them (packaging them as HLS or DASH is :mod:`mediaapp.media.packaging`).
 
 A rung's height is its short side (a portrait 1080x1920 source gets a "1080p" rung of
 1080x1920, as on the big platforms); rungs above the source's short side are skipped (never
