@@ -174,9 +174,8 @@ def test_output_disk_too_small_is_refused_before_encoding(media_root: Path, tmp_
     name = long_clip(media_root, 30)
     with tmpfs(tmp_path / "out", "24m") as out:
         settings = Settings(data_dir=tmp_path, media_root=media_root, output_root=out)
-        probed = steps.probe_input(name, settings)
         with pytest.raises(OutOfSpace, match=str(out)) as caught:
-            steps.transcode("small-disk", name, "web", settings, probed=probed)
+            steps.run("small-disk", name, "web", settings)
         assert caught.value.retryable and caught.value.exit_code == 75
         assert not (out / "small-disk").exists()
 

@@ -326,8 +326,8 @@ def test_hls_job_single_process_through_the_cli(
         timeout=180,
     )
     assert out.returncode == 0, out.stderr
-    job_id, text = out.stdout.split("\n", 1)
-    manifest = json.loads(text)
+    manifest = json.loads(out.stdout)  # stdout is the manifest alone (the job id is on stderr)
+    job_id = manifest["job_id"]
     assert manifest["strategy"] == "single" and manifest["kind"] == "hls"
     assert [o["height"] for o in manifest["outputs"] if o["kind"] == "hls-rendition"] == [360]
     assert "100.0%" in out.stderr  # the progress bars were drawn

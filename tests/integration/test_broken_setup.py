@@ -52,7 +52,7 @@ def test_broker_set_up_errors(url: str, code: int, words: list[str], rabbitmq: s
         assert rc == code, (command, text)
         assert all(w in line for w in words), line
         assert "Pw-s3cret" not in line and "127.0.0.1" in line
-        assert took < 8, f"{command} took {took:.1f} s"
+        assert took < 30, f"{command} took {took:.1f} s (no retry loop)"
 
 
 def test_redis_down(rabbitmq: str) -> None:
@@ -62,7 +62,7 @@ def test_redis_down(rabbitmq: str) -> None:
         line = one_line(text)
         assert rc == 75, (command, text)
         assert "Redis" in line and "MEDIAAPP_RESULT_BACKEND" in line and "Pw-s3cret" not in line
-        assert took < 8, f"{command} took {took:.1f} s"
+        assert took < 30, f"{command} took {took:.1f} s (no retry loop)"
 
 
 @pytest.mark.e2e
