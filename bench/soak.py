@@ -146,7 +146,7 @@ def _run(
     audit_log: Path,
 ) -> int:
     from mediaapp.jobs.client import Job, submit
-    from mediaapp.jobs.uploads import job_id_for_event
+    from mediaapp.jobs.job import job_id_for_event
     from mediaapp.media.probe import probe
     from mediaapp.ops.audit import read_log
 
@@ -170,7 +170,7 @@ def _run(
     uploads: dict[str, list[str]] = {}
     for _ in range(args.uploads):
         event_id, message_ids = publish_upload_twice(args.broker, "soak.mp4")
-        job_id = job_id_for_event(event_id, None)  # type: ignore[arg-type]
+        job_id = job_id_for_event(event_id, None)
         uploads[job_id] = message_ids
         jobs[job_id] = Job(job_id, app=app, name="soak.mp4")
     faults: Counter[str] = Counter(upload_sent_twice=args.uploads)
@@ -273,7 +273,9 @@ def _run(
         "elapsed_s": round(elapsed, 1),
         "work_dir": str(work),
     }  # fmt: skip
-    print("  ".join(f"{k}={v}" for k, v in figures.items()))
+    compact = {k: json.dumps(v, separators=(",", ":")) if isinstance(v, dict) else v
+               for k, v in figures.items()}  # fmt: skip
+    print("  ".join(f"{k}={v}" for k, v in compact.items()))  # one line, no spaces in values
     if not args.quick:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "soak.json").write_text(json.dumps(figures, indent=2) + "\n")
