@@ -84,3 +84,10 @@ FLOWER_PORT = 5555
 FLOWER_STATE_SAVE_MS = 10_000
 #: RabbitMQ management API port (Flower reads queue lengths there).
 RABBITMQ_MANAGEMENT_PORT = 15672
+
+#: Object storage: the region asked for when none is set, the multipart part size (bytes),
+#: and the chunk cache's bounds (``mediaapp gc``): total bytes, and age in seconds.
+S3_REGION = "us-east-1"
+S3_PART_BYTES = 16 * 1024**2
+CHUNK_CACHE_MAX_BYTES = 20 * 1024**3
+CHUNK_CACHE_MAX_AGE_S = 7 * 24 * 3600.0

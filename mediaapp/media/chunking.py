@@ -36,6 +36,7 @@ from mediaapp.media.outputs import atomic_output, sha256
 from mediaapp.media.probe import ProbeResult, timing
 from mediaapp.media.profiles import Profile
 from mediaapp.settings import Settings
+from mediaapp.storage import chunks as chunk_store
 
 #: Where a job keeps its source chunks, encoded chunks and audio track while it runs.
 WORK_DIR = ".chunks"
@@ -183,6 +184,8 @@ def encode_chunk(
     cache = cache_dir(settings)
     cached = {r.name: cache / key[:2] / f"{key}.{r.name}.mp4" for r in renditions}
     reused = all(p.is_file() for p in cached.values())
+    if not reused:  # another host may have encoded it (shared object-store cache)
+        reused = chunk_store.fetch_encoded(key, cached, settings)
     cmd_line, elapsed = None, 0.0
     if not reused:
         _clear_stale(cached, settings.ffmpeg_timeout_s)
@@ -196,6 +199,7 @@ def encode_chunk(
                 limits=limits,
             )
         cmd_line, elapsed = result.cmd, result.elapsed_s
+        chunk_store.put_encoded(key, cached, settings)
     frames = None
     for r in renditions:
         local = work / encoded_name(chunk.index, r.name)
