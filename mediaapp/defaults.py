@@ -88,6 +88,6 @@ RABBITMQ_MANAGEMENT_PORT = 15672
 #: Object storage: the region asked for when none is set, the multipart part size (bytes),
 #: and the chunk cache's bounds (``mediaapp gc``): total bytes, and age in seconds.
 S3_REGION = "us-east-1"
-S3_PART_BYTES = 16 * 1024**2
+S3_PART_BYTES = 8 * 1024**2
 CHUNK_CACHE_MAX_BYTES = 20 * 1024**3
 CHUNK_CACHE_MAX_AGE_S = 7 * 24 * 3600.0

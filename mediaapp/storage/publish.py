@@ -20,7 +20,7 @@ from typing import Any
 from mediaapp.errors import InvalidInput, MediaError
 from mediaapp.settings import Settings
 from mediaapp.storage import open_store
-from mediaapp.storage.base import Store, file_sha256
+from mediaapp.storage.base import Store
 from mediaapp.storage.staging import describe, discard_staged, source_record
 from mediaapp.storage.urls import is_url
 
@@ -62,7 +62,7 @@ def publish_job(manifest: dict[str, Any], out_dir: Path, settings: Settings) -> 
     published: dict[str, dict[str, Any]] = {}
     for path in _files(out_dir):
         rel = str(path.relative_to(out_dir))
-        obj = store.publish(path, rel, sha256=file_sha256(path))
+        obj = store.publish(path, rel)  # hashed as it is read for the upload
         published[rel] = {"relpath": rel, **describe(obj)}
     strays = [o.key for o in store.list() if o.key not in published and o.key != MANIFEST]
     if strays:

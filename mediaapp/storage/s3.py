@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import functools
+import hashlib
 import logging
 import uuid
 from collections.abc import Iterable, Iterator
@@ -31,7 +33,7 @@ from mediaapp.errors import (
     StorageUnavailable,
 )
 from mediaapp.settings import Settings
-from mediaapp.storage.base import StoredObject, content_type, file_sha256
+from mediaapp.storage.base import StoredObject, content_type
 from mediaapp.storage.urls import ObjectUrl, check_bucket, check_key
 
 log = logging.getLogger(__name__)
@@ -43,8 +45,8 @@ _CONFIG_CODES = {
 }  # fmt: skip
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 _CHANGED_CODES = {"412", "PreconditionFailed"}
-#: Threads one transfer uses (boto3's default is 10; a worker has few cores).
-TRANSFER_THREADS = 4
+#: Threads one transfer uses (boto3's default).
+TRANSFER_THREADS = 10
 
 
 @functools.lru_cache(maxsize=8)
@@ -121,8 +123,35 @@ def _sha256_of(head: dict[str, Any]) -> str | None:
         return str(meta["sha256"])
     checksum = head.get("ChecksumSHA256")
     if checksum and "-" not in checksum and head.get("ChecksumType", "FULL_OBJECT") != "COMPOSITE":
-        return base64.b64decode(checksum).hex()
+        return base64.b64decode(checksum).hex()  # a single-part upload's own SHA-256
     return None
+
+
+class _HashingWriter:
+    """A write-only, non-seekable sink: s3transfer then writes the parts in order through it."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return int(self.fh.write(data))
+
+
+class _HashingReader:
+    """A read-only, non-seekable source: s3transfer reads it once, in order, part by part."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.digest = hashlib.sha256()
+        self.read_bytes = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self.fh.read(size)
+        self.digest.update(data)
+        self.read_bytes += len(data)
+        return data
 
 
 class S3Store:
@@ -179,14 +208,18 @@ class S3Store:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.part-{uuid.uuid4().hex[:8]}")
         try:
-            # Ranged GETs pinned to the ETag seen first (s3transfer sends If-Match itself).
-            self.s3.download_file(
-                self.bucket, self._key(key), str(tmp), Config=transfer_config(self.settings)
-            )
+            # Ranged GETs in parallel, pinned to the ETag seen first (s3transfer sends If-Match
+            # itself). An object whose SHA-256 the store knows is written in order through the
+            # hash (no second read of the file); any other straight into place, part by part.
+            with open(tmp, "wb") as fh:
+                sink = _HashingWriter(fh) if info.sha256 else fh
+                self.s3.download_fileobj(
+                    self.bucket, self._key(key), sink, Config=transfer_config(self.settings)
+                )
             size = tmp.stat().st_size
             if size != info.size:
                 raise StorageCorrupt(f"{info.url}: {size} bytes fetched, {info.size} stored")
-            if info.sha256 and file_sha256(tmp) != info.sha256:
+            if isinstance(sink, _HashingWriter) and sink.digest.hexdigest() != info.sha256:
                 raise StorageCorrupt(f"{info.url}: SHA-256 of what was fetched differs")
             tmp.replace(dest)
         except Exception as exc:
@@ -197,25 +230,30 @@ class S3Store:
         return info
 
     def publish(self, src: Path, key: str, *, sha256: str | None = None) -> StoredObject:
-        digest = sha256 or file_sha256(src)
+        """Upload ``src``: each part with its CRC32, checked by the server as it arrives (in
+        transit); the whole file's SHA-256 computed from the same bytes as they are read
+        (stored as metadata when the caller knows it beforehand); size read back (HEAD)."""
         url = self.url(key)
-        extra = {
-            "ChecksumAlgorithm": "SHA256",  # each part checked by the server as it arrives
-            "Metadata": {"sha256": digest},
-            "ContentType": content_type(key),
-        }
+        extra: dict[str, Any] = {"ChecksumAlgorithm": "CRC32", "ContentType": content_type(key)}
+        if sha256:
+            extra["Metadata"] = {"sha256": sha256}
         try:
-            self.s3.upload_file(
-                str(src), self.bucket, self._key(key), ExtraArgs=extra,
-                Config=transfer_config(self.settings),
-            )  # fmt: skip
+            with open(src, "rb") as fh:
+                source = _HashingReader(fh)
+                self.s3.upload_fileobj(
+                    source, self.bucket, self._key(key), ExtraArgs=extra,
+                    Config=transfer_config(self.settings),
+                )  # fmt: skip
         except Exception as exc:
             raise typed(exc, url) from None
+        digest = source.digest.hexdigest()
         info = self.stat(key)
         size = src.stat().st_size
-        if info is None or info.size != size or info.sha256 != digest:
+        if info is None or info.size != size or source.read_bytes != size:
             raise StorageCorrupt(f"{url}: the store does not hold what was sent")
-        return info
+        if (sha256 and digest != sha256) or (info.sha256 and info.sha256 != digest):
+            raise StorageCorrupt(f"{url}: SHA-256 of what was stored differs")
+        return dataclasses.replace(info, sha256=digest)
 
     def list(self, prefix: str = "") -> Iterator[StoredObject]:
         paginator = self.s3.get_paginator("list_objects_v2")
