@@ -163,3 +163,12 @@ def test_server_gone_is_retryable(tmp_path: Path) -> None:
     with pytest.raises(StorageUnavailable) as err:
         staging.stage_input("s3://media/x.mp4", settings)
     assert err.value.retryable
+
+
+def test_upload_events_and_submit_take_urls() -> None:
+    from mediaapp.jobs.client import media_name
+    from mediaapp.jobs.uploads import upload_to_job
+
+    assert upload_to_job({"file": "s3://media/in/clip.mp4"})["name"] == "s3://media/in/clip.mp4"
+    with pytest.raises(InputOutsideRoot):  # the test settings allow no bucket: refused here
+        media_name("s3://media/in/clip.mp4")
