@@ -13,7 +13,7 @@ import pytest
 from mediaapp.media import steps
 from mediaapp.settings import Settings
 from tests.conftest import MEDIA_ROOT, SAMPLES
-from tests.storage.conftest import BUCKET, boto, public_url, s3_env, upload
+from tests.storage.conftest import BUCKET, SECRET, boto, public_url, s3_env, upload
 
 pytestmark = pytest.mark.media
 
@@ -80,3 +80,33 @@ def test_s3_input_and_output(profile: str, prefix: str, tmp_path: Path) -> None:
     # The job again: the published manifest is found, nothing is encoded twice.
     again = steps.run(f"job-{profile}", url, profile, settings)
     assert again["created_at"] == manifest["created_at"]
+
+
+@pytest.mark.integration
+@pytest.mark.e2e
+def test_cli_submit_of_an_s3_url_through_a_worker(
+    spawn, clean_queues: None, prefix: str, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+
+    from tests.conftest import BIN, child_env, worker_cmd
+
+    url = upload(SAMPLES / "clip.mp4", f"{prefix}/in/clip.mp4")
+    env = child_env(**s3_env(MEDIAAPP_OUTPUT_URL=f"s3://{BUCKET}/{prefix}/out"))
+    cmd, _ = worker_cmd("video_queue", "-c", "1", "-l", "info")
+    spawn(cmd, env, "worker").wait_for("ready.", timeout=60)
+    out = subprocess.run(
+        [str(BIN / "mediaapp"), "submit", url, "--wait", "--json", "--timeout", "120"],
+        env=env, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    manifest = json.loads(out.stdout[out.stdout.index("{") :])
+    assert manifest["input"] == url and manifest["source_url"] == url
+    check_published(manifest, Settings.from_env(s3_env(MEDIAAPP_DATA_DIR=str(tmp_path))))
+    assert SECRET not in out.stdout + out.stderr
+    # Outside the allow-list: refused in the client, before anything is sent.
+    bad = subprocess.run(
+        [str(BIN / "mediaapp"), "submit", "s3://other-bucket/x.mp4"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert bad.returncode == 65 and "not allowed" in bad.stdout + bad.stderr
