@@ -257,6 +257,7 @@ def previews(ctx: JobContext) -> dict[str, Any]:
     """Poster, sprite sheet and WebVTT of a chunked mp4 job (a task beside the chunks)."""
     work = Work(ctx.limits)
     encode_previews(work, ctx)
+    chunk_store.put_outputs(ctx.job_id, ctx.out_dir, ctx.settings)  # for assemble, any host
     return work.report(part="previews")
 
 
@@ -327,3 +328,4 @@ def _gather(ctx: JobContext, chunks: list[dict[str, Any]], audio: Path | None) -
             raise StorageUnavailable(f"chunk {c['index']}: not in the chunk cache any more")
     if audio is not None:
         chunk_store.fetch_audio(ctx.job_id, audio, ctx.settings)
+    chunk_store.fetch_outputs(ctx.job_id, ctx.out_dir, ctx.settings)  # previews

@@ -101,6 +101,28 @@ def fetch_audio(job_id: str, dest: Path, settings: Settings) -> None:
         _store(settings).stage(f"jobs/{job_id}/audio.m4a", dest, max_bytes=settings.max_input_bytes)
 
 
+def put_outputs(job_id: str, out_dir: Path, settings: Settings) -> None:
+    """What a side step wrote into the job's output folder (a chunked mp4's poster, sprite
+    and WebVTT), for the assemble step on whichever host: ``jobs/<job_id>/out/``."""
+    if remote(settings) and out_dir.is_dir():
+        store = _store(settings)
+        for path in sorted(out_dir.rglob("*")):
+            rel = path.relative_to(out_dir)
+            if path.is_file() and not any(p.startswith(".") for p in rel.parts):
+                store.publish(path, f"jobs/{job_id}/out/{rel}")
+
+
+def fetch_outputs(job_id: str, out_dir: Path, settings: Settings) -> None:
+    """Bring what :func:`put_outputs` stored into this host's output folder."""
+    if remote(settings):
+        store = _store(settings)
+        base = f"jobs/{job_id}/out/"
+        for obj in store.list(base):
+            dest = out_dir / obj.key[len(base) :]
+            if not dest.is_file():
+                store.stage(obj.key, dest, max_bytes=settings.max_input_bytes)
+
+
 def finish_job(job_id: str, settings: Settings) -> None:
     """Drop a finished job's own objects (its audio); the chunks stay, as a cache."""
     if remote(settings):

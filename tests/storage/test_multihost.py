@@ -83,16 +83,20 @@ def assert_committed_once(manifest: dict) -> None:
         boto().get_object(Bucket=BUCKET, Key=prefix + "manifest.json")["Body"].read()
     )
     assert stored["created_at"] == manifest["created_at"]
+    urls = {f["url"] for f in manifest["files"]}
+    assert all(o["url"] in urls for o in manifest["outputs"] if o["kind"] not in ("hls", "dash"))
 
 
-def test_chunked_hls_spreads_over_two_hosts(
+@pytest.mark.parametrize("profile", ["hls", "web"])
+def test_chunked_job_spreads_over_two_hosts(
+    profile: str,
     spawn: Callable[..., Proc], clean_queues: None, shared_nothing_env: dict, prefix: str,
     media_root: Path,
 ) -> None:  # fmt: skip
     url = upload(clip(media_root), f"{prefix}/in/clip.mp4")
     isolated_worker(spawn, "host-a", shared_nothing_env)
     isolated_worker(spawn, "host-b", shared_nothing_env)
-    _, manifest = submit(url)
+    _, manifest = submit(url, profile)
     assert manifest["strategy"] == "chunked"
     hosts = {c["hostname"] for c in manifest["chunking"]["chunks"]}
     assert hosts == {"host-a", "host-b"}, hosts
