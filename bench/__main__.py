@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from bench import auditrate, coldstart, dispatch, ladder, overhead, scaling, soak, suite
+from bench import auditrate, coldstart, dispatch, ladder, overhead, scaling, soak, storage, suite
 
 COMMANDS = {
     "overhead": overhead.main,
@@ -15,6 +15,7 @@ COMMANDS = {
     "scaling": scaling.main,
     "coldstart": coldstart.main,
     "soak": soak.main,
+    "storage": storage.main,
 }
 
 if __name__ == "__main__":

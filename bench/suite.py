@@ -19,7 +19,7 @@ from typing import Any
 from bench import results_dir
 
 #: Order of the suite; soak is a reliability run (python -m bench soak), not a speed figure.
-ORDER = ("overhead", "ladder", "dispatch", "audit", "scaling", "coldstart")
+ORDER = ("overhead", "ladder", "dispatch", "audit", "scaling", "coldstart", "storage")
 #: Benchmarks that talk to RabbitMQ/Redis and take --broker/--backend.
 USES_BROKER = {"overhead": 2, "dispatch": 2, "audit": 1, "scaling": 2}
 
@@ -70,6 +70,21 @@ def _rows(name: str, d: Any) -> list[dict[str, Any]]:
                     f"{d['demo_wall_s']:.2f} s ({d['cold_start_s']:.2f} s not ffmpeg)",
                     f"{d['ffmpeg_direct_s']:.2f} s (its ffmpeg, direct)", d["ratio"],
                     "(measured)", None)]  # fmt: skip
+    if name == "storage":
+        job, st = d["job"], d["staging"]
+        mb = st["mb_s"]
+        size = f"{st['bytes'] / 1e6:.0f} MB"
+        return [row("object storage", f"hls, {job['clip']}, s3 input + output",
+                    f"{job['s3_median_s']:.2f} s", f"{job['local_median_s']:.2f} s (folders)",
+                    job["ratio"], "≤ 1.10", job["ratio"] <= 1.10),
+                row("S3 staging", f"download {size}, size checked (no SHA-256 known)",
+                    f"{mb['down']} MB/s",
+                    f"{mb['plain_down']} MB/s (boto3 download_file)", st["download_ratio"],
+                    "≥ 0.9", st["download_ratio"] >= 0.9),
+                row("S3 staging", f"upload {size}, multipart, CRC32/part + SHA-256",
+                    f"{mb['up']} MB/s",
+                    f"{mb['plain_up']} MB/s (boto3 upload_file)", st["upload_ratio"],
+                    "≥ 0.9", st["upload_ratio"] >= 0.9)]  # fmt: skip
     raise ValueError(name)
 
 

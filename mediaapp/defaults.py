@@ -110,3 +110,9 @@ MAX_QUOTE_CHARS = 200  # any input quoted in an error message or a reason
 MAX_AUDIT_FIELD_CHARS = 4096  # any one string in an audit record
 #: Seconds an upload event's claim on its job id is kept (a second copy within it is a duplicate).
 UPLOAD_CLAIM_TTL_S = 7 * 24 * 3600
+#: Object storage: the region asked for when none is set, the multipart part size (bytes),
+#: and the chunk cache's bounds (``mediaapp gc``): total bytes, and age in seconds.
+S3_REGION = "us-east-1"
+S3_PART_BYTES = 8 * 1024**2
+CHUNK_CACHE_MAX_BYTES = 20 * 1024**3
+CHUNK_CACHE_MAX_AGE_S = 7 * 24 * 3600.0

@@ -188,3 +188,16 @@ class PoisonMessage(MediaError):
 
     exit_code = 65
     code = "poison_message"
+
+
+class StorageUnavailable(TransientError):
+    """The object store did not answer, or an upload or download broke off; worth retrying."""
+
+    code = "storage_unavailable"
+
+
+class StorageCorrupt(TransientError):
+    """What came back from the store is not what was sent (size or SHA-256); retrying may
+    fetch or send it whole."""
+
+    code = "storage_corrupt"

@@ -16,7 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -81,6 +81,25 @@ class Settings(BaseSettings):
     ping_counter: str = ""
     #: Seconds a result-backend outage is ridden out (see defaults.BACKEND_GRACE_S).
     backend_grace_s: float = defaults.BACKEND_GRACE_S
+    # Object storage (mediaapp/storage): where outputs go, and the S3 server jobs may use.
+    #: Outputs: "" = the output_root folder; a folder; or ``s3://bucket/prefix``.
+    output_url: str = ""
+    #: Encoded-chunk cache: "" = data_dir/chunk-cache; a folder; or ``s3://bucket/prefix``
+    #: (shared by the workers of every host).
+    chunk_cache_url: str = ""
+    #: Local scratch of staged inputs and outputs on their way to the store; "" = data_dir/scratch.
+    scratch_dir: Path = Path()
+    s3_endpoint_url: str = ""  # "" = AWS's own endpoints
+    s3_region: str = defaults.S3_REGION
+    s3_access_key_id: SecretStr = SecretStr("")
+    s3_secret_access_key: SecretStr = SecretStr("")
+    #: Buckets jobs may read and write, comma-separated; none when empty.
+    s3_buckets: str = ""
+    #: Files above this many bytes are uploaded in parts of this size (multipart).
+    s3_part_bytes: int = defaults.S3_PART_BYTES
+    #: Chunk cache pruning (``mediaapp gc``): total bytes kept, and the oldest entry's age.
+    chunk_cache_max_bytes: int = defaults.CHUNK_CACHE_MAX_BYTES
+    chunk_cache_max_age_s: float = defaults.CHUNK_CACHE_MAX_AGE_S
 
     @classmethod
     def settings_customise_sources(
@@ -108,6 +127,10 @@ class Settings(BaseSettings):
         object.__setattr__(self, "media_root", self.media_root.expanduser().resolve())
         if self.output_root == Path():
             object.__setattr__(self, "output_root", data / "outputs")
+        scratch = data / "scratch" if self.scratch_dir == Path() else self.scratch_dir
+        object.__setattr__(self, "scratch_dir", scratch.expanduser().resolve())
+        if self.output_root == Path() and self.output_url.lower().startswith("s3://"):
+            object.__setattr__(self, "output_root", self.scratch_dir / "outputs")
         if self.audit_log == Path():
             object.__setattr__(self, "audit_log", data / "audit.jsonl")
         if not self.broker_url:
@@ -120,6 +143,11 @@ class Settings(BaseSettings):
     def embedded(self) -> bool:
         """True when the broker is Kombu's filesystem transport (no server needed)."""
         return self.broker_url.startswith("filesystem://")
+
+    @property
+    def allowed_buckets(self) -> frozenset[str]:
+        """``s3_buckets`` as a set (jobs may name no other bucket)."""
+        return frozenset(b.strip() for b in self.s3_buckets.split(",") if b.strip())
 
     @property
     def broker_folder(self) -> Path:

@@ -24,6 +24,8 @@ from mediaapp.jobs.progress import CANCELLED, PROGRESS
 from mediaapp.limits import check_name_length
 from mediaapp.media.profiles import get_profile
 from mediaapp.settings import get_settings
+from mediaapp.storage.urls import is_url
+from mediaapp.storage.urls import parse as parse_url
 
 
 def _app() -> Celery:
@@ -33,12 +35,15 @@ def _app() -> Celery:
 
 
 def media_name(path: str | Path, media_root: Path | None = None) -> str:
-    """The name a worker will resolve: ``path`` relative to the media root.
+    """The name a worker will resolve: ``path`` relative to the media root, or an
+    ``s3://bucket/key`` URL (checked against ``MEDIAAPP_S3_BUCKETS``).
 
     A path that exists from here (absolute, or relative to the current directory) must lie
     inside the media root; any other relative name is taken as relative to the root. The
     worker checks again: this only makes mistakes fail early, in the caller.
     """
+    if is_url(path):  # s3://bucket/key: the bucket allow-list and key confinement, here too
+        return str(parse_url(str(path), get_settings().allowed_buckets))
     root = (media_root or get_settings().media_root).resolve()
     check_name_length(str(path))
     try:

@@ -20,6 +20,8 @@ from mediaapp.jobs.progress import CANCELLED, PROGRESS, ProgressReporter
 from mediaapp.media.context import JobContext
 from mediaapp.media.outputs import discard_outputs
 from mediaapp.settings import Settings, get_settings
+from mediaapp.storage import publish as publication
+from mediaapp.storage import remote_outputs
 
 
 def backoff_s(
@@ -100,6 +102,8 @@ class MediaStep(Task):
     def _cancelled(self, job_id: str, exc: JobCancelled) -> NoReturn:
         """Record a cancelled job: outputs removed, state CANCELLED, audited; no retry."""
         discard_outputs(job_id, self.settings)
+        if remote_outputs(self.settings):  # whatever it published: manifest first, then the rest
+            publication.discard_published(job_id, self.settings)
         self.update_state(state=CANCELLED, meta=exc.to_dict())
         if self.request.id != job_id:  # a step of a fanned-out job: the job is cancelled
             self.backend.store_result(job_id, exc.to_dict(), CANCELLED)

@@ -38,6 +38,7 @@ from mediaapp.media.probe import ProbeResult, exact_video_s, timing
 from mediaapp.media.profiles import Profile
 from mediaapp.media.renditions import aligned_audio
 from mediaapp.settings import Settings
+from mediaapp.storage import chunks as chunk_store
 
 #: Where a job keeps its source chunks, encoded chunks and audio track while it runs.
 WORK_DIR = ".chunks"
@@ -196,6 +197,8 @@ def encode_chunk(
     cache = cache_dir(settings)
     cached = {r.name: cache / key[:2] / f"{key}.{r.name}.mp4" for r in renditions}
     reused = all(p.is_file() for p in cached.values())
+    if not reused:  # another host may have encoded it (shared object-store cache)
+        reused = chunk_store.fetch_encoded(key, cached, settings)
     cmd_line, elapsed = None, 0.0
     if not reused:
         _clear_stale(cached, settings.ffmpeg_timeout_s)
@@ -209,6 +212,7 @@ def encode_chunk(
                 limits=limits,
             )
         cmd_line, elapsed = result.cmd, result.elapsed_s
+        chunk_store.put_encoded(key, cached, settings)
     frames = None
     for r in renditions:
         local = work / encoded_name(chunk.index, r.name)

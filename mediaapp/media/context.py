@@ -18,6 +18,8 @@ from mediaapp.media.outputs import job_dir
 from mediaapp.media.probe import ProbeResult
 from mediaapp.media.profiles import Profile, get_profile
 from mediaapp.settings import Settings
+from mediaapp.storage import staging
+from mediaapp.storage.urls import is_url
 
 
 @dataclass(frozen=True)
@@ -61,19 +63,23 @@ class JobContext:
         """Back from :meth:`to_dict` in a later step: the input is confined and resolved again
         (cheap, no probe) and must still be the file that was probed."""
         name = data["input"]
-        path = resolve_input(name, settings)
         source = ProbeResult.from_dict(data["source"])
+        profile = get_profile(data["profile"], settings.profiles_dir)
+        if is_url(name):  # staged when a step reads it (ctx.src), not before
+            return cls(data["job_id"], name, profile, source, settings)
+        path = resolve_input(name, settings)
         size = path.stat().st_size
         if str(path) != source.path or size != source.size:
             raise InvalidInput(
                 f"{name!r}: changed while the job ran ({size} bytes, probed {source.size})"
             )
-        profile = get_profile(data["profile"], settings.profiles_dir)
         return cls(data["job_id"], name, profile, source, settings)
 
     @property
     def src(self) -> Path:
-        """The input file (resolved inside the media root)."""
+        """The input file (resolved inside the media root, or staged from its URL)."""
+        if is_url(self.name):
+            return staging.stage_input(self.name, self.settings, expect_size=self.source.size)
         return Path(self.source.path)
 
     @property

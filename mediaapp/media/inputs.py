@@ -19,6 +19,8 @@ from mediaapp.errors import (
 )
 from mediaapp.media.probe import ProbeResult, probe, validate
 from mediaapp.settings import Settings
+from mediaapp.storage import staging
+from mediaapp.storage.urls import is_url
 
 #: ``scheme:`` at the start of a name: URLs and ffmpeg protocols (concat:, subfile:, http:...).
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
@@ -43,6 +45,8 @@ def resolve_input(name: str, settings: Settings) -> Path:
             f"{name.encode('utf-8', 'backslashreplace').decode()!r}: file name is not valid "
             "UTF-8; rename the file (job messages and logs are UTF-8 JSON)"
         )
+    if is_url(name):  # s3://bucket/key: confined, then staged into this worker's scratch
+        return staging.stage_input(name, settings)
     if _SCHEME.match(name) and not (settings.media_root / name).exists():
         raise InputOutsideRoot(f"{name!r}: URLs and ffmpeg protocols are not accepted as input")
     root = settings.media_root

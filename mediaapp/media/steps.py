@@ -14,10 +14,12 @@ import logging
 import shutil
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import ffmpeg
 
+from mediaapp.errors import StorageUnavailable
 from mediaapp.media import chunking, chunkplan, command, mp4, packaging, renditions, space
 from mediaapp.media.chunking import Rendition, SourceChunk
 from mediaapp.media.context import JobContext
@@ -39,6 +41,9 @@ from mediaapp.media.outputs import (
     write_manifest,
 )
 from mediaapp.settings import Settings
+from mediaapp.storage import chunks as chunk_store
+from mediaapp.storage import publish as publication
+from mediaapp.storage import remote_outputs
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +77,10 @@ def run(
 
 def finished(ctx: JobContext) -> dict[str, Any] | None:
     """The job's manifest if it is already complete on disk (a redelivered message)."""
-    done = load_manifest(ctx.job_id, ctx.settings)
+    if remote_outputs(ctx.settings):
+        done = publication.load_published(ctx.job_id, ctx.settings)
+    else:
+        done = load_manifest(ctx.job_id, ctx.settings)
     if done is None or (done.get("profile"), done.get("input")) != (ctx.profile.name, ctx.name):
         return None
     log.info("job %s already complete, returning its manifest", ctx.job_id)
@@ -129,7 +137,9 @@ def publish(
         "strategy": strategy,
         **extra,
     }
-    write_manifest(manifest, ctx.settings)
+    if remote_outputs(ctx.settings):  # outputs uploaded under the job's prefix, manifest last
+        return publication.publish_job(manifest, ctx.out_dir, ctx.settings)
+    write_manifest(publication.annotate_local(manifest), ctx.settings)
     return manifest
 
 
@@ -216,13 +226,18 @@ def split(ctx: JobContext, chunk_s: float) -> list[dict[str, Any]]:
     """Cut the job's source video into keyframe-aligned chunks in its work directory."""
     clear_partials(ctx.out_dir)
     work_dir = chunking.work_dir(ctx.out_dir)
-    return [c.to_dict() for c in chunking.split(ctx.src, work_dir, chunk_s, ctx.limits)]
+    chunks = [c.to_dict() for c in chunking.split(ctx.src, work_dir, chunk_s, ctx.limits)]
+    chunk_store.put_sources(work_dir, chunks, ctx.settings)  # for workers on other hosts
+    return chunks
 
 
 def encode_chunk(
     ctx: JobContext, chunk: dict[str, Any], on_progress: ProgressCallback | None = None
 ) -> dict[str, Any]:
     """Encode (or reuse) one chunk of a chunked job into every rendition."""
+    chunk_store.fetch_source(
+        chunking.work_dir(ctx.out_dir), chunk["name"], chunk["sha256"], ctx.settings
+    )
     return chunking.encode_chunk(
         chunking.work_dir(ctx.out_dir),
         SourceChunk(**chunk),
@@ -239,15 +254,18 @@ def encode_audio(ctx: JobContext, on_progress: ProgressCallback | None = None) -
     if ctx.source.audio is None:
         return {"part": "audio", "command": None, "encode_s": 0.0}
     work_dir = chunking.work_dir(ctx.out_dir)
-    return chunking.encode_audio(
+    part = chunking.encode_audio(
         ctx.src, work_dir, ctx.source, ctx.profile, on_progress, ctx.limits
     )
+    chunk_store.put_audio(ctx.job_id, work_dir / "audio.m4a", ctx.settings)
+    return part
 
 
 def previews(ctx: JobContext) -> dict[str, Any]:
     """Poster, sprite sheet and WebVTT of a chunked mp4 job (a task beside the chunks)."""
     work = Work(ctx.limits)
     encode_previews(work, ctx)
+    chunk_store.put_outputs(ctx.job_id, ctx.out_dir, ctx.settings)  # for assemble, any host
     return work.report(part="previews")
 
 
@@ -265,6 +283,7 @@ def assemble(ctx: JobContext, parts: list[dict[str, Any]], plan: dict[str, Any])
         work.absorb(part)
     frame_s = 1 / renditions.frame_rate(info)
     audio = wd / "audio.m4a" if info.audio is not None else None
+    _gather(ctx, chunks, audio)
     joins: dict[str, dict[str, Any]] = {}
     if profile.kind == "mp4":  # the chunks straight into the final file, audio muxed in
         final = out_dir / f"{ctx.stem}.{profile.name}.mp4"
@@ -299,4 +318,22 @@ def assemble(ctx: JobContext, parts: list[dict[str, Any]], plan: dict[str, Any])
     }
     manifest = publish(ctx, work, started, "chunked", chunking=chunking_record)
     shutil.rmtree(wd, ignore_errors=True)
+    chunk_store.finish_job(ctx.job_id, ctx.settings)
     return manifest
+
+
+def _gather(ctx: JobContext, chunks: list[dict[str, Any]], audio: Path | None) -> None:
+    """Fetch what other hosts encoded (chunks, audio) from the shared chunk cache."""
+    if not chunk_store.remote(ctx.settings):
+        return  # the cache folder is shared as it is
+    wd = chunking.work_dir(ctx.out_dir)
+    names = [r.name for r in video_outputs(ctx)]
+    for c in chunks:
+        missing = {
+            r: p for r in names if not (p := wd / chunking.encoded_name(c["index"], r)).is_file()
+        }
+        if missing and not chunk_store.fetch_encoded(c["key"], missing, ctx.settings):
+            raise StorageUnavailable(f"chunk {c['index']}: not in the chunk cache any more")
+    if audio is not None:
+        chunk_store.fetch_audio(ctx.job_id, audio, ctx.settings)
+    chunk_store.fetch_outputs(ctx.job_id, ctx.out_dir, ctx.settings)  # previews

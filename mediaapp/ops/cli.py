@@ -221,6 +221,14 @@ def report(job_id: str) -> None:
     click.echo(write_report(job_id, get_settings()))
 
 
+@cli.command()
+def gc() -> None:
+    """Prune the chunk cache (size, age) and remove what killed jobs left behind."""
+    from mediaapp.ops.gc import collect
+
+    click.echo(json.dumps(collect(get_settings()), indent=2))
+
+
 @cli.command("settings")
 def show_settings() -> None:
     """Print the settings this process resolved from the environment."""

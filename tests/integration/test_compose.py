@@ -103,6 +103,7 @@ def test_compose_shape_and_secrets() -> None:
         assert {d: deps[d]["condition"] for d in deps} == {
             "rabbitmq": "service_healthy",
             "redis": "service_healthy",
+            "s3": "service_healthy",
         }, s
         assert isinstance(services[s]["command"], list), f"{s}: exec form, not a shell string"
     major = int(services["rabbitmq"]["image"].split(":")[1].split(".")[0])
