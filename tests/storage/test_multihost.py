@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN, Proc, child_env
+from tests.conftest import BIN, REPO, Proc, child_env
 from tests.storage.conftest import BUCKET, boto, s3_env, upload
 
 pytestmark = [pytest.mark.e2e, pytest.mark.integration]
@@ -25,8 +25,13 @@ if shutil.which("unshare") is None:
 
 def isolated_worker(spawn: Callable[..., Proc], host: str, env: dict[str, str]) -> Proc:
     """A video worker alone in its namespaces: hostname ``host``, empty /tmp and /var/tmp."""
+    # The program itself (this checkout and its venv) stays visible even when the checkout
+    # lives under /tmp: it is bind-mounted aside, then back over the fresh tmpfs.
+    keep = f"/run/mediaapp-code-{host}"
     script = (
-        f"hostname {host} && mount -t tmpfs tmpfs /tmp && mount -t tmpfs tmpfs /var/tmp && "
+        f"hostname {host} && mkdir -p {keep} && mount --bind {REPO} {keep} && "
+        "mount -t tmpfs tmpfs /tmp && mount -t tmpfs tmpfs /var/tmp && "
+        f"mkdir -p {REPO} && mount --bind {keep} {REPO} && "
         'mkdir -p "$MEDIAAPP_DATA_DIR" "$MEDIAAPP_MEDIA_ROOT" && '
         f"exec {BIN}/celery -A mediaapp worker -Q video_queue -n w@{host} -c 1 -l info"
     )
