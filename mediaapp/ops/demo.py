@@ -35,9 +35,13 @@ def worker_argv(
 
 def _start(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed with it
+    # Started in the log folder, not the caller's: `celery -A mediaapp` imports from its
+    # working directory first, where a folder named mediaapp (the default data folder, when
+    # XDG_DATA_HOME is the working directory) would shadow the package.
     return subprocess.Popen(
-        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=log_path.parent,
+    )  # fmt: skip
 
 
 def _stop(*stops: tuple[subprocess.Popen[bytes], signal.Signals], timeout: float = 15.0) -> None:
