@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -255,3 +256,26 @@ def long_clip(media_root: Path, seconds: int = 30) -> str:
     if not (media_root / name).exists():
         make_clip(media_root / name, "1280x720", seconds, preset="ultrafast")
     return name
+
+
+def chromium_driver(user_dir: Path, *extra_flags: str, log_console: bool = False) -> Any:
+    """Debian's Chromium under Selenium, headless, with the flags this closed network needs
+    (no background fetches, no component updates) and autoplay allowed; fails when absent."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver_bin = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (binary and driver_bin):
+        pytest.fail("chromium and chromium-driver are not installed (./run test installs them)")
+    os.environ["SE_OFFLINE"] = "true"  # never let Selenium Manager download anything
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync",
+                 "--autoplay-policy=no-user-gesture-required", f"--user-data-dir={user_dir}",
+                 *extra_flags):  # fmt: skip
+        options.add_argument(flag)
+    if log_console:
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(executable_path=driver_bin), options=options)

@@ -5,8 +5,6 @@ Screenshots are saved under test-artifacts/."""
 from __future__ import annotations
 
 import base64
-import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ from mediaapp.jobs.client import submit
 from mediaapp.ops.report import write_report
 from mediaapp.settings import get_settings
 
-from ..conftest import REPO, Proc, worker_cmd
+from ..conftest import REPO, Proc, chromium_driver, worker_cmd
 from .test_flower import AUTH, free_port, start_flower
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -27,30 +25,7 @@ ARTIFACTS = REPO / "test-artifacts"
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, driver_bin = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver_bin):
-        pytest.fail("chromium and chromium-driver are not installed (./run test installs them)")
-    os.environ["SE_OFFLINE"] = "true"  # never let Selenium Manager download anything
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1000",
-        "--autoplay-policy=no-user-gesture-required",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=driver_bin), options=options)
+    driver = chromium_driver(tmp_path / "chromium", "--window-size=1400,1000")
     ARTIFACTS.mkdir(exist_ok=True)
     yield driver
     driver.quit()

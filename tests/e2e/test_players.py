@@ -34,7 +34,7 @@ import pytest
 from mediaapp.media import steps
 from mediaapp.settings import Settings
 
-from ..conftest import REPO
+from ..conftest import REPO, chromium_driver
 from ..media.test_chunking import run_chunked
 from ..media_sources import generate
 from ..player_checks import parse_with_third_party
@@ -141,22 +141,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str
 
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    binary, driver_bin = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (binary and driver_bin):
-        pytest.fail("chromium and chromium-driver are not installed (./run test installs them)")
-    os.environ["SE_OFFLINE"] = "true"  # never let Selenium Manager download anything
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--mute-audio",
-                 "--autoplay-policy=no-user-gesture-required",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):  # fmt: skip
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=driver_bin), options=options)
+    driver = chromium_driver(tmp_path_factory.mktemp("chromium"), "--mute-audio", log_console=True)
     yield driver
     driver.quit()
 
