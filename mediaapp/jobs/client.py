@@ -93,10 +93,19 @@ class Job:
 
         None when nothing is encoding yet (queued) or the job has ended.
         """
-        if self._result.state == PROGRESS and isinstance(self._result.info, dict):
-            meta = dict(self._result.info)
+        return self._progress(*self._snapshot())
+
+    def _snapshot(self) -> tuple[str, Any]:
+        """State and info read in one backend call: ``AsyncResult.state`` and ``.info`` are two
+        reads, and a job ending between them paired PROGRESS with the manifest."""
+        meta = self._app.backend.get_task_meta(self.id)
+        return str(meta.get("status")), meta.get("result")
+
+    def _progress(self, state: str, info: Any) -> dict[str, Any] | None:
+        if state == PROGRESS and isinstance(info, dict):
+            meta = dict(info)
             return {**meta, "steps": [{"task_id": self.id, "state": PROGRESS, **meta}]}
-        if self._result.state in ("SUCCESS", "FAILURE", CANCELLED):
+        if state in ("SUCCESS", "FAILURE", CANCELLED):
             return None
         steps = self.steps()
         if not steps or all(s["state"] == "PENDING" for s in steps):
@@ -118,16 +127,16 @@ class Job:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
-                state = self._result.state
+                state, info = self._snapshot()
                 if state == "SUCCESS":
-                    manifest: dict[str, Any] = self._result.result
+                    manifest: dict[str, Any] = info
                     return manifest
                 if state == "FAILURE":
                     raise self._failure()
                 if state == CANCELLED:
                     raise JobCancelled(f"job {self.id} was cancelled")
                 if on_progress is not None:
-                    progress = self.progress
+                    progress = self._progress(state, info)
                     if progress is not None:
                         on_progress(progress)
             except BACKEND_ERRORS as exc:  # Redis restarts: keep waiting (outage.py)
