@@ -47,6 +47,20 @@ def test_demo_runs_the_whole_pipeline_without_a_server(tmp_path: Path) -> None:
     video = json.loads(manifests[0].read_text())["outputs"][0]
     assert Path(video["path"]).stat().st_size == video["size"] and video["codec"] == "h264"
 
+    # The demo kills its worker a second after the job ended: a second demo on the same
+    # broker folder finds nothing left over (no job run twice) and loses nothing of its own.
+    again = subprocess.run([str(BIN / "mediaapp"), "demo"], env=env, cwd=REPO,
+                           capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert again.returncode == 0, again.stderr[-3000:]
+    records = list(read_log(tmp_path / "data" / "audit.jsonl"))
+    per_step: dict[str, int] = {}
+    for r in records:
+        if r["name"] == "task.started":
+            per_step[r["body"]["task_id"]] = per_step.get(r["body"]["task_id"], 0) + 1
+    jobs = {r["body"]["job_id"] for r in records if r["name"] == "job.finished"}
+    assert len(jobs) == 2 and set(per_step.values()) == {1}, per_step
+    assert [r["name"] for r in records].count("job.finished") == 2
+
 
 def test_worker_started_as_documented_serves_python_and_outside_producers(
     tmp_path: Path, media_root: Path, spawn: Callable[..., Proc]
