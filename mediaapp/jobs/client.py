@@ -21,6 +21,7 @@ from mediaapp.errors import (
 from mediaapp.jobs import job
 from mediaapp.jobs.outage import BACKEND_ERRORS, waiting_out_outage
 from mediaapp.jobs.progress import CANCELLED, PROGRESS
+from mediaapp.jobs.watch import Watch
 from mediaapp.limits import check_name_length
 from mediaapp.media.profiles import get_profile
 from mediaapp.settings import get_settings
@@ -122,8 +123,20 @@ class Job:
     ) -> dict[str, Any]:
         """Block until the job ends; return its manifest or raise :class:`JobFailed`.
 
-        ``on_progress`` is called with :attr:`progress` on every poll while the job runs.
+        ``on_progress`` is called with :attr:`progress` whenever it may have changed. On the
+        Redis backend a state change wakes the wait at once (:mod:`mediaapp.jobs.watch`);
+        ``interval`` is the poll otherwise, and for the steps of a fanned-out job.
         """
+        with Watch(self._app, self.id) as watch:
+            return self._wait(watch, timeout, interval, on_progress)
+
+    def _wait(
+        self,
+        watch: Watch,
+        timeout: float | None,
+        interval: float,
+        on_progress: Callable[[dict[str, Any]], None] | None,
+    ) -> dict[str, Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
@@ -143,7 +156,8 @@ class Job:
                 state = waiting_out_outage(self.id, exc, deadline)
             if deadline is not None and time.monotonic() > deadline:
                 raise JobTimeout(f"job {self.id} still {state} after {timeout:g} s")
-            time.sleep(interval)
+            left = interval if deadline is None else min(interval, deadline - time.monotonic())
+            watch.wait(max(left, 0.0))
 
     def cancel(self) -> None:
         """Stop the job: queued steps are dropped, running ffmpeg killed, outputs removed."""
