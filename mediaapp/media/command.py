@@ -39,6 +39,7 @@ from mediaapp.errors import (
     FFmpegTimeout,
     OutOfSpace,
 )
+from mediaapp.media.phases import timed
 from mediaapp.media.probe import SAFE_FORMATS
 
 log = logging.getLogger(__name__)
@@ -190,6 +191,7 @@ def build_args(stream: Any, limits: Limits = DEFAULT_LIMITS) -> list[str]:
     return [args[0], *_COMMON_OPTS, *(limit if threads else []), *body]
 
 
+@timed("ffmpeg")
 def run(
     stream_or_args: Any,
     *,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mediaapp.errors import InvalidInput, NotMedia
-from mediaapp.media import command
+from mediaapp.media import command, phases
 from mediaapp.media.probe import ProbeResult, probe
 from mediaapp.settings import Settings
 
@@ -62,6 +62,7 @@ def clear_partials(directory: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
+@phases.timed("hash")
 def sha256(*paths: Path) -> str:
     """Hex SHA-256 of one file, or of several read in order (a rendition and its segments)."""
     digest = hashlib.sha256()
@@ -107,7 +108,8 @@ class OutputEntry:
     def of_media(cls, path: Path, kind: str, output_root: Path, **extra: Any) -> OutputEntry:
         """The entry of one media file, read back from the file itself (opened, not decoded:
         the encoder just wrote it, and the entry's numbers are what verification compares)."""
-        info = probe(path, decode_check=False)
+        with phases.phase("verify"):  # reading back what the encoder wrote
+            info = probe(path, decode_check=False)
         video, audio = info.video, info.audio
         main = video or audio
         return cls(
@@ -184,6 +186,7 @@ def load_manifest(job_id: str, settings: Settings) -> dict[str, Any] | None:
     return manifest
 
 
+@phases.timed("publish")
 def write_manifest(manifest: dict[str, Any], settings: Settings) -> Path:
     """Write ``manifest.json`` beside the outputs, atomically, last of all the job's files."""
     final = job_dir(manifest["job_id"], settings) / "manifest.json"

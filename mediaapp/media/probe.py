@@ -19,6 +19,7 @@ import av.logging
 
 from mediaapp import defaults
 from mediaapp.errors import LimitExceeded, NotMedia
+from mediaapp.media.phases import timed
 from mediaapp.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class ProbeResult:
         return cls(**{**data, "streams": streams})
 
 
+@timed("probe")
 def probe(
     path: Path,
     *,

@@ -20,7 +20,7 @@ from typing import Any
 import ffmpeg
 
 from mediaapp.errors import StorageUnavailable
-from mediaapp.media import chunking, chunkplan, command, mp4, packaging, renditions, space
+from mediaapp.media import chunking, chunkplan, command, mp4, packaging, phases, renditions, space
 from mediaapp.media.chunking import Rendition, SourceChunk
 from mediaapp.media.context import JobContext
 from mediaapp.media.inputs import display_size, inspect, target_height, target_size
@@ -95,7 +95,10 @@ def transcode(
     done = finished(ctx)
     if done is not None:
         return done
-    with space.job_space(ctx.job_id, ctx.profile, ctx.settings, ctx.source.to_dict()):
+    with (
+        space.job_space(ctx.job_id, ctx.profile, ctx.settings, ctx.source.to_dict()),
+        phases.collecting(),
+    ):
         return _transcode(ctx, on_progress, strategy)
 
 
@@ -121,6 +124,7 @@ def publish(
     ctx: JobContext, work: Work, started: float, strategy: str, **extra: Any
 ) -> dict[str, Any]:
     """Write the job's manifest, last of its files (the commit marker); return it."""
+    elapsed = time.monotonic() - started
     manifest = {
         "job_id": ctx.job_id,
         "task": "video.transcode",
@@ -132,7 +136,9 @@ def publish(
         "ffmpeg_version": command.ffmpeg_version(ctx.limits),
         "commands": work.commands,
         "encode_s": round(work.encode_s, 3),
-        "elapsed_s": round(time.monotonic() - started, 3),
+        "elapsed_s": round(elapsed, 3),
+        # Where the step's time went until now (ffmpeg, verify, hash, other): phases.py.
+        "phases_s": phases.snapshot(elapsed),
         "created_at": datetime.now(UTC).isoformat(),
         "strategy": strategy,
         **extra,

@@ -226,6 +226,11 @@ def test_transcode_web_on_the_real_corpus_clip(settings: Settings) -> None:
     assert seen and seen[-1].done
     assert m["ffmpeg_version"] and len(m["commands"]) == 3 and m["profile"] == "web"
     check_previews(m, m["source"]["duration_s"])
+    # Where the step's time went: ffmpeg (three commands) dominates; the phases add up.
+    phases_s = m["phases_s"]
+    assert {"ffmpeg", "verify", "hash", "other"} <= set(phases_s)
+    assert phases_s["ffmpeg"] >= m["encode_s"] * 0.9
+    assert abs(sum(phases_s.values()) - m["elapsed_s"]) < 0.01
 
 
 def check_previews(manifest: dict, duration: float) -> None:
