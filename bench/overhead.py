@@ -7,9 +7,9 @@ real ``celery -A mediaapp worker -Q video_queue -c 1`` process and the client wa
 does (``Job.wait()``, woken by the backend's publish); the baseline runs the exact command
 lines the job's manifest recorded, in this process, alternating with the pipeline runs so
 machine noise hits both alike. Figures: median wall time of each, their ratio, and where the
-pipeline's time went (medians): submit → the transcode step starts (two dispatches and the
-probe step), the step's phases from the manifest (ffmpeg, verify, hash, other), and manifest →
-client (manifest write, result store, delivery). ``--quick``: the CI smoke mode.
+pipeline's time went (medians): submit → the step starts (publish, queue, the worker's
+dispatch), the step's phases from the manifest (probe, ffmpeg, verify, hash, other), and
+manifest → client (manifest write, result store, delivery). ``--quick``: the CI smoke mode.
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ def run_case(
         pipeline_s.append(time.perf_counter() - started)
         received = time.time()
         done = datetime.fromisoformat(manifest["created_at"]).timestamp()
-        step_start = done - manifest["elapsed_s"]
-        split = {"until step": step_start - submitted, **manifest.get("phases_s", {}),
+        step_s = sum(manifest.get("phases_s", {}).values()) or manifest["elapsed_s"]
+        split = {"until step": done - step_s - submitted, **manifest.get("phases_s", {}),
                  "manifest → client": received - done}  # fmt: skip
         for name, value in split.items():
             parts.setdefault(name, []).append(value)

@@ -26,16 +26,9 @@ def probe(self: MediaStep, *, job_id: str, name: str) -> dict[str, Any]:
 
 
 @app.task(name="video.transcode", base=MediaStep, bind=True)
-def transcode(
-    self: MediaStep,
-    probed: dict[str, Any] | None = None,
-    *,
-    job_id: str,
-    name: str,
-    profile: str = "web",
-) -> dict[str, Any]:
-    """Run a profile on the input: the job's manifest, or a chord of its steps."""
-    ctx = JobContext.open(job_id, name, profile, self.settings, probed=probed)
+def transcode(self: MediaStep, *, job_id: str, name: str, profile: str = "web") -> dict[str, Any]:
+    """Probe the input and run a profile on it: the job's manifest, or a chord of its steps."""
+    ctx = JobContext.open(job_id, name, profile, self.settings)
     return job.transcode(self, ctx, self.progress("transcode"))
 
 

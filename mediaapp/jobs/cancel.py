@@ -20,7 +20,7 @@ from mediaapp.jobs.outage import BACKEND_ERRORS
 def request_cancel(app: Celery, job_id: str) -> None:
     """Ask every step of ``job_id`` to stop; queued steps are revoked outright."""
     app.backend.set(job.cancel_key(job_id), b"1")
-    app.control.revoke([job.probe_task_id(job_id), job_id, *job.step_ids(app, job_id)])
+    app.control.revoke([job_id, *job.step_ids(app, job_id)])
 
 
 def is_cancelled(backend: Any, job_id: str) -> bool:

@@ -173,10 +173,7 @@ class Job:
         exc = self._result.result
         meta = self._result._get_task_meta()
         step = meta.get("name") or "video.transcode"
-        probe_step = self._app.AsyncResult(job.probe_task_id(self.id))
-        if probe_step.state == "FAILURE":  # the chain failed at its first step
-            step, exc = "video.probe", probe_step.result
-        elif isinstance(exc, ChordError) and (first := self.failed_step()):
+        if isinstance(exc, ChordError) and (first := self.failed_step()):
             step, exc = first
         reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else str(exc)
         failed = JobFailed(f"job {self.id} failed at step {step} on {self.name or '?'}: {reason}")

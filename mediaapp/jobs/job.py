@@ -1,9 +1,10 @@
 """One job: its id, the ids of its steps, its keys in the result backend, and the Celery
 workflow of each strategy (the only place chains and chords are built).
 
-A transcode job is a chain: ``video.probe`` (task id ``<job>-probe``) then ``video.transcode``
-(task id = job id). The transcode step runs the job itself (*single*) or replaces itself with
-a chord whose body inherits the job id, so the job's result is always the manifest::
+A transcode job is one ``video.transcode`` message (task id = job id): the step probes the
+input (the job's one probe, kept in its context) and runs the job itself (*single*) or
+replaces itself with a chord whose body inherits the job id, so the job's result is always
+the manifest::
 
     per_rendition   video.rung (R of them) (<job>-rung<i>)    → video.package  (<job>)
     chunked         video.previews (<job>-previews, mp4 only),
@@ -21,7 +22,7 @@ import logging
 import uuid
 from typing import Any, NoReturn
 
-from celery import Celery, Task, chain, chord, group
+from celery import Celery, Task, chord, group
 from celery.result import AsyncResult
 
 from mediaapp.errors import InvalidInput
@@ -58,11 +59,6 @@ def job_id_for_event(event_id: Any, fallback: Any) -> str:
 
 
 # Task ids of a job's steps: clients derive them to show progress and to cancel.
-
-
-def probe_task_id(job_id: str) -> str:
-    """The job's probe step."""
-    return f"{job_id}-probe"
 
 
 def rung_task_id(job_id: str, index: int) -> str:
@@ -122,23 +118,21 @@ def send(
 ) -> AsyncResult:
     """Publish a job (routes and topology come from the app's ``task_routes``).
 
-    A one-step job (``video.probe``, ``video.thumbnail``) is one task whose id is the job id;
-    a transcode is the probe → transcode chain, with ``video.fail_job`` recording a failure
-    of any step under the job id.
+    Every job is one message whose task id is the job id: one dispatch, one result write
+    (a probe step of its own cost a second of each: see bench overhead). A transcode carries
+    ``video.fail_job`` as its errback, which the chord of a fanned-out job inherits and which
+    records a failed chunk's or rung's typed error under the job id.
     """
     check_job_id(job_id)
     labels: dict[str, Any] = {"job_id": job_id, "name": name}
     if task != "video.transcode":
         return app.send_task(task, kwargs=labels, task_id=job_id)
-    workflow = chain(
-        app.signature("video.probe", kwargs=labels, immutable=True).set(
-            task_id=probe_task_id(job_id)
-        ),
-        app.signature("video.transcode", kwargs={**labels, "profile": profile}).set(task_id=job_id),
+    return app.send_task(
+        task,
+        kwargs={**labels, "profile": profile},
+        task_id=job_id,
+        link_error=app.signature("video.fail_job", kwargs={"job_id": job_id}),
     )
-    workflow.on_error(app.signature("video.fail_job", kwargs={"job_id": job_id}))
-    result: AsyncResult = workflow.apply_async()
-    return result
 
 
 def transcode(task: Task, ctx: JobContext, on_progress: steps.ProgressCallback) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from mediaapp.jobs.cancel import raise_if_cancelled
 from mediaapp.jobs.deliveries import count_delivery
 from mediaapp.jobs.events import publish_event
 from mediaapp.jobs.progress import CANCELLED, PROGRESS, ProgressReporter
+from mediaapp.media import phases
 from mediaapp.media.context import JobContext
 from mediaapp.media.outputs import discard_outputs
 from mediaapp.settings import Settings, get_settings
@@ -49,7 +50,8 @@ class MediaStep(Task):
         try:
             if job_id:
                 raise_if_cancelled(self.backend, job_id)
-            return self.run(*args, **kwargs)
+            with phases.collecting():  # the manifest's phases_s: where the step's time went
+                return self.run(*args, **kwargs)
         except JobCancelled as exc:
             self._cancelled(job_id or self.request.id, exc)
         except MediaError as exc:

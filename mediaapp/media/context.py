@@ -39,13 +39,11 @@ class JobContext:
         name: str,
         profile: str,
         settings: Settings,
-        *,
-        probed: dict[str, Any] | None = None,
     ) -> JobContext:
-        """Resolve, probe and validate the input: the one probe of the job (``probed``, the
-        probe step's result, is taken as it is while the file still has its size)."""
+        """Resolve, probe and validate the input: the one probe of the job (its later steps
+        get this context in their message)."""
         chosen = get_profile(profile, settings.profiles_dir)
-        _, info = inspect(name, settings, needs_video=chosen.kind != "audio", probed=probed)
+        _, info = inspect(name, settings, needs_video=chosen.kind != "audio")
         job_dir(job_id, settings)  # refuse an unsafe job id before anything is written
         return cls(job_id, name, chosen, info, settings)
 

@@ -91,20 +91,14 @@ def inspect(
     *,
     needs_video: bool = True,
     decode_s: float | None = None,
-    probed: dict[str, Any] | None = None,
 ) -> tuple[Path, ProbeResult]:
     """Resolve, probe and validate an input before any encode.
 
-    ``decode_s=0`` decodes the first frame only (rotation): for steps after the job's probe
-    step, which already decoded the first frames. ``probed``: that step's result, taken as it
-    is while the file still has the size it had then (no second probe).
+    ``decode_s=0`` decodes the first frame only (rotation): for a step that knows the file
+    was decoded already.
     """
     path = resolve_input(name, settings)
-    same_file = probed is not None and probed.get("path") == str(path)
-    if probed is not None and same_file and probed.get("size") == path.stat().st_size:
-        info = ProbeResult.from_dict(probed)
-    else:
-        info = probe(path, decode_s=decode_s, max_pixels=settings.max_pixels)
+    info = probe(path, decode_s=decode_s, max_pixels=settings.max_pixels)
     validate(info, settings, needs_video=needs_video)
     return path, info
 

@@ -19,17 +19,25 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Phases of the step running in this context, and whether a phase is open now.
 _current: ContextVar[tuple[dict[str, float], bool] | None] = ContextVar("phases", default=None)
+#: When the step running in this context started (perf_counter).
+_started: ContextVar[float] = ContextVar("phases_started", default=0.0)
 
 
 @contextmanager
 def collecting() -> Iterator[dict[str, float]]:
-    """Collect the phases of the work done inside; the dict fills in as it runs."""
+    """Collect the phases of the work done inside; the dict fills in as it runs. Inside a
+    collection already open (a task around the media function it calls), join that one."""
+    state = _current.get()
+    if state is not None:
+        yield state[0]
+        return
     totals: dict[str, float] = {}
-    token = _current.set((totals, False))
+    token, start = _current.set((totals, False)), _started.set(time.perf_counter())
     try:
         yield totals
     finally:
         _current.reset(token)
+        _started.reset(start)
 
 
 @contextmanager
@@ -63,10 +71,12 @@ def timed(name: str) -> Callable[[F], F]:
     return wrap
 
 
-def snapshot(total_s: float | None = None) -> dict[str, float]:
-    """The phases so far, rounded, with ``other`` = ``total_s`` minus them when given."""
+def snapshot() -> dict[str, float]:
+    """The phases so far, rounded, and ``other``: the rest of the time since the step began
+    (the phases add up to the step's time so far). Empty outside :func:`collecting`."""
     state = _current.get()
-    totals = dict(state[0]) if state else {}
-    if total_s is not None:
-        totals["other"] = max(total_s - sum(totals.values()), 0.0)
+    if state is None:
+        return {}
+    totals = dict(state[0])
+    totals["other"] = max(time.perf_counter() - _started.get() - sum(totals.values()), 0.0)
     return {k: round(v, 4) for k, v in sorted(totals.items())}

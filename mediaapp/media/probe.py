@@ -87,7 +87,7 @@ class ProbeResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProbeResult:
-        """Back from :meth:`to_dict` (a job's probe step hands its result to the next step)."""
+        """Back from :meth:`to_dict` (the job context carries it to later steps)."""
         streams = [StreamInfo(**s) for s in data.get("streams", [])]
         return cls(**{**data, "streams": streams})
 

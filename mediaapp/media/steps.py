@@ -72,7 +72,8 @@ def run(
     strategy: str = "single",
 ) -> dict[str, Any]:
     """A whole job in this process, no broker: the media layer used as a library."""
-    return transcode(JobContext.open(job_id, name, profile, settings), on_progress, strategy)
+    with phases.collecting():
+        return transcode(JobContext.open(job_id, name, profile, settings), on_progress, strategy)
 
 
 def finished(ctx: JobContext) -> dict[str, Any] | None:
@@ -137,8 +138,8 @@ def publish(
         "commands": work.commands,
         "encode_s": round(work.encode_s, 3),
         "elapsed_s": round(elapsed, 3),
-        # Where the step's time went until now (ffmpeg, verify, hash, other): phases.py.
-        "phases_s": phases.snapshot(elapsed),
+        # Where the step's time went until now (probe, ffmpeg, verify, hash, other): phases.py.
+        "phases_s": phases.snapshot(),
         "created_at": datetime.now(UTC).isoformat(),
         "strategy": strategy,
         **extra,

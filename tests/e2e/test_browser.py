@@ -64,14 +64,14 @@ def test_flower_lists_job_steps_and_shows_the_error(
 
     def listed() -> bool:
         text = driver.find_element(By.TAG_NAME, "body").text  # type: ignore[attr-defined]
-        steps = (good.id, f"{good.id}-probe", f"{bad.id}-probe")  # the PDF fails at its probe
+        steps = (good.id, bad.id)  # one task per job: the PDF fails at the transcode's probe
         return all(s in text for s in steps) and "SUCCESS" in text and "FAILURE" in text
 
     wait_until(listed)
     driver.save_screenshot(str(ARTIFACTS / "flower-tasks.png"))  # type: ignore[attr-defined]
     body = driver.find_element(By.TAG_NAME, "body").text  # type: ignore[attr-defined]
     assert "video.transcode" in body and "clip.mp4" in body
-    driver.get(f"http://127.0.0.1:{port}/task/{bad.id}-probe")  # type: ignore[attr-defined]
+    driver.get(f"http://127.0.0.1:{port}/task/{bad.id}")  # type: ignore[attr-defined]
     wait_until(lambda: "NotMedia" in driver.page_source)  # type: ignore[attr-defined]
     assert "small-pdf.pdf" in driver.page_source  # type: ignore[attr-defined]
     driver.save_screenshot(str(ARTIFACTS / "flower-failed-task.png"))  # type: ignore[attr-defined]

@@ -222,8 +222,8 @@ def test_same_upload_event_twice_at_once_is_one_job(
     wait_for(lambda: first_finished(log, job_id) >= 1, what="job.finished")
     time.sleep(2)  # a second job would finish about now
     assert first_finished(log, job_id) == 1
-    probes = [r for r in read_log(log) if r["kind"] == "task" and r["name"] == "video.probe"]
-    assert len(probes) == 1  # the job was dispatched once
+    sent = [r for r in read_log(log) if r["kind"] == "task" and r["name"] == "video.transcode"]
+    assert len(sent) == 1  # the job was dispatched once
     dupe = next(r for r in read_log(log) if r["name"] == "upload.duplicate")
     assert dupe["job_id"] == job_id
 

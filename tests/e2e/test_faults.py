@@ -109,9 +109,9 @@ def test_dead_letter_list_and_retry_after_fixing_the_input(
         check=True,
     )
     dead = [json.loads(line) for line in listed.stdout.splitlines()]
-    assert len(dead) == 1 and dead[0]["task_id"] == f"{job.id}-probe"  # the step that failed
-    assert dead[0]["job_id"] == job.id and dead[0]["task"] == "video.probe"
-    assert dead[0]["reason"] == "rejected" and dead[0]["routing_key"] == "video.probe"
+    assert len(dead) == 1 and dead[0]["task_id"] == job.id  # the job's one message
+    assert dead[0]["job_id"] == job.id and dead[0]["task"] == "video.transcode"
+    assert dead[0]["reason"] == "rejected" and dead[0]["routing_key"] == "video.transcode"
     assert dead[0]["queue"] == "video_queue" and "InputNotFound" in dead[0]["error"]
     assert dead[0]["input"] == name
     assert queue_depth(rabbitmq, "dead_letter_queue")[0] == 1  # listing leaves it there

@@ -110,7 +110,7 @@ def test_flower_shows_jobs_and_keeps_history(
     for _ in range(100):  # task-sent events make queued jobs visible
         status, body = get(f"{base}/api/tasks")
         tasks = json.loads(body) if status == 200 else {}
-        queued = tasks.get(f"{job.id}-probe", {})
+        queued = tasks.get(job.id, {})
         if queued.get("state"):
             break
         time.sleep(0.3)

@@ -56,7 +56,7 @@ def test_topic_routed_task_runs_once_and_is_mirrored(
     records = [r for r in read_log(audit_consumer) if job.id in (r.get("job_id"), r.get("task_id"))]
     names = [r["name"] for r in records]
     assert names.count("video.transcode") == 1, names  # the task message copy
-    assert names.count("video.probe") == 1  # the job's first step
+    assert "video.probe" not in names  # the probe runs inside the job's one step
     main = [r["name"] for r in records if r.get("task_id") == job.id]
     assert main.count("task.started") == 1 and main.count("task.succeeded") == 1
     task = next(r for r in records if r["kind"] == "task" and r["name"] == "video.transcode")
@@ -151,7 +151,7 @@ def test_bad_input_fails_typed_audited_and_the_worker_lives_on(
     bad = submit("small-pdf.pdf")
     with pytest.raises(JobFailed, match=r"small-pdf\.pdf") as info:
         bad.wait(timeout=60)
-    assert "video.probe" in str(info.value)  # the step that refused it
+    assert "video.transcode" in str(info.value)  # the step that refused it
     assert isinstance(bad.error, NotMedia) and "not a media file" in str(bad.error)
     failed = wait_records(audit_consumer, of_job(bad.id, "task.failed"))[0]
     assert failed["body"]["error"]["code"] == "not_media"
@@ -291,14 +291,12 @@ def test_hls_job_per_rendition_spreads_rungs_as_tasks(
     names = [r["name"] for r in story if r["kind"] == "task"]
     assert sorted(names) == [
         "video.package",
-        "video.probe",
         "video.rung",
         "video.rung",
         "video.rung",
         "video.transcode",
     ]
     assert {r["routing_key"] for r in story if r["kind"] == "task"} == {
-        "video.probe",
         "video.transcode",
         "video.rung",
         "video.package",

@@ -58,17 +58,15 @@ def test_metrics_after_real_jobs(
         time.sleep(0.2)
     assert sample(text, "mediaapp_jobs_total", 'state="SUCCESS"') == 2
     assert sample(text, "mediaapp_jobs_total", 'state="FAILURE"') == 1
-    assert sample(text, "mediaapp_dead_lettered_total", 'task="video.probe"') == 1  # the PDF
-    assert sample(text, "mediaapp_step_duration_seconds_count", 'task="video.transcode"') == 2
-    assert sample(text, "mediaapp_step_duration_seconds_count", 'task="video.probe"') == 3
+    # The PDF is refused by the transcode step's probe: one message per job.
+    assert sample(text, "mediaapp_dead_lettered_total", 'task="video.transcode"') == 1
+    assert sample(text, "mediaapp_step_duration_seconds_count", 'task="video.transcode"') == 3
     assert sample(text, "mediaapp_encode_speed_ratio_count") == 2
     assert sample(text, "mediaapp_bytes_out_total") > 100_000
     assert sample(text, "mediaapp_bytes_in_total") > 100_000
     assert sample(text, "mediaapp_queue_messages", 'queue="dead_letter_queue"') == 1
     assert sample(text, "mediaapp_audit_lag_messages") >= 0
-    assert (
-        sample(text, "mediaapp_messages_audited_total", 'kind="task"') == 5
-    )  # 3 probes, 2 encodes
+    assert sample(text, "mediaapp_messages_audited_total", 'kind="task"') == 3  # 3 jobs
 
 
 @pytest.mark.integration
@@ -88,5 +86,5 @@ def test_json_logs_carry_job_and_task_ids(
     lines = [json.loads(line) for line in worker.text().splitlines() if line.startswith("{")]
     about_job = [doc for doc in lines if doc.get("job_id") == job.id]
     assert any("ffmpeg:" in doc["message"] for doc in about_job), about_job
-    assert {doc["task_id"] for doc in about_job} == {job.id, f"{job.id}-probe"}
+    assert {doc["task_id"] for doc in about_job} == {job.id}
     assert all(doc["level"] for doc in about_job)

@@ -28,7 +28,6 @@ def test_job_ids_are_safe_folder_names_and_events_map_to_one_job() -> None:
 
 
 def test_step_ids_and_keys_are_derived_from_the_job_id() -> None:
-    assert job.probe_task_id("j") == "j-probe"
     assert job.rung_task_id("j", 2) == "j-rung2"
     assert job.chunk_task_id("j", 10) == "j-chunk10"
     assert job.part_task_id("j", "audio") == "j-audio"
@@ -36,34 +35,19 @@ def test_step_ids_and_keys_are_derived_from_the_job_id() -> None:
     assert job.delivery_key("j-chunk1", 2) == "mediaapp:deliveries:j-chunk1:2"
 
 
-def test_a_transcode_is_a_probe_then_transcode_chain_with_an_errback(tmp_path) -> None:
+def test_a_transcode_is_one_message_with_an_errback(tmp_path) -> None:
+    """One dispatch per job: the probe runs inside the transcode step (bench overhead)."""
     app = Celery("t")
     app.conf.update(celery_config(Settings(data_dir=tmp_path)))
     sent: list = []
     app.send_task = lambda *a, **k: sent.append((a, k))  # type: ignore[method-assign]
-    from celery.canvas import _chain
-
-    captured: dict = {}
-
-    def apply_async(self: _chain, *a: object, **k: object) -> None:
-        captured["tasks"] = [(t.task, t.id, dict(t.kwargs)) for t in self.tasks]
-        captured["errbacks"] = [e.task for e in self.options.get("link_error", [])]
-
-    original = _chain.apply_async
-    _chain.apply_async = apply_async  # type: ignore[method-assign]
-    try:
-        job.send(app, job_id="j1", name="clip.mp4", profile="hls")
-    finally:
-        _chain.apply_async = original  # type: ignore[method-assign]
-    (probe, probe_id, probe_kw), (transcode, job_id, kw) = captured["tasks"]
-    assert (probe, probe_id, transcode, job_id) == (
-        "video.probe",
-        "j1-probe",
-        "video.transcode",
-        "j1",
-    )
-    assert probe_kw == {"job_id": "j1", "name": "clip.mp4"} and kw["profile"] == "hls"
-    assert captured["errbacks"] == ["video.fail_job"]
+    job.send(app, job_id="j1", name="clip.mp4", profile="hls")
+    (args, options), *rest = sent
+    assert args == ("video.transcode",) and options["task_id"] == "j1" and not rest
+    assert options["kwargs"] == {"job_id": "j1", "name": "clip.mp4", "profile": "hls"}
+    errback = options["link_error"]
+    assert errback.task == "video.fail_job" and errback.kwargs == {"job_id": "j1"}
+    sent.clear()
     job.send(app, job_id="j2", name="clip.mp4", task="video.thumbnail")  # one step: one task
     assert sent == [
         (("video.thumbnail",), {"kwargs": {"job_id": "j2", "name": "clip.mp4"}, "task_id": "j2"})

@@ -19,11 +19,12 @@ def test_nested_phases_count_for_the_outermost() -> None:
         assert fake_probe() == "probed"
         with phases.phase("hash"):
             pass
-        snap = phases.snapshot(total_s=10.0)
+        time.sleep(0.02)  # work outside any phase
+        with phases.collecting() as inner:  # a media function inside a task joins its collection
+            assert inner is totals
+        snap = phases.snapshot()
     assert set(totals) == {"probe", "hash"} and totals["probe"] >= 0.01
-    assert (
-        snap["other"] > 9.9 and sum(snap.values()) == snap["other"] + snap["probe"] + snap["hash"]
-    )
+    assert set(snap) == {"probe", "hash", "other"} and snap["other"] >= 0.02
 
 
 def test_nothing_is_collected_outside_a_step() -> None:
