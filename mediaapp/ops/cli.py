@@ -32,6 +32,8 @@ def cli() -> None:
 @click.option("--wait/--no-wait", default=False, help="Wait for the manifest, with progress.")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait at most.")
 @click.option("--json", "as_json", is_flag=True, help="Only JSON on stdout (id on stderr).")
+@click.option("--priority", type=click.IntRange(0, 9), default=None,
+              help="0..9, 9 most urgent (default 5): overtakes queued lower ones.")  # fmt: skip
 def submit(
     path: str | None,
     profile: str | None,
@@ -39,6 +41,7 @@ def submit(
     wait: bool,
     timeout: float | None,
     as_json: bool,
+    priority: int | None,
 ) -> None:
     """Submit PATH (inside the media root), or the job in --spec, for transcoding."""
     require(broker=True, backend=True)
@@ -48,7 +51,9 @@ def submit(
     path = path or job_spec.get("file")
     if not path:
         raise click.UsageError("give a PATH or a --spec with a 'file'")
-    job = submit_job(path, profile=profile or job_spec.get("profile") or "web")
+    if priority is None:
+        priority = job_spec.get("priority")
+    job = submit_job(path, profile=profile or job_spec.get("profile") or "web", priority=priority)
     # With --json, stdout is one JSON document that scripts can parse: the id goes to stderr.
     click.echo(job.id, err=as_json)
     if wait:

@@ -48,11 +48,14 @@ def test_a_transcode_is_a_probe_then_transcode_chain_with_an_errback(tmp_path) -
     def apply_async(self: _chain, *a: object, **k: object) -> None:
         captured["tasks"] = [(t.task, t.id, dict(t.kwargs)) for t in self.tasks]
         captured["errbacks"] = [e.task for e in self.options.get("link_error", [])]
+        captured["priorities"] = [t.options.get("priority") for t in self.tasks] + [
+            e.options.get("priority") for e in self.options.get("link_error", [])
+        ]
 
     original = _chain.apply_async
     _chain.apply_async = apply_async  # type: ignore[method-assign]
     try:
-        job.send(app, job_id="j1", name="clip.mp4", profile="hls")
+        job.send(app, job_id="j1", name="clip.mp4", profile="hls", priority=8)
     finally:
         _chain.apply_async = original  # type: ignore[method-assign]
     (probe, probe_id, probe_kw), (transcode, job_id, kw) = captured["tasks"]
@@ -64,12 +67,29 @@ def test_a_transcode_is_a_probe_then_transcode_chain_with_an_errback(tmp_path) -
     )
     assert probe_kw == {"job_id": "j1", "name": "clip.mp4"} and kw["profile"] == "hls"
     assert captured["errbacks"] == ["video.fail_job"]
+    assert captured["priorities"] == [8, 8, 8]  # every step of the job, the errback too
     job.send(app, job_id="j2", name="clip.mp4", task="video.thumbnail")  # one step: one task
-    assert sent == [
-        (("video.thumbnail",), {"kwargs": {"job_id": "j2", "name": "clip.mp4"}, "task_id": "j2"})
-    ]
+    kwargs = {"job_id": "j2", "name": "clip.mp4"}
+    assert sent == [(("video.thumbnail",), {"kwargs": kwargs, "task_id": "j2", "priority": 5})]
     with pytest.raises(InvalidInput):
         job.send(app, job_id="../etc", name="clip.mp4")
+
+
+def test_priority_is_0_to_9_and_defaults_to_5() -> None:
+    assert job.check_priority(None) == 5
+    assert [job.check_priority(p) for p in (0, 9)] == [0, 9]
+    for bad in (-1, 10, "9", 2.5, True):
+        with pytest.raises(InvalidInput):
+            job.check_priority(bad)
+
+
+def test_an_upload_event_may_carry_a_priority() -> None:
+    from mediaapp.jobs.uploads import upload_to_job
+
+    assert upload_to_job({"file": "a.mp4", "priority": 9})["priority"] == 9
+    assert upload_to_job({"file": "a.mp4"})["priority"] is None
+    with pytest.raises(InvalidInput, match="upload event 'priority'"):
+        upload_to_job({"file": "a.mp4", "priority": "urgent"})
 
 
 def test_step_ids_of_a_fanned_out_job_round_trip(tmp_path) -> None:
