@@ -180,6 +180,36 @@ def queues(as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--timeout", type=float, default=2.0, show_default=True, help="Seconds to wait.")
+def workers(as_json: bool, timeout: float) -> None:
+    """Each live worker's proven encoders, refused ones, and the queues it consumes."""
+    require(broker=True)
+    from mediaapp.jobs.app import app
+
+    found: dict[str, dict] = {}
+    for reply in app.control.broadcast("capabilities", reply=True, timeout=timeout) or []:
+        found.update(reply)
+    if as_json:
+        click.echo(json.dumps(found))
+        return
+    for worker, caps in sorted(found.items()):
+        if not caps:
+            click.echo(f"{worker}: no video_queue, no encoders tested")
+            continue
+        offered = "; ".join(
+            f"{codec}: {', '.join(kinds['software'] + kinds['hardware'])}"
+            for codec, kinds in caps["encoders"].items()
+        )
+        click.echo(f"{worker}: {offered or 'nothing'}  queues={','.join(caps['queues'])}")
+        for encoder, why in caps["refused"].items():
+            click.echo(f"    refused {encoder}: {why}")
+        if caps["dropped"]:
+            click.echo(f"    MEDIAAPP_CAPABILITIES claims dropped: {', '.join(caps['dropped'])}")
+    click.echo(f"{len(found)} worker(s)")
+
+
+@cli.command()
 def declare() -> None:
     """Declare the exchange, queues and bindings on the broker (idempotent)."""
     require(broker=True)
