@@ -210,14 +210,31 @@ def workers(as_json: bool, timeout: float) -> None:
 
 
 @cli.command()
-def declare() -> None:
+@click.option("--migrate", is_flag=True,
+              help="Re-declare changed task queues, keeping their messages.")  # fmt: skip
+def declare(migrate: bool) -> None:
     """Declare the exchange, queues and bindings on the broker (idempotent)."""
     require(broker=True)
+    import amqp
+
+    from mediaapp.errors import ConfigurationError
     from mediaapp.jobs.app import app
     from mediaapp.jobs.routing import TOPOLOGY, declare_topology
 
     with app.connection_for_write() as conn:
-        declare_topology(conn)
+        if migrate:
+            from mediaapp.ops.migrate import migrate as migrate_queues
+
+            for name, kept in migrate_queues(conn).items():
+                click.echo(
+                    f"{name}: " + ("unchanged" if kept is None else f"migrated, {kept} kept")
+                )
+        try:
+            declare_topology(conn)
+        except amqp.exceptions.PreconditionFailed as exc:
+            raise ConfigurationError(
+                f"{exc}: a queue exists with other arguments; run mediaapp declare --migrate"
+            ) from None
     click.echo("declared: " + ", ".join(f"{q.name} ({q.routing_key})" for q in TOPOLOGY))
 
 
