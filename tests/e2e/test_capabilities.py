@@ -4,6 +4,8 @@ overtaking queued ones (order asserted, not timing)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from mediaapp.jobs import routing
 from mediaapp.jobs.client import probe, submit
 from mediaapp.ops.audit import read_log
 
-from ..conftest import Proc, child_env, queue_depth, wait_for, worker_cmd
+from ..conftest import BIN, Proc, child_env, queue_depth, wait_for, worker_cmd
 from .test_rabbitmq import of_job, wait_records
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -31,6 +33,12 @@ def test_a_video_worker_publishes_its_capabilities_to_the_audit_log(
     assert body["queues"] == ["video_av1_queue", "video_hevc_queue", "video_queue"]
     assert queue_depth(rabbitmq, "video_hevc_queue")[1] == 1
     assert queue_depth(rabbitmq, "video_av1_queue")[1] == 1
+    # The operator's view: mediaapp workers asks every worker (remote control).
+    out = subprocess.run([str(BIN / "mediaapp"), "workers", "--json"], env=child_env(),
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)[body["worker"]]
+    assert shown["encoders"] == body["encoders"] and shown["refused"] == body["refused"]
 
 
 def test_a_hevc_step_reaches_only_the_worker_that_proved_hevc(
