@@ -116,3 +116,19 @@ S3_REGION = "us-east-1"
 S3_PART_BYTES = 8 * 1024**2
 CHUNK_CACHE_MAX_BYTES = 20 * 1024**3
 CHUNK_CACHE_MAX_AGE_S = 7 * 24 * 3600.0
+
+#: Encoder capabilities (mediaapp/media/encoders.py): the codecs a worker can prove, and per
+#: codec the encoders tried at start-up, software first. A one-frame test encode of this
+#: size must finish within the timeout (seconds), or the encoder is refused.
+CAPABILITY_ENCODERS: dict[str, tuple[str, ...]] = {
+    "h264": ("libx264", "h264_nvenc", "h264_qsv", "h264_vaapi"),
+    "hevc": ("libx265", "hevc_nvenc", "hevc_qsv", "hevc_vaapi"),
+    "av1": ("libsvtav1", "av1_nvenc", "av1_qsv", "av1_vaapi"),
+}
+SOFTWARE_ENCODERS = frozenset({"libx264", "libx265", "libsvtav1"})
+ENCODER_TEST_SIZE = "256x144"
+ENCODER_TEST_TIMEOUT_S = 20.0
+#: Job priorities (RabbitMQ priority queues, ``x-max-priority``): 0 = lowest, MAX_PRIORITY =
+#: most urgent; a job submitted without one gets DEFAULT_PRIORITY, so bulk work can go below it.
+MAX_PRIORITY = 9
+DEFAULT_PRIORITY = 5

@@ -117,6 +117,12 @@ class BackendUnavailable(ServiceUnavailable):
     code = "backend_unavailable"
 
 
+class QueueInUse(TransientError):
+    """A queue to migrate still has consumers: stop its workers, then migrate."""
+
+    code = "queue_in_use"
+
+
 class FFmpegError(MediaError):
     """ffmpeg exited with an error: a verdict on the input or the command, not worth a retry.
 

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     #: Chunk cache pruning (``mediaapp gc``): total bytes kept, and the oldest entry's age.
     chunk_cache_max_bytes: int = defaults.CHUNK_CACHE_MAX_BYTES
     chunk_cache_max_age_s: float = defaults.CHUNK_CACHE_MAX_AGE_S
+    #: Narrows what a worker offers: codecs (h264, hevc, av1) or encoder names, comma-separated;
+    #: "" = every encoder that passes its start-up test. Never adds one that failed it.
+    capabilities: str = ""
 
     @classmethod
     def settings_customise_sources(
@@ -117,6 +120,17 @@ class Settings(BaseSettings):
     @classmethod
     def _bool_words(cls, value: Any) -> Any:
         return _parse_bool(value) if isinstance(value, str) else value
+
+    @field_validator("capabilities")
+    @classmethod
+    def _known_capabilities(cls, value: str) -> str:
+        known = {*defaults.CAPABILITY_ENCODERS}
+        known |= {e for names in defaults.CAPABILITY_ENCODERS.values() for e in names}
+        items = [item.strip().lower() for item in value.split(",") if item.strip()]
+        unknown = [item for item in items if item not in known]
+        if unknown:
+            raise ValueError(f"unknown {', '.join(unknown)}: use {', '.join(sorted(known))}")
+        return ",".join(items)
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:
@@ -148,6 +162,11 @@ class Settings(BaseSettings):
     def allowed_buckets(self) -> frozenset[str]:
         """``s3_buckets`` as a set (jobs may name no other bucket)."""
         return frozenset(b.strip() for b in self.s3_buckets.split(",") if b.strip())
+
+    @property
+    def claimed_capabilities(self) -> tuple[str, ...]:
+        """``capabilities`` as a tuple; empty = no narrowing."""
+        return tuple(self.capabilities.split(",")) if self.capabilities else ()
 
     @property
     def broker_folder(self) -> Path:

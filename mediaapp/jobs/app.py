@@ -11,7 +11,7 @@ from celery import Celery, signals
 
 from mediaapp import defaults
 from mediaapp.errors import ConfigurationError
-from mediaapp.jobs import events, outage, routing
+from mediaapp.jobs import capabilities, events, outage, routing
 from mediaapp.jobs.logs import connect_json_logging
 from mediaapp.settings import Settings, get_settings
 
@@ -50,6 +50,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_on_failure_or_timeout": False,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
+        # Priorities (0..9, 9 most urgent): the task queues are RabbitMQ priority queues; a
+        # job's later steps (chain, chord, retry) keep the priority of the step that sent them.
+        # With prefetch 1 and acks_late a busy worker holds no queued message, so an urgent
+        # job overtakes everything still queued.
+        "task_queue_max_priority": defaults.MAX_PRIORITY,
+        "task_default_priority": defaults.DEFAULT_PRIORITY,
+        "task_inherit_parent_priority": True,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         # Soft limit first: it raises inside the task, whose ffmpeg call kills its process
         # group; the hard limit is the backstop. Both stay under the broker's consumer timeout.
@@ -95,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     app.conf.update(celery_config(settings))
 
     events.connect_signals()
+    capabilities.connect_signals()
     signals.celeryd_init.connect(outage.on_worker_init, weak=False)
     if settings.log_format == "json":
         connect_json_logging()

@@ -190,32 +190,59 @@ class Job:
 
 
 def _submit(
-    task: str, path: str | Path, profile: str, job_id: str | None, app: Celery | None
+    task: str,
+    path: str | Path,
+    profile: str,
+    job_id: str | None,
+    app: Celery | None,
+    priority: int | None = None,
 ) -> Job:
     app = app or _app()
     name = media_name(path)
     job_id = job_id or job.new_job_id()
-    job.send(app, job_id=job_id, name=name, profile=profile, task=task)
+    job.send(app, job_id=job_id, name=name, profile=profile, task=task, priority=priority)
     return Job(job_id, app=app, name=name)
 
 
 def submit(
-    path: str | Path, profile: str = "web", *, job_id: str | None = None, app: Celery | None = None
+    path: str | Path,
+    profile: str = "web",
+    *,
+    priority: int | None = None,
+    job_id: str | None = None,
+    app: Celery | None = None,
 ) -> Job:
-    """Submit a transcode of ``path`` (inside the media root) with a named profile."""
+    """Submit a transcode of ``path`` (inside the media root) with a named profile.
+
+    ``priority`` 0..9 (9 most urgent, default 5): a job overtakes every queued job of a
+    lower priority.
+    """
     # Fail fast in the caller for a typo; the worker checks again.
     get_profile(profile, get_settings().profiles_dir)
-    return _submit("video.transcode", path, profile, job_id, app)
+    job.check_priority(priority)
+    return _submit("video.transcode", path, profile, job_id, app, priority)
 
 
-def probe(path: str | Path, *, job_id: str | None = None, app: Celery | None = None) -> Job:
+def probe(
+    path: str | Path,
+    *,
+    priority: int | None = None,
+    job_id: str | None = None,
+    app: Celery | None = None,
+) -> Job:
     """Submit a probe of ``path``; the result is its streams and numbers."""
-    return _submit("video.probe", path, "", job_id, app)
+    return _submit("video.probe", path, "", job_id, app, priority)
 
 
-def thumbnail(path: str | Path, *, job_id: str | None = None, app: Celery | None = None) -> Job:
+def thumbnail(
+    path: str | Path,
+    *,
+    priority: int | None = None,
+    job_id: str | None = None,
+    app: Celery | None = None,
+) -> Job:
     """Submit a poster-JPEG job for ``path``."""
-    return _submit("video.thumbnail", path, "", job_id, app)
+    return _submit("video.thumbnail", path, "", job_id, app, priority)
 
 
 __all__ = ["Job", "MediaError", "media_name", "probe", "submit", "thumbnail"]

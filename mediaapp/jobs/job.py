@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 from celery import Celery, Task, chord, group
 from celery.result import AsyncResult
 
+from mediaapp import defaults
 from mediaapp.errors import InvalidInput
 from mediaapp.jobs.routing import VIDEO_QUEUE
 from mediaapp.media import steps
@@ -50,6 +51,19 @@ def check_job_id(job_id: Any) -> str:
     if not isinstance(job_id, str) or not SAFE_JOB_ID.fullmatch(job_id):
         raise InvalidInput(f"job id {job_id!r} is not a safe name (A-Z a-z 0-9 _ -, 1-64)")
     return job_id
+
+
+def check_priority(priority: Any) -> int:
+    """``priority`` (0..MAX_PRIORITY; None → the default) as an int, else :class:`InvalidInput`."""
+    if priority is None:
+        return defaults.DEFAULT_PRIORITY
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise InvalidInput(
+            f"priority {priority!r} is not a whole number 0..{defaults.MAX_PRIORITY}"
+        )
+    if not 0 <= priority <= defaults.MAX_PRIORITY:
+        raise InvalidInput(f"priority {priority} is outside 0..{defaults.MAX_PRIORITY}")
+    return priority
 
 
 def job_id_for_event(event_id: Any, fallback: Any) -> str:
@@ -114,24 +128,33 @@ def failed_step(app: Celery, job_id: str) -> tuple[str, BaseException] | None:
 
 
 def send(
-    app: Celery, *, job_id: str, name: str, profile: str = "web", task: str = "video.transcode"
+    app: Celery,
+    *,
+    job_id: str,
+    name: str,
+    profile: str = "web",
+    task: str = "video.transcode",
+    priority: int | None = None,
 ) -> AsyncResult:
     """Publish a job (routes and topology come from the app's ``task_routes``).
 
     Every job is one message whose task id is the job id: one dispatch, one result write
     (a probe step of its own cost a second of each: see bench overhead). A transcode carries
     ``video.fail_job`` as its errback, which the chord of a fanned-out job inherits and which
-    records a failed chunk's or rung's typed error under the job id.
+    records a failed chunk's or rung's typed error under the job id. Every step carries
+    ``priority`` (0..9, 9 first); the steps a worker sends later (chords, retries) inherit it.
     """
     check_job_id(job_id)
+    prio = check_priority(priority)
     labels: dict[str, Any] = {"job_id": job_id, "name": name}
     if task != "video.transcode":
-        return app.send_task(task, kwargs=labels, task_id=job_id)
+        return app.send_task(task, kwargs=labels, task_id=job_id, priority=prio)
     return app.send_task(
         task,
         kwargs={**labels, "profile": profile},
         task_id=job_id,
-        link_error=app.signature("video.fail_job", kwargs={"job_id": job_id}),
+        priority=prio,
+        link_error=app.signature("video.fail_job", kwargs={"job_id": job_id}).set(priority=prio),
     )
 
 

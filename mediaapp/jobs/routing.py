@@ -3,13 +3,19 @@
 Picture (also in the README)::
 
     producers ──► media_exchange (topic, durable)
-                    ├─ video.#   ─► video_queue    ─► celery -A mediaapp worker -Q video_queue
-                    ├─ media.#   ─► default_queue  ─► celery -A mediaapp worker -Q default_queue
-                    └─ #         ─► audit_queue    ─► mediaapp audit (Kombu ConsumerMixin)
+        ├─ video.#             ─► video_queue      ─► celery -A mediaapp worker -Q video_queue
+        ├─ encode.hevc.#       ─► video_hevc_queue ─┐ added by each video worker
+        ├─ encode.av1.#        ─► video_av1_queue  ─┘ that proved the codec
+        ├─ media.#             ─► default_queue    ─► celery -A mediaapp worker -Q default_queue
+        └─ #                   ─► audit_queue      ─► mediaapp audit (Kombu ConsumerMixin)
     task queues ── rejected/failed ──► media_dlx (topic) ── # ──► dead_letter_queue ─► mediaapp dlq
 
 Routing keys of lifecycle events start with ``event.``: no task queue binds that prefix,
-so an event can only ever reach the audit queue.
+so an event can only ever reach the audit queue. A step that needs a codec beyond H.264 has
+a key of its own prefix, ``encode.<codec>.<step>``, which ``video.#`` does not match: it
+reaches that codec's queue only, never a worker that did not prove the codec. H.264 is the
+baseline of every transcoding worker and stays on ``video_queue``. Task queues are priority
+queues (``x-max-priority``).
 """
 
 from __future__ import annotations
@@ -30,27 +36,35 @@ CONSUMER_TIMEOUT_S = int(defaults.FFMPEG_TIMEOUT_S + defaults.TASK_TIME_LIMIT_MA
 #: Arguments of every task queue. Classic queues, on purpose: see the README ("Why classic
 #: queues"). ``x-consumer-timeout`` takes effect from RabbitMQ 3.12 (3.10 ignores it, and the
 #: broker-wide ``consumer_timeout`` applies there).
+#: ``x-max-priority`` makes them priority queues: a queue declared before without it must be
+#: migrated (``mediaapp declare --migrate``, mediaapp/ops/migrate.py), RabbitMQ refuses to
+#: re-declare a queue with other arguments.
 TASK_QUEUE_ARGUMENTS = {
     "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE.name,
     "x-consumer-timeout": CONSUMER_TIMEOUT_S * 1000,
+    "x-max-priority": defaults.MAX_PRIORITY,
 }
 
-VIDEO_QUEUE = Queue(
-    "video_queue",
-    MEDIA_EXCHANGE,
-    routing_key="video.#",
-    durable=True,
-    auto_delete=False,
-    queue_arguments=TASK_QUEUE_ARGUMENTS,
-)
-DEFAULT_QUEUE = Queue(
-    "default_queue",
-    MEDIA_EXCHANGE,
-    routing_key="media.#",
-    durable=True,
-    auto_delete=False,
-    queue_arguments=TASK_QUEUE_ARGUMENTS,
-)
+
+def _task_queue(name: str, binding: str) -> Queue:
+    return Queue(
+        name,
+        MEDIA_EXCHANGE,
+        routing_key=binding,
+        durable=True,
+        auto_delete=False,
+        queue_arguments=TASK_QUEUE_ARGUMENTS,
+    )
+
+
+VIDEO_QUEUE = _task_queue("video_queue", "video.#")
+DEFAULT_QUEUE = _task_queue("default_queue", "media.#")
+#: Work that needs a codec beyond H.264, by codec: a video worker consumes the queue of each
+#: codec it proved at start-up (mediaapp/jobs/capabilities.py), and only those.
+CAPABILITY_QUEUES = {
+    "hevc": _task_queue("video_hevc_queue", "encode.hevc.#"),
+    "av1": _task_queue("video_av1_queue", "encode.av1.#"),
+}
 AUDIT_QUEUE = Queue("audit_queue", MEDIA_EXCHANGE, routing_key="#", durable=True, auto_delete=False)
 DEAD_LETTER_QUEUE = Queue(
     "dead_letter_queue", DEAD_LETTER_EXCHANGE, routing_key="#", durable=True, auto_delete=False
@@ -63,7 +77,9 @@ TASK_QUEUES = (VIDEO_QUEUE, DEFAULT_QUEUE)
 #: Everything a publisher declares before its first message. Kombu's virtual transports
 #: (the embedded broker) route a topic message only to bindings the publishing process
 #: knows, and drop the copy otherwise; on RabbitMQ this makes a fresh broker safe too.
-TOPOLOGY = (VIDEO_QUEUE, DEFAULT_QUEUE, AUDIT_QUEUE, DEAD_LETTER_QUEUE)
+TOPOLOGY = (VIDEO_QUEUE, DEFAULT_QUEUE, *CAPABILITY_QUEUES.values(), AUDIT_QUEUE, DEAD_LETTER_QUEUE)
+#: The queues that carry tasks (priority queues, dead-lettering): what a migration re-declares.
+ALL_TASK_QUEUES = (VIDEO_QUEUE, DEFAULT_QUEUE, *CAPABILITY_QUEUES.values())
 
 #: Prefix of lifecycle-event routing keys (``event.task.started``, ``event.job.finished``, ...).
 EVENT_PREFIX = "event."
@@ -100,6 +116,13 @@ TASK_ROUTES = {
     }
     for name, (queue, key) in TASK_ROUTING_KEYS.items()
 }
+
+
+def encode_key(codec: str, step: str) -> str:
+    """Routing key of a step that needs ``codec``'s encoder, e.g. ``encode.hevc.rung``."""
+    if codec not in CAPABILITY_QUEUES:
+        raise ValueError(f"no capability queue for {codec!r} (H.264 work uses video_queue)")
+    return f"encode.{codec}.{step}"
 
 
 def event_key(name: str) -> str:

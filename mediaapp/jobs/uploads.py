@@ -58,7 +58,13 @@ def upload_to_job(body: Any, raw_size: int = 0) -> dict[str, Any]:
             f"upload event 'id' must be a string or number of at most "
             f"{defaults.MAX_ID_CHARS} characters: {quote(event_id)}"
         )
-    return {"name": name, "profile": profile, "event_id": event_id}
+    priority = body.get("priority")
+    if priority is not None:
+        try:
+            job.check_priority(priority)
+        except InvalidInput as exc:
+            raise InvalidInput(f"upload event 'priority': {exc}: {quote(priority)}") from None
+    return {"name": name, "profile": profile, "event_id": event_id, "priority": priority}
 
 
 class UploadConsumer(Consumer):
@@ -130,7 +136,13 @@ class UploadConsumer(Consumer):
             message.ack()
             log.info("upload event %s: duplicate of job %s, acked", upload["event_id"], job_id)
             return
-        job.send(self.app, job_id=job_id, name=upload["name"], profile=upload["profile"])
+        job.send(
+            self.app,
+            job_id=job_id,
+            name=upload["name"],
+            profile=upload["profile"],
+            priority=upload["priority"],
+        )
         claims.mark_sent(self.app.backend, job_id)
         publish_event(self.app, "upload.accepted", **fields)
         message.ack()

@@ -140,6 +140,20 @@ def ffmpeg_version(limits: Limits = DEFAULT_LIMITS) -> str:
     return _version(ffmpeg_binary(limits))
 
 
+def query(*flags: str, limits: Limits = DEFAULT_LIMITS) -> str:
+    """Stdout of an informational command (``-encoders``): no media in, nothing written."""
+    args = [ffmpeg_binary(limits), "-hide_banner", *flags]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=30, check=False)
+    if out.returncode != 0:
+        raise FFmpegError(
+            f"ffmpeg {' '.join(flags)} exited with {describe_returncode(out.returncode)}",
+            cmd=shlex.join(args),
+            returncode=out.returncode,
+            stderr=out.stderr[-defaults.STDERR_TAIL_CHARS :],
+        )
+    return out.stdout
+
+
 def input_file(path: Path, **options: Any) -> Any:
     """An ffmpeg-python input node for a local file, and nothing but a local file.
 

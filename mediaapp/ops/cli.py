@@ -32,6 +32,8 @@ def cli() -> None:
 @click.option("--wait/--no-wait", default=False, help="Wait for the manifest, with progress.")
 @click.option("--timeout", type=float, default=None, help="Seconds to wait at most.")
 @click.option("--json", "as_json", is_flag=True, help="Only JSON on stdout (id on stderr).")
+@click.option("--priority", type=click.IntRange(0, 9), default=None,
+              help="0..9, 9 most urgent (default 5): overtakes queued lower ones.")  # fmt: skip
 def submit(
     path: str | None,
     profile: str | None,
@@ -39,6 +41,7 @@ def submit(
     wait: bool,
     timeout: float | None,
     as_json: bool,
+    priority: int | None,
 ) -> None:
     """Submit PATH (inside the media root), or the job in --spec, for transcoding."""
     require(broker=True, backend=True)
@@ -48,7 +51,9 @@ def submit(
     path = path or job_spec.get("file")
     if not path:
         raise click.UsageError("give a PATH or a --spec with a 'file'")
-    job = submit_job(path, profile=profile or job_spec.get("profile") or "web")
+    if priority is None:
+        priority = job_spec.get("priority")
+    job = submit_job(path, profile=profile or job_spec.get("profile") or "web", priority=priority)
     # With --json, stdout is one JSON document that scripts can parse: the id goes to stderr.
     click.echo(job.id, err=as_json)
     if wait:
@@ -175,14 +180,61 @@ def queues(as_json: bool) -> None:
 
 
 @cli.command()
-def declare() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--timeout", type=float, default=2.0, show_default=True, help="Seconds to wait.")
+def workers(as_json: bool, timeout: float) -> None:
+    """Each live worker's proven encoders, refused ones, and the queues it consumes."""
+    require(broker=True)
+    from mediaapp.jobs.app import app
+
+    found: dict[str, dict] = {}
+    for reply in app.control.broadcast("capabilities", reply=True, timeout=timeout) or []:
+        found.update(reply)
+    if as_json:
+        click.echo(json.dumps(found))
+        return
+    for worker, caps in sorted(found.items()):
+        if not caps:
+            click.echo(f"{worker}: no video_queue, no encoders tested")
+            continue
+        offered = "; ".join(
+            f"{codec}: {', '.join(kinds['software'] + kinds['hardware'])}"
+            for codec, kinds in caps["encoders"].items()
+        )
+        click.echo(f"{worker}: {offered or 'nothing'}  queues={','.join(caps['queues'])}")
+        for encoder, why in caps["refused"].items():
+            click.echo(f"    refused {encoder}: {why}")
+        if caps["dropped"]:
+            click.echo(f"    MEDIAAPP_CAPABILITIES claims dropped: {', '.join(caps['dropped'])}")
+    click.echo(f"{len(found)} worker(s)")
+
+
+@cli.command()
+@click.option("--migrate", is_flag=True,
+              help="Re-declare changed task queues, keeping their messages.")  # fmt: skip
+def declare(migrate: bool) -> None:
     """Declare the exchange, queues and bindings on the broker (idempotent)."""
     require(broker=True)
+    import amqp
+
+    from mediaapp.errors import ConfigurationError
     from mediaapp.jobs.app import app
     from mediaapp.jobs.routing import TOPOLOGY, declare_topology
 
     with app.connection_for_write() as conn:
-        declare_topology(conn)
+        if migrate:
+            from mediaapp.ops.migrate import migrate as migrate_queues
+
+            for name, kept in migrate_queues(conn).items():
+                click.echo(
+                    f"{name}: " + ("unchanged" if kept is None else f"migrated, {kept} kept")
+                )
+        try:
+            declare_topology(conn)
+        except amqp.exceptions.PreconditionFailed as exc:
+            raise ConfigurationError(
+                f"{exc}: a queue exists with other arguments; run mediaapp declare --migrate"
+            ) from None
     click.echo("declared: " + ", ".join(f"{q.name} ({q.routing_key})" for q in TOPOLOGY))
 
 

@@ -260,7 +260,8 @@ def test_a_bare_worker_never_consumes_the_audit_queue(
         timeout=60,
     )
     queues = {q["name"] for q in json.loads(out.stdout)[node]}
-    assert queues == {"video_queue", "default_queue"}
+    # Its task queues, plus the capability queues of the codecs it proved (it has video_queue).
+    assert queues == {"video_queue", "default_queue", "video_hevc_queue", "video_av1_queue"}
     assert queue_depth(rabbitmq, "audit_queue")[1] == 0
 
 

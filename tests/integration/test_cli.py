@@ -113,7 +113,9 @@ def test_submit_json_prints_json_only_on_stdout(
     class FakeJob:
         id = "job-123"
 
-    monkeypatch.setattr(mediaapp.jobs.client, "submit", lambda path, profile: FakeJob())
+    monkeypatch.setattr(
+        mediaapp.jobs.client, "submit", lambda path, profile, priority=None: FakeJob()
+    )
     manifest = {"job_id": "job-123", "outputs": []}
     monkeypatch.setattr(mediaapp.ops.cli, "wait_with_progress", lambda job, timeout: manifest)
     args = ["submit", "clip.mp4", "--json", *(["--wait"] if wait else [])]
@@ -122,3 +124,26 @@ def test_submit_json_prints_json_only_on_stdout(
     shown = json.loads(captured.out)
     assert shown == manifest if wait else shown == {"job_id": "job-123"}
     assert "job-123" in captured.err
+
+
+@pytest.mark.unit
+def test_submit_priority_reaches_the_job_and_is_bounded(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    import mediaapp.jobs.client
+
+    asked: list[int | None] = []
+
+    class FakeJob:
+        id = "job-7"
+
+    def fake_submit(path: str, profile: str, priority: int | None = None) -> FakeJob:
+        asked.append(priority)
+        return FakeJob()
+
+    monkeypatch.setattr(mediaapp.jobs.client, "submit", fake_submit)
+    assert main(["submit", "clip.mp4", "--priority", "9"]) == 0
+    assert main(["submit", "clip.mp4"]) == 0
+    assert asked == [9, None]
+    assert main(["submit", "clip.mp4", "--priority", "10"]) == 2  # 0..9 only
+    assert "10 is not in the range 0<=x<=9" in capsys.readouterr().err

@@ -41,19 +41,36 @@ def test_a_transcode_is_one_message_with_an_errback(tmp_path) -> None:
     app.conf.update(celery_config(Settings(data_dir=tmp_path)))
     sent: list = []
     app.send_task = lambda *a, **k: sent.append((a, k))  # type: ignore[method-assign]
-    job.send(app, job_id="j1", name="clip.mp4", profile="hls")
+    job.send(app, job_id="j1", name="clip.mp4", profile="hls", priority=8)
     (args, options), *rest = sent
     assert args == ("video.transcode",) and options["task_id"] == "j1" and not rest
     assert options["kwargs"] == {"job_id": "j1", "name": "clip.mp4", "profile": "hls"}
     errback = options["link_error"]
     assert errback.task == "video.fail_job" and errback.kwargs == {"job_id": "j1"}
+    assert options["priority"] == 8 and errback.options["priority"] == 8  # the errback too
     sent.clear()
     job.send(app, job_id="j2", name="clip.mp4", task="video.thumbnail")  # one step: one task
-    assert sent == [
-        (("video.thumbnail",), {"kwargs": {"job_id": "j2", "name": "clip.mp4"}, "task_id": "j2"})
-    ]
+    kwargs = {"job_id": "j2", "name": "clip.mp4"}
+    assert sent == [(("video.thumbnail",), {"kwargs": kwargs, "task_id": "j2", "priority": 5})]
     with pytest.raises(InvalidInput):
         job.send(app, job_id="../etc", name="clip.mp4")
+
+
+def test_priority_is_0_to_9_and_defaults_to_5() -> None:
+    assert job.check_priority(None) == 5
+    assert [job.check_priority(p) for p in (0, 9)] == [0, 9]
+    for bad in (-1, 10, "9", 2.5, True):
+        with pytest.raises(InvalidInput):
+            job.check_priority(bad)
+
+
+def test_an_upload_event_may_carry_a_priority() -> None:
+    from mediaapp.jobs.uploads import upload_to_job
+
+    assert upload_to_job({"file": "a.mp4", "priority": 9})["priority"] == 9
+    assert upload_to_job({"file": "a.mp4"})["priority"] is None
+    with pytest.raises(InvalidInput, match="upload event 'priority'"):
+        upload_to_job({"file": "a.mp4", "priority": "urgent"})
 
 
 def test_step_ids_of_a_fanned_out_job_round_trip(tmp_path) -> None:
