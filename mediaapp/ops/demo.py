@@ -48,12 +48,12 @@ def _start(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Po
     )  # fmt: skip
 
 
-def _stop(*stops: tuple[subprocess.Popen[bytes], signal.Signals], timeout: float = 15.0) -> None:
-    """Signal every process at once, then wait for each (SIGKILL after ``timeout``)."""
-    for proc, sig in stops:
+def _stop(*stops: tuple[subprocess.Popen[bytes], signal.Signals, float]) -> None:
+    """Signal every process at once, then wait for each (SIGKILL after its timeout)."""
+    for proc, sig, _ in stops:
         if proc.poll() is None:
             proc.send_signal(sig)
-    for proc, _ in stops:
+    for proc, _, timeout in stops:
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -106,15 +106,17 @@ def run_demo(
         trail = _wait_for_trail(settings.audit_log, job_id, timeout=15)
         print_trail(trail)
         audited = time.monotonic()
-        ended = True
+        # Ended for good once job.finished is on disk: the worker's events are all out.
+        ended = any(r.get("name") == "job.finished" for r in trail)
     finally:
-        # Once the job has ended and its audit trail is on disk, the worker holds nothing: it
-        # gets a cold shutdown (SIGQUIT) and, after STOP_GRACE_S, SIGKILL. A worker on the
-        # embedded transport notices SIGQUIT only after its 2 s drain timeout and then spends
-        # ~2 s more exiting (bench coldstart: 3.7-6.4 s of a 6.8 s demo). Otherwise (a
-        # timeout, Ctrl+C) it gets the full grace, so it can put back what it fetched.
-        _stop((worker, signal.SIGQUIT), (audit, signal.SIGTERM),
-              timeout=STOP_GRACE_S if ended else 15.0)  # fmt: skip
+        # Once the job has ended and its trail is on disk, the worker holds nothing: it gets a
+        # cold shutdown (SIGQUIT) and, after STOP_GRACE_S, SIGKILL. A worker on the embedded
+        # transport notices SIGQUIT only after its 2 s drain timeout and then spends ~2 s more
+        # exiting (bench coldstart: 3.7-6.4 s of a 6.8 s demo). Otherwise (a timeout, Ctrl+C)
+        # it gets the full grace to put back what it fetched. The audit consumer always does: it may still hold records
+        # it has fetched and not yet written (a slow machine), and SIGTERM makes it flush them.
+        _stop((worker, signal.SIGQUIT, STOP_GRACE_S if ended else 15.0),
+              (audit, signal.SIGTERM, 15.0))  # fmt: skip
     encode_s = float(manifest["encode_s"])
     first_step = min(
         (float(r["body"]["ts"]) for r in trail if r.get("name") == "task.started"),  # type: ignore[index]
