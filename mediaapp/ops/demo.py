@@ -113,8 +113,9 @@ def run_demo(
         # cold shutdown (SIGQUIT) and, after STOP_GRACE_S, SIGKILL. A worker on the embedded
         # transport notices SIGQUIT only after its 2 s drain timeout and then spends ~2 s more
         # exiting (bench coldstart: 3.7-6.4 s of a 6.8 s demo). Otherwise (a timeout, Ctrl+C)
-        # it gets the full grace to put back what it fetched. The audit consumer always does: it may still hold records
-        # it has fetched and not yet written (a slow machine), and SIGTERM makes it flush them.
+        # it gets the full grace to put back what it fetched. The audit consumer always gets
+        # it: it may hold records fetched and not yet written (a slow machine), and SIGTERM
+        # makes it flush them.
         _stop((worker, signal.SIGQUIT, STOP_GRACE_S if ended else 15.0),
               (audit, signal.SIGTERM, 15.0))  # fmt: skip
     encode_s = float(manifest["encode_s"])
