@@ -64,7 +64,9 @@ def _only(*names: str) -> dict[str, int]:
     return {name: int(name in names) for name in media}
 
 
-@pytest.mark.parametrize("key", ["video.transcode", "video.upload", "video.probe", "video.upload.v2"])
+@pytest.mark.parametrize(
+    "key", ["video.transcode", "video.upload", "video.probe", "video.upload.v2"]
+)
 def test_video_keys_reach_video_queue_and_audit(key: str) -> None:
     assert _routed(key) == _only("video_queue", "audit_queue")
 
