@@ -11,6 +11,7 @@ import pytest
 
 from mediaapp.media import steps
 from mediaapp.media.context import JobContext
+from mediaapp.ops.report import render
 from mediaapp.settings import Settings
 
 from ..media_sources import generate
@@ -74,7 +75,8 @@ def check_ranges(q: dict, subsample: int, frames: int = 60) -> None:
 
 
 def test_a_bad_encode_scores_lower_than_a_good_one(settings: Settings, source: str) -> None:
-    good = scored(steps.run("q-good", source, "good", settings))
+    good_manifest = steps.run("q-good", source, "good", settings)
+    good = scored(good_manifest)
     bad = scored(steps.run("q-bad", source, "bad", settings))
     check_ranges(good[0], 5)
     check_ranges(bad[0], 3)
@@ -82,6 +84,11 @@ def test_a_bad_encode_scores_lower_than_a_good_one(settings: Settings, source: s
     assert bad[0]["psnr_mean"] < good[0]["psnr_mean"] and bad[0]["ssim_mean"] < good[0]["ssim_mean"]
     # Frame n against frame n: one frame off, testsrc2 scores ~26 dB PSNR and VMAF ~58.
     assert good[0]["psnr_mean"] > 40 and good[0]["vmaf_mean"] > 90
+    page = render(good_manifest, [], settings.output_root / "q-good")  # the report page
+    table = page.split('<table id="renditions">')[1].split("</table>")[0]
+    row = next(r for r in table.split("<tr>") if "q-320x240.good.mp4" in r)
+    assert f"VMAF {good[0]['vmaf_mean']:.1f} (p5 {good[0]['vmaf_p5']:.1f}" in row
+    assert f"SSIM {good[0]['ssim_mean']:.4f}" in row and "vmaf_v0.6.1" in row
 
 
 def test_every_rung_is_scored_in_every_ladder_strategy(settings: Settings, source: str) -> None:
@@ -115,3 +122,4 @@ def test_measure_off_records_nothing_and_runs_no_libvmaf(settings: Settings, sou
         m = steps.run(f"q-off-{profile}", source, profile, settings)
         assert not any("quality" in o for o in m["outputs"])
         assert m["commands"] and not any("libvmaf" in c for c in m["commands"])
+        assert "VMAF" not in render(m, [], settings.output_root / f"q-off-{profile}")
