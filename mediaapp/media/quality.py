@@ -99,29 +99,39 @@ def parse_log(data: dict[str, Any], subsample: int) -> Score:
     )
 
 
+def _scored_frames(video: Any, subsample: int) -> Any:
+    """Only the frames libvmaf reads: each scored frame and the one before it (its motion
+    feature compares the two), so 3 frames in 5 are never scaled nor handed to libvmaf."""
+    if subsample <= 2:
+        return video
+    return video.filter("select", f"not(mod(n,{subsample}))+eq(mod(n,{subsample}),{subsample - 1})")
+
+
 def score_stream(
     src: Path, fps: float, targets: Sequence[Target], logs: Sequence[Path], subsample: int,
     threads: int = 2,
 ) -> Any:  # fmt: skip
-    """The ffmpeg graph that scores every target against ``src``, one JSON log each."""
-    branches = (
-        command.input_file(src).video.filter("fps", fps).filter_multi_output("split", len(targets))
-    )
+    """The ffmpeg graph that scores every target against ``src``, one JSON log each.
+
+    Frame ``k * subsample`` of both sides is scored (``n_subsample`` over the kept pairs).
+    """
+    reference = _scored_frames(command.input_file(src).video.filter("fps", fps), subsample)
+    branches = reference.filter_multi_output("split", len(targets))
     outputs = []
     for i, (target, log) in enumerate(zip(targets, logs, strict=True)):
-        reference = scale_square(branches.stream(i), target.width, target.height)
-        distorted = (
+        scaled = scale_square(branches.stream(i), target.width, target.height)
+        distorted = _scored_frames(
             command.segments_input(target.files)
             .video.filter("setpts", "PTS-STARTPTS")
-            .filter("fps", fps)
-            .filter("format", "yuv420p")
-        )
+            .filter("fps", fps),
+            subsample,
+        ).filter("format", "yuv420p")
         scored = ffmpeg.filter(
-            [distorted, reference.filter("setpts", "PTS-STARTPTS")],  # distorted first
+            [distorted, scaled.filter("setpts", "PTS-STARTPTS")],  # distorted first
             "libvmaf",
             model=f"version={MODEL}",
             feature="name=psnr|name=float_ssim",
-            n_subsample=subsample,
+            n_subsample=min(subsample, 2),
             n_threads=threads,
             log_fmt="json",
             log_path=str(log),
