@@ -222,13 +222,14 @@ def result_summary(result: Any) -> dict[str, Any]:
     source = result.get("source") or {}
     encode_s = result.get("encode_s") or 0
     duration = source.get("duration_s") or 0
+    vmaf = [o["quality"]["vmaf_mean"] for o in result["outputs"] if o.get("quality")]
     return {
         "bytes_in": source.get("size"),
         "bytes_out": sum(int(o.get("size") or 0) for o in result["outputs"]),
         "media_duration_s": duration,
         "encode_s": encode_s,
         "speed": round(duration / encode_s, 3) if encode_s and duration else None,
-    }
+    } | ({"vmaf_means": vmaf} if vmaf else {})  # one per rendition scored
 
 
 def _on_success(sender: Any = None, result: Any = None, **_: Any) -> None:

@@ -30,6 +30,16 @@ class Rung:
 
 
 @dataclass(frozen=True)
+class Quality:
+    """Whether each video rendition is scored against its source (VMAF, PSNR, SSIM), and on
+    one frame in how many (``subsample``): scoring every frame would cost about as much as
+    the encode, and a quality figure does not need them all."""
+
+    measure: bool = False
+    subsample: int = 5
+
+
+@dataclass(frozen=True)
 class Profile:
     """One output recipe."""
 
@@ -56,19 +66,34 @@ class Profile:
     #: Ladder profiles: the rungs (highest first) and the segment duration in seconds.
     rungs: tuple[Rung, ...] = field(default_factory=tuple)
     segment_s: int = 4
+    #: Measured quality in the manifest (``[name.quality] measure = true``).
+    quality: Quality = field(default_factory=Quality)
 
 
 _FIELD_TYPES: dict[str, type] = {
     "kind": str, "height": int, "video_codec": str, "preset": str, "crf": int,
     "maxrate_kbps": int, "audio_codec": str, "audio_bitrate_kbps": int,
     "faststart": bool, "poster_at": float, "poster_height": int, "reencode": str,
-    "rungs": list, "segment_s": int,
+    "rungs": list, "segment_s": int, "quality": dict,
 }  # fmt: skip
 _PRESETS = {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"}
 
 
 def _bad(source: str, name: str, key: str, why: str) -> ConfigurationError:
     return ConfigurationError(f"{source}: profile [{name}] field {key!r}: {why}")
+
+
+def _quality(source: str, name: str, table: dict[str, Any]) -> Quality:
+    """The ``quality`` sub-table: ``measure`` (bool) and ``subsample`` (1 to 100 frames)."""
+    for key in table:
+        if key not in ("measure", "subsample"):
+            raise _bad(source, name, f"quality.{key}", "unknown field (known: measure, subsample)")
+    measure, subsample = table.get("measure", False), table.get("subsample", 5)
+    if not isinstance(measure, bool):
+        raise _bad(source, name, "quality.measure", f"expected true or false, got {measure!r}")
+    if not isinstance(subsample, int) or isinstance(subsample, bool) or not 1 <= subsample <= 100:
+        raise _bad(source, name, "quality.subsample", f"must be 1 to 100, got {subsample!r}")
+    return Quality(measure, subsample)
 
 
 def parse_profile(name: str, table: dict[str, Any], source: str) -> Profile:
@@ -106,6 +131,8 @@ def parse_profile(name: str, table: dict[str, Any], source: str) -> Profile:
     if kind in ("hls", "dash") and not rungs:
         raise _bad(source, name, "rungs", f"a {kind} profile needs at least one rung")
     rungs.sort(key=lambda r: -r.height)
+    if "quality" in values:
+        values["quality"] = _quality(source, name, values["quality"])
     return Profile(name=name, rungs=tuple(rungs), **values)
 
 

@@ -20,7 +20,17 @@ from typing import Any
 import ffmpeg
 
 from mediaapp.errors import StorageUnavailable
-from mediaapp.media import chunking, chunkplan, command, mp4, packaging, phases, renditions, space
+from mediaapp.media import (
+    chunking,
+    chunkplan,
+    command,
+    mp4,
+    packaging,
+    phases,
+    quality,
+    renditions,
+    space,
+)
 from mediaapp.media.chunking import Rendition, SourceChunk
 from mediaapp.media.context import JobContext
 from mediaapp.media.inputs import display_size, inspect, target_height, target_size
@@ -124,7 +134,10 @@ def _transcode(
 def publish(
     ctx: JobContext, work: Work, started: float, strategy: str, **extra: Any
 ) -> dict[str, Any]:
-    """Write the job's manifest, last of its files (the commit marker); return it."""
+    """Score the video renditions (when the profile measures quality), then write the job's
+    manifest, last of its files (the commit marker); return it."""
+    with phases.phase("quality"):
+        quality.score_outputs(work, ctx)
     elapsed = time.monotonic() - started
     manifest = {
         "job_id": ctx.job_id,

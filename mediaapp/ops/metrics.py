@@ -12,6 +12,8 @@ Metric names (all prefixed ``mediaapp_``; the README lists them too):
 - ``job_duration_seconds`` (histogram): run time of a job's root task
 - ``step_duration_seconds{task}`` (histogram): run time of each task
 - ``encode_speed_ratio`` (histogram): media seconds encoded per wall second (x realtime)
+- ``rendition_vmaf`` (histogram): VMAF mean of each rendition scored (profiles with
+  ``quality.measure``), so a fleet-wide drop in quality shows without opening manifests
 - ``bytes_in_total``, ``bytes_out_total`` (counters): input read, outputs written
 - ``task_retries_total{task}`` (counter): retries scheduled
 - ``dead_lettered_total{task}`` (counter): tasks failed for good (message dead-lettered)
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 
 _DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 _SPEED_BUCKETS = (0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128)
+#: Fine where renditions live (80 to 100: good to transparent), coarse below.
+_VMAF_BUCKETS = (20, 40, 60, 70, 80, 85, 90, 93, 95, 97, 99, 100)
 
 
 class QueueDepths(Collector):
@@ -87,6 +91,12 @@ class PipelineMetrics:
             buckets=_SPEED_BUCKETS,
             registry=r,
         )
+        self.vmaf = Histogram(
+            "mediaapp_rendition_vmaf",
+            "VMAF mean of each rendition scored",
+            buckets=_VMAF_BUCKETS,
+            registry=r,
+        )
         self.bytes_in = Counter("mediaapp_bytes_in", "Input bytes", registry=r)
         self.bytes_out = Counter("mediaapp_bytes_out", "Output bytes", registry=r)
         self.retries = Counter("mediaapp_task_retries", "Retries", ["task"], registry=r)
@@ -115,6 +125,8 @@ class PipelineMetrics:
                 self.bytes_out.inc(body["bytes_out"])
             if body.get("speed"):
                 self.speed.observe(body["speed"])
+            for score in body.get("vmaf_means") or ():
+                self.vmaf.observe(score)
         elif name == "task.failed":
             self._observe_run(task, body)
             self.dead.labels(task).inc()

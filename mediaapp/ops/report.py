@@ -63,6 +63,18 @@ def _detail(record: dict[str, Any], body: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def quality_cell(output: dict[str, Any]) -> str:
+    """A rendition's measured quality in one line ("" when its profile measured none)."""
+    q = output.get("quality")
+    if not q:
+        return ""
+    return (
+        f"VMAF {q['vmaf_mean']:.1f} (p5 {q['vmaf_p5']:.1f}, min {q['vmaf_min']:.1f}), "
+        f"PSNR {q['psnr_mean']:.1f} dB, SSIM {q['ssim_mean']:.4f}; "
+        f"{q['frames_scored']} frames, 1 in {q['subsample']}, {q['model']}"
+    )
+
+
 def render(manifest: dict[str, Any], trail: list[dict[str, Any]], directory: Path) -> str:
     """The report page as HTML text."""
     e = html.escape
@@ -73,7 +85,7 @@ def render(manifest: dict[str, Any], trail: list[dict[str, Any]], directory: Pat
         f"<tr><td>{e(o['kind'])}</td><td>{e(Path(o['path']).name)}</td>"
         f"<td>{o.get('width')}x{o.get('height')}</td><td>{e(str(o.get('codec')))}</td>"
         f"<td>{(o.get('bit_rate') or 0) // 1000} kbit/s</td><td>{o['size']:,} B</td>"
-        f"<td>{o['duration_s']:.3f} s</td></tr>"
+        f"<td>{o['duration_s']:.3f} s</td><td>{e(quality_cell(o))}</td></tr>"
         for o in outputs
     )
     pictures = "".join(
@@ -114,7 +126,7 @@ job {manifest.get("elapsed_s")} s.</p>
 {player}
 <h2>Renditions</h2>
 <table id="renditions"><tr><th>kind</th><th>file</th><th>resolution</th><th>codec</th>
-<th>bit rate</th><th>size</th><th>duration</th></tr>{rows}</table>
+<th>bit rate</th><th>size</th><th>duration</th><th>quality</th></tr>{rows}</table>
 <h2>Timeline</h2>
 <table id="timeline"><tr><th>at</th><th>kind</th><th>what</th><th>host</th><th></th>
 <th>detail</th></tr>{steps}</table>

@@ -32,12 +32,22 @@ def test_suite_smoke_prints_and_writes_every_row(rabbitmq: str) -> None:
     rows = [line for line in table.read_text().splitlines() if line.startswith("| ")][1:]
     assert {r.split(" | ")[0].strip("| ") for r in rows} == {
         "pipeline overhead", "HLS ladder", "dispatch throughput", "audit consumer",
-        "chunked scaling", "cold start", "object storage", "S3 staging",
+        "chunked scaling", "cold start", "object storage", "S3 staging", "measured quality",
     }  # fmt: skip
     assert all(float(r.split(" | ")[4].rstrip("x")) > 0 for r in rows)
     assert "lines 1000" in printed and "2 workers, chunked" in printed
     scaling = json.loads((table.parent / "scaling.json").read_text())["rows"]
     assert [r["processes"] for r in scaling] == [1, 1, 2]  # chunks really ran in 2 workers
+
+
+def test_quality_smoke_scores_only_the_measured_copy() -> None:
+    printed = smoke("quality")
+    rows = json.loads((Path(tempfile.gettempdir()) / "mediaapp-bench-quick" / "quality.json")
+                      .read_text())  # fmt: skip
+    assert [r["profile"] for r in rows] == ["hls", "web"] and "ratio" in printed
+    for r in rows:
+        assert r["ratio"] > 0 and r["renditions"] >= 1
+        assert all(0 <= v <= 100 for v in r["vmaf_means"])
 
 
 def test_soak_smoke(rabbitmq: str) -> None:

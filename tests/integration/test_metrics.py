@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
 
 from mediaapp.errors import MediaError
 from mediaapp.jobs.client import submit
@@ -32,6 +33,19 @@ def test_duplicates_do_not_count_twice() -> None:
     metrics.observe(record)
     metrics.observe({**record, "duplicate": True})
     assert metrics.jobs.labels("SUCCESS")._value.get() == 1
+
+
+@pytest.mark.unit
+def test_rendition_vmaf_is_a_histogram_of_each_scored_rendition() -> None:
+    metrics = PipelineMetrics()
+    body = {"task": "video.transcode", "runtime_s": 2, "vmaf_means": [96.0, 88.5, 41.0]}
+    metrics.observe({"kind": "event", "name": "task.succeeded", "body": body})
+    metrics.observe({"kind": "event", "name": "task.succeeded", "body": {"task": "video.probe"}})
+    text = generate_latest(metrics.registry).decode()
+    assert sample(text, "mediaapp_rendition_vmaf_count") == 3
+    assert sample(text, "mediaapp_rendition_vmaf_sum") == 225.5
+    assert sample(text, "mediaapp_rendition_vmaf_bucket", 'le="90.0"') == 2
+    assert sample(text, "mediaapp_rendition_vmaf_bucket", 'le="40.0"') == 0
 
 
 @pytest.mark.integration

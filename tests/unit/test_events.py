@@ -33,6 +33,13 @@ def test_a_manifest_summary_has_the_figures_metrics_need() -> None:
     assert (summary["bytes_in"], summary["bytes_out"], summary["speed"]) == (1000, 500, 5.0)
     assert (summary["media_duration_s"], summary["encode_s"]) == (10.0, 2.0)
     assert result_summary({"pong": 1}) == {}
+    assert "vmaf_means" not in summary  # nothing measured, nothing said
+
+
+def test_a_summary_carries_each_scored_renditions_vmaf() -> None:
+    outputs = [{"size": 1, "quality": {"vmaf_mean": 91.5}}, {"size": 1},
+               {"size": 1, "quality": {"vmaf_mean": 62.25}}]  # fmt: skip
+    assert result_summary({"source": {}, "outputs": outputs})["vmaf_means"] == [91.5, 62.25]
 
 
 def _message(headers: dict[str, Any], body: Any = None, key: str = "video.transcode") -> Any:

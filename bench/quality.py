@@ -1,0 +1,112 @@
+"""Measured quality: what scoring every rendition (VMAF, PSNR, SSIM) adds to a job's time.
+
+    python -m bench quality [--reps 3] [--quick] [--profiles hls,web]
+
+For each profile, the same job on the same source with and without ``quality.measure`` (a
+copy of the shipped profile with ``quality = { measure = true }``: libvmaf on one frame in 5),
+alternately in one run; median of ``--reps``, ratio measured / plain. The CPU seconds of
+each job (this process and its ffmpeg children) are recorded too: on a shared machine they
+say what scoring costs when the wall clock mostly says how busy the neighbours were.
+``--quick`` is the smoke mode (320x240, 2 s, 1 rep): it checks the benchmark works, not how
+fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import write_result
+from bench.overhead import make_clip
+
+#: The profile fields a measured copy repeats (the rest keep their defaults in both).
+_COPIED = ("kind", "height", "preset", "crf", "maxrate_kbps", "audio_bitrate_kbps", "segment_s")
+
+
+def measured_copy(profile: Any, name: str, subsample: int) -> str:
+    """TOML of ``profile`` under ``name`` with quality measured: the only difference."""
+    lines = [f"[{name}]"]
+    for key in _COPIED:
+        value = getattr(profile, key)
+        lines.append(f"{key} = {value!r}".replace("'", '"'))
+    rungs = ", ".join(f"{{ height = {r.height}, video_kbps = {r.video_kbps} }}"
+                      for r in profile.rungs)  # fmt: skip
+    if rungs:
+        lines.append(f"rungs = [{rungs}]")
+    lines.append(f"quality = {{ measure = true, subsample = {subsample} }}")
+    return "\n".join(lines) + "\n"
+
+
+def cpu_s() -> float:
+    """CPU seconds used so far by this process and its waited-for children (ffmpeg)."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def main(argv: list[str]) -> int:
+    """Measure and print the table; write JSON under bench/results/."""
+    parser = argparse.ArgumentParser(prog="python -m bench quality")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--profiles", default="hls,web")
+    parser.add_argument("--quick", action="store_true", help="smoke mode: 320x240 2 s, 1 rep")
+    args = parser.parse_args(argv)
+    size, seconds, reps = ("1920x1080", 10, args.reps) if not args.quick else ("320x240", 2, 1)
+    work = Path(tempfile.mkdtemp(prefix="mediaapp-quality-"))
+    media, profiles_dir = work / "media", work / "profiles"
+    media.mkdir()
+    profiles_dir.mkdir()
+    os.environ.update(MEDIAAPP_MEDIA_ROOT=str(media), MEDIAAPP_DATA_DIR=str(work / "data"),
+                      MEDIAAPP_PROFILES_DIR=str(profiles_dir))  # fmt: skip
+    from mediaapp.media import steps
+    from mediaapp.media.profiles import get_profile
+    from mediaapp.settings import get_settings
+
+    names = args.profiles.split(",")
+    (profiles_dir / "measured.toml").write_text(
+        "\n".join(measured_copy(get_profile(n), f"{n}-measured", 5) for n in names)
+    )
+    clip = media / "quality.mp4"
+    make_clip(clip, size, seconds)
+    settings = get_settings()
+    times: dict[str, list[float]] = {f"{n}{s}": [] for n in names for s in ("", "-measured")}
+    cpu: dict[str, list[float]] = {key: [] for key in times}
+    scores: dict[str, list[dict[str, Any]]] = {}
+    for rep in range(reps):
+        for name in names:  # alternately, the order swapped every rep
+            for profile in (name, f"{name}-measured")[:: 1 if rep % 2 == 0 else -1]:
+                started, used = time.perf_counter(), cpu_s()
+                manifest = steps.run(f"{profile}-{rep}", clip.name, profile, settings)
+                times[profile].append(time.perf_counter() - started)
+                cpu[profile].append(cpu_s() - used)
+                scores[profile] = [o["quality"] for o in manifest["outputs"] if "quality" in o]
+    rows = []
+    print(f"quality.measure on/off, {size} {seconds} s testsrc2 clip, median of {reps}")
+    for name in names:
+        plain = statistics.median(times[name])
+        measured = statistics.median(times[f"{name}-measured"])
+        plain_cpu = statistics.median(cpu[name])
+        measured_cpu = statistics.median(cpu[f"{name}-measured"])
+        vmaf = [q["vmaf_mean"] for q in scores[f"{name}-measured"]]
+        assert vmaf and not scores[name], "the measured copy must score, the plain one not"
+        rows.append({"profile": name, "clip": f"{size} {seconds} s",
+                     "plain_median_s": round(plain, 3), "measured_median_s": round(measured, 3),
+                     "ratio": round(measured / plain, 3), "renditions": len(vmaf),
+                     "plain_cpu_s": round(plain_cpu, 2), "measured_cpu_s": round(measured_cpu, 2),
+                     "cpu_ratio": round(measured_cpu / plain_cpu, 3),
+                     "vmaf_means": vmaf, "reps": reps})  # fmt: skip
+        print(f"  {name:<5} plain {plain:7.3f} s  measured {measured:7.3f} s  "
+              f"ratio {measured / plain:.3f}x  (CPU {plain_cpu:.1f} s / {measured_cpu:.1f} s, "
+              f"{measured_cpu / plain_cpu:.3f}x)  VMAF {vmaf}")  # fmt: skip
+    write_result("quality", rows, args.quick)
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
