@@ -48,8 +48,13 @@ MAX_CLL = "1000,400"
 
 
 def generate_hdr(
-    media_root: Path, name: str, *, transfer: str = "smpte2084", size: str = "320x240",
-    seconds: float = 2, gop: int | None = None,
+    media_root: Path,
+    name: str,
+    *,
+    transfer: str = "smpte2084",
+    size: str = "320x240",
+    seconds: float = 2,
+    gop: int | None = None,
 ) -> str:
     """A 10-bit HEVC clip (+ a sine tone) from testsrc2, converted by zscale from BT.709 to
     BT.2020 and ``transfer`` (smpte2084: HDR10 with mastering display and light level in the
