@@ -5,7 +5,18 @@ from __future__ import annotations
 
 import sys
 
-from bench import auditrate, coldstart, dispatch, ladder, overhead, scaling, soak, storage, suite
+from bench import (
+    auditrate,
+    coldstart,
+    dispatch,
+    hdr,
+    ladder,
+    overhead,
+    scaling,
+    soak,
+    storage,
+    suite,
+)
 
 COMMANDS = {
     "overhead": overhead.main,
@@ -16,6 +27,7 @@ COMMANDS = {
     "coldstart": coldstart.main,
     "soak": soak.main,
     "storage": storage.main,
+    "hdr": hdr.main,
 }
 
 if __name__ == "__main__":
