@@ -4,6 +4,7 @@ untouched. Media tier: real ffmpeg and PyAV on 2 s 320x240 clips, no broker."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import av
@@ -179,3 +180,19 @@ def test_a_colour_mismatch_is_a_typed_error_that_is_not_retried(
     with pytest.raises(ColourMismatch, match="not bt709"):
         hdr.verify(settings.media_root / pq, hdr.TONEMAP, source, "untouched.mp4")
     assert issubclass(ColourMismatch, InvalidInput) and not ColourMismatch.retryable
+
+
+def test_hevc_segments_start_on_keyframes_on_the_segment_grid(settings: Settings) -> None:
+    name = generate_hdr(settings.media_root, "hdr10-9s.mp4", seconds=9)
+    m = steps.run("hdr-grid", name, "hls-hdr10", settings)
+    playlist = Path(output(m, "hls-rendition")["path"])
+    init = renditions.init_segment(playlist)
+    assert init is not None
+    starts = []
+    for _, segment in renditions.media_playlist(playlist):
+        data = io.BytesIO(init.read_bytes() + (playlist.parent / segment).read_bytes())
+        with av.open(data) as c:
+            first = min((p for p in c.demux(video=0) if p.pts is not None), key=lambda p: p.pts)
+            assert first.is_keyframe, f"{segment} does not start on a keyframe"
+            starts.append(round(float(first.pts * first.time_base), 3))
+    assert starts == [0.0, 4.0, 8.0]
