@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mediaapp.errors import ColourMismatch
-from mediaapp.media import colour
+from mediaapp.media import colour, phases
 from mediaapp.media.colour import HLG, PQ, Colour
 from mediaapp.media.inputs import scale_square
 
@@ -145,6 +145,7 @@ def problems(found: Colour, rendition_mode: str, source: Colour | None) -> list[
     return wrong
 
 
+@phases.timed("verify")
 def verify(
     path: Path, rendition_mode: str, source: Colour | None, name: str, init: Path | None = None
 ) -> Colour:
