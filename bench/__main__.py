@@ -9,6 +9,7 @@ from bench import (
     auditrate,
     coldstart,
     dispatch,
+    hdr,
     ladder,
     overhead,
     quality,
@@ -28,6 +29,7 @@ COMMANDS = {
     "soak": soak.main,
     "storage": storage.main,
     "quality": quality.main,
+    "hdr": hdr.main,
 }
 
 if __name__ == "__main__":

@@ -73,6 +73,14 @@ class NotMedia(InvalidInput):
     code = "not_media"
 
 
+class ColourMismatch(InvalidInput):
+    """An output's colour tags are not what its rendition promises (an HDR-tagged SDR file,
+    a tone-mapped rung not tagged BT.709, an HDR10 rung without its static metadata): the
+    same encode would come out the same, so it is not retried."""
+
+    code = "colour_mismatch"
+
+
 class LimitExceeded(InvalidInput):
     """The input is over a configured limit (size, duration, pixels, streams)."""
 

@@ -39,3 +39,45 @@ def generate(
         tmp = rotated
     tmp.rename(path)
     return name
+
+
+#: A mastering display (BT.2020 primaries, D65, 1000 / 0.0001 cd/m²) and light level (MaxCLL
+#: 1000, MaxFALL 400) in x265's units: what the HDR10 clip carries and outputs must keep.
+MASTER_DISPLAY = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"
+MAX_CLL = "1000,400"
+
+
+def generate_hdr(
+    media_root: Path,
+    name: str,
+    *,
+    transfer: str = "smpte2084",
+    size: str = "320x240",
+    seconds: float = 2,
+    gop: int | None = None,
+) -> str:
+    """A 10-bit HEVC clip (+ a sine tone) from testsrc2, converted by zscale from BT.709 to
+    BT.2020 and ``transfer`` (smpte2084: HDR10 with mastering display and light level in the
+    SEI; arib-std-b67: HLG, no static metadata), tagged as such; ``gop``: a keyframe every
+    ``gop`` frames (chunk boundaries)."""
+    path = media_root / name
+    if path.exists():
+        return name
+    tmp = path.with_name(f".gen-{name}")
+    convert = (f"format=gbrpf32le,zscale=tin=bt709:min=gbr:pin=bt709:rin=full:t={transfer}"
+               ":p=bt2020:m=bt2020nc:r=tv:npl=100,format=yuv420p10le")  # fmt: skip
+    params = f"log-level=error:colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc"
+    params += f":keyint={gop}:min-keyint={gop}:scenecut=0" if gop else ""
+    if transfer == "smpte2084":
+        params += f":hdr10=1:repeat-headers=1:master-display={MASTER_DISPLAY}:max-cll={MAX_CLL}"
+    command.run([
+        command.ffmpeg_binary(), "-nostdin", "-v", "error",
+        "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency=330:duration={seconds}",
+        "-vf", convert, "-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le",
+        "-tag:v", "hvc1", "-x265-params", params, "-color_primaries", "bt2020",
+        "-color_trc", transfer, "-colorspace", "bt2020nc", "-c:a", "aac", "-f", "mp4", "-y",
+        str(tmp),
+    ])  # fmt: skip
+    tmp.rename(path)
+    return name

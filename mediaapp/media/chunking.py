@@ -31,8 +31,7 @@ from typing import Any
 import ffmpeg
 
 from mediaapp.errors import NotMedia
-from mediaapp.media import command
-from mediaapp.media.inputs import scale_square
+from mediaapp.media import command, hdr
 from mediaapp.media.outputs import atomic_output, sha256
 from mediaapp.media.probe import ProbeResult, exact_video_s, timing
 from mediaapp.media.profiles import Profile
@@ -70,6 +69,7 @@ class Rendition:
     height: int
     options: dict[str, Any] = field(default_factory=dict)
     width: int = -2  # -2: from the height (scale's even-width rule)
+    colour: str = "sdr"  # what it does with the source's colour (mediaapp.media.hdr.mode)
 
 
 def work_dir(out_dir: Path) -> Path:
@@ -161,9 +161,11 @@ def cache_key(
     ffmpeg_version: str,
 ) -> str:
     """Content address of an encoded chunk: input bytes plus everything that shapes the encode."""
+    # An SDR rendition keyed as before colour modes existed: its cached chunks still hit.
+    shapes = [{k: v for k, v in asdict(r).items() if v != "sdr"} for r in renditions]
     shape = {
         "chunk": chunk.sha256,
-        "renditions": [asdict(r) for r in renditions],
+        "renditions": shapes,
         "fps": fps,
         "keyframes": forced_keyframes(keys, fps),
         "ffmpeg": ffmpeg_version,
@@ -255,7 +257,7 @@ def chunk_stream(
     outputs = []
     for i, r in enumerate(renditions):
         branch = branches.stream(i) if branches is not None else video
-        scaled = scale_square(branch, r.width, r.height)
+        scaled = hdr.picture(branch, r.width, r.height, r.colour)
         options = dict(r.options)
         options.pop("force_key_frames", None)
         if keyframes:

@@ -142,6 +142,6 @@ def target_height(info: ProbeResult, max_height: int) -> int:
     return target_size(info, max_height)[1]
 
 
-def scale_square(video: Any, width: int, height: int) -> Any:
-    """Scale to exactly ``width`` x ``height`` with square pixels, in yuv420p."""
-    return video.filter("scale", width, height).filter("setsar", 1).filter("format", "yuv420p")
+def scale_square(video: Any, width: int, height: int, pix_fmt: str = "yuv420p") -> Any:
+    """Scale to exactly ``width`` x ``height`` with square pixels, in ``pix_fmt``."""
+    return video.filter("scale", width, height).filter("setsar", 1).filter("format", pix_fmt)

@@ -10,9 +10,9 @@ import ffmpeg
 from mediaapp.errors import (
     NotMedia,
 )
-from mediaapp.media import command, sprites
+from mediaapp.media import command, hdr, sprites
 from mediaapp.media.context import JobContext
-from mediaapp.media.inputs import display_size, scale_square, target_height, target_size
+from mediaapp.media.inputs import display_size, target_height, target_size
 from mediaapp.media.outputs import (
     OutputEntry,
     Work,
@@ -45,10 +45,12 @@ def web_stream(
 ) -> Any:
     """The ffmpeg-python graph of a ``web``-style MP4 (H.264 + AAC, faststart)."""
     inp = command.input_file(src)
+    mode = hdr.mode(info.colour, profile.codec)
     # Constant frame rate (a variable-rate source is resampled to its average rate); sized on
-    # the short side with square pixels; ffmpeg applies rotation before the filters.
-    video = scale_square(
-        inp.video.filter("fps", frame_rate(info)), *target_size(info, profile.height)
+    # the short side with square pixels; ffmpeg applies rotation before the filters; an HDR
+    # source tone-mapped to BT.709 SDR.
+    video = hdr.picture(
+        inp.video.filter("fps", frame_rate(info)), *target_size(info, profile.height), mode
     )
     streams = [video]
     audio_opts: dict[str, Any] = {"an": None}
@@ -60,6 +62,7 @@ def web_stream(
         }
     out_opts: dict[str, Any] = {
         **web_video_options(profile, settings),
+        **hdr.encoder_options(mode, info.colour),
         "map_metadata": -1,
         **audio_opts,
     }
@@ -74,6 +77,8 @@ def poster_stream(src: Path, dst: Path, info: ProbeResult, profile: Profile) -> 
     inp = command.input_file(src, ss=f"{at:.3f}")
     width, height = target_size(info, profile.poster_height)
     video = inp.video.filter("scale", width, height).filter("setsar", 1)
+    if info.colour is not None and info.colour.is_hdr:  # a JPEG is SDR: tone-map it too
+        video = hdr.tonemap(video)
     return ffmpeg.output(
         video, command.output_target(dst), vframes=1, format="image2", vcodec="mjpeg", qscale=3
     )
@@ -81,7 +86,7 @@ def poster_stream(src: Path, dst: Path, info: ProbeResult, profile: Profile) -> 
 
 def can_remux(src: Path, info: ProbeResult, profile: Profile) -> bool:
     """``reencode = "auto"``: the input already is what the profile makes (H.264 yuv420p +
-    AAC or no audio, within the target height, no rotation, moov before mdat)."""
+    AAC or no audio, within the target height, no rotation, moov before mdat, SDR)."""
     video, audio = info.video, info.audio
     return bool(
         profile.reencode == "auto"
@@ -89,6 +94,7 @@ def can_remux(src: Path, info: ProbeResult, profile: Profile) -> bool:
         and video.codec == "h264"
         and video.pix_fmt == "yuv420p"
         and not video.rotation
+        and not (video.colour is not None and video.colour.is_hdr)
         and min(video.width or 0, video.height or 0) <= profile.height
         and (audio is None or audio.codec == "aac")
         and len(info.streams) == (2 if audio else 1)
@@ -132,7 +138,15 @@ def encode_mp4(
         work.run(stream, duration_s=info.duration_s, on_progress=on_progress)
     entry = OutputEntry.of_media(path, "video", ctx.settings.output_root, remuxed=remux)
     verify_video(entry, info, target_height(info, profile.height))
+    verify_colour(entry, info, profile)
     work.outputs.append(entry)
+
+
+def verify_colour(entry: OutputEntry, info: ProbeResult, profile: Profile) -> None:
+    """The MP4's colour is what its mode promises (:func:`hdr.verify`); recorded in its entry."""
+    mode = hdr.mode(info.colour, profile.codec)
+    found = hdr.verify(Path(entry.path), mode, info.colour, entry.relpath)
+    entry.extra["colour"] = found.to_dict()
 
 
 def encode_previews(work: Work, ctx: JobContext) -> None:
@@ -145,7 +159,8 @@ def encode_previews(work: Work, ctx: JobContext) -> None:
     sprite_path = ctx.out_dir / f"{ctx.stem}.sprite.jpg"
     vtt_path = ctx.out_dir / f"{ctx.stem}.thumbs.vtt"
     with atomic_output(sprite_path) as tmp:
-        work.run(sprites.sprite_stream(src, tmp, preview))
+        hdr_source = info.colour is not None and info.colour.is_hdr
+        work.run(sprites.sprite_stream(src, tmp, preview, tonemap=hdr_source))
     with atomic_output(vtt_path) as tmp:
         tmp.write_text(sprites.vtt(preview, sprite_path.name))
     poster = OutputEntry.of_media(poster_path, "poster", root)

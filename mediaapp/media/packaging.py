@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mediaapp.errors import NotMedia
-from mediaapp.media import command, manifests, renditions
+from mediaapp.media import command, hdr, manifests, renditions
 from mediaapp.media.context import JobContext
 from mediaapp.media.outputs import OutputEntry, Work, duration_tolerance, sha256
 from mediaapp.media.probe import ProbeResult
@@ -82,7 +82,8 @@ def encode_ladder(
             entries = verify_hls(tmp, info, profile, rungs)
         else:
             manifests.fix_mpd(tmp / "manifest.mpd")
-            entries = verify_dash(tmp, info, rungs, ctx.limits)
+            mode = renditions.colour_mode(info, profile)
+            entries = verify_dash(tmp, info, rungs, ctx.limits, mode=mode)
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
@@ -151,8 +152,9 @@ def package_hls(work: Work, ctx: JobContext) -> None:
 def verify_hls(
     root: Path, info: ProbeResult, profile: Profile, rungs: list[renditions.PlannedRung]
 ) -> list[dict[str, Any]]:
-    """Check every rung (duration, height, segment count) and the master playlist."""
+    """Check every rung (duration, height, segment count, colour) and the master playlist."""
     expected = _expected_duration(info)
+    mode = renditions.colour_mode(info, profile)
     entries: list[dict[str, Any]] = []
     variants = renditions.parse_master((root / "master.m3u8").read_text())
     if len(variants) != len(rungs):
@@ -161,7 +163,9 @@ def verify_hls(
         playlist = root / rung.name / "index.m3u8"
         segments = renditions.media_playlist(playlist)
         duration = sum(d for d, _ in segments)
-        files = [playlist.parent / f for _, f in segments]
+        init = renditions.init_segment(playlist)
+        files = [*([init] if init else []), *(playlist.parent / f for _, f in segments)]
+        found = hdr.verify(files[-len(segments)], mode, info.colour, f"rung {rung.name}", init)
         width, height = (int(v) for v in variant["RESOLUTION"].split("x"))
         if (width, height) != (rung.width, rung.height):
             raise NotMedia(f"rung {rung.name}: {width}x{height}, not {rung.width}x{rung.height}")
@@ -176,8 +180,9 @@ def verify_hls(
                 "name": f"{rung.name}/index.m3u8",
                 "size": size,
                 "duration_s": round(duration, 6),
-                "codec": "h264",
+                "codec": profile.codec,
                 "codecs": variant["CODECS"],
+                "colour": found.to_dict(),
                 "audio_codec": "aac" if info.audio else None,
                 "width": width,
                 "height": height,
@@ -222,8 +227,11 @@ def verify_dash(
     info: ProbeResult,
     rungs: list[renditions.PlannedRung],
     limits: command.Limits = command.DEFAULT_LIMITS,
+    *,
+    mode: str = hdr.SDR,
 ) -> list[dict[str, Any]]:
-    """Check the MPD: one representation per rung at its size, audio, the duration."""
+    """Check the MPD: one representation per rung at its size and colour, audio, the
+    duration."""
     mpd_path = root / "manifest.mpd"
     mpd = ET.parse(mpd_path).getroot()  # noqa: S314 - our own ffmpeg's output
     duration = _iso_duration(mpd.get("mediaPresentationDuration", "PT0S"))
@@ -255,6 +263,10 @@ def verify_dash(
     ]
     for rep in video:
         own = [p for p in files if f"-stream{rep.get('id')}" in p.name]
+        init = root / f"init-stream{rep.get('id')}.m4s"
+        media = [p for p in own if p != init]
+        name = f"representation {rep.get('id')}"
+        found = hdr.verify(media[0], mode, info.colour, name, init) if media else None
         entries.append(
             {
                 "kind": "dash-representation",
@@ -268,6 +280,7 @@ def verify_dash(
                 "bit_rate": int(rep.get("bandwidth", 0)),
                 "segments": len(own),
                 "sha256": sha256(*own) if own else None,
+                **({"colour": found.to_dict()} if found else {}),
             }
         )
     # It opens: ffmpeg's own DASH client reads the manifest and decodes every representation.

@@ -19,6 +19,8 @@ import av.logging
 
 from mediaapp import defaults
 from mediaapp.errors import LimitExceeded, NotMedia
+from mediaapp.media import colour as colours
+from mediaapp.media.colour import Colour
 from mediaapp.media.phases import timed
 from mediaapp.settings import Settings
 
@@ -58,6 +60,8 @@ class StreamInfo:
     pix_fmt: str | None = None
     sample_rate: int | None = None
     channels: int | None = None
+    #: Video: transfer, primaries, matrix, bit depth; the HDR side data once a frame is decoded.
+    colour: Colour | None = None
 
 
 @dataclass
@@ -77,18 +81,29 @@ class ProbeResult:
         return next((s for s in self.streams if s.type == "video"), None)
 
     @property
+    def colour(self) -> Colour | None:
+        """The first video stream's colour (None without video)."""
+        return self.video.colour if self.video else None
+
+    @property
     def audio(self) -> StreamInfo | None:
         """The first audio stream, if any."""
         return next((s for s in self.streams if s.type == "audio"), None)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, as stored in manifests."""
-        return asdict(self)
+        """JSON-ready form, as stored in manifests (a video stream's colour with ``is_hdr``)."""
+        data = asdict(self)
+        for stream, out in zip(self.streams, data["streams"], strict=True):
+            out["colour"] = stream.colour.to_dict() if stream.colour else None
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProbeResult:
         """Back from :meth:`to_dict` (the job context carries it to later steps)."""
-        streams = [StreamInfo(**s) for s in data.get("streams", [])]
+        streams = []
+        for s in data.get("streams", []):
+            colour = Colour.from_dict(s["colour"]) if s.get("colour") else None
+            streams.append(StreamInfo(**{**s, "colour": colour}))
         return cls(**{**data, "streams": streams})
 
 
@@ -174,6 +189,7 @@ def _stream_info(stream: Any) -> StreamInfo:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         info.fps = round(float(rate), 3) if rate else None
         info.pix_fmt = ctx.pix_fmt
+        info.colour = colours.of_stream(stream)
     elif stream.type == "audio":
         info.sample_rate = ctx.sample_rate or None
         info.channels = ctx.channels or None
@@ -203,6 +219,8 @@ def _decode_first_frame(
                     video.rotation = int(frame.rotation) % 360
                     video.width = video.width or frame.width
                     video.height = video.height or frame.height
+                    if video.colour is not None:  # the HDR side data rides on frames
+                        video.colour = colours.with_frame(video.colour, frame)
                 decoded += 1
                 if decoded >= DECODE_CHECK_FRAMES or (frame.time or 0) >= seconds:
                     return

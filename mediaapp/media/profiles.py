@@ -69,6 +69,11 @@ class Profile:
     #: Measured quality in the manifest (``[name.quality] measure = true``).
     quality: Quality = field(default_factory=Quality)
 
+    @property
+    def codec(self) -> str:
+        """The video codec family: ``hevc`` for libx265 (kept HDR), else ``h264``."""
+        return "hevc" if self.video_codec == "libx265" else "h264"
+
 
 _FIELD_TYPES: dict[str, type] = {
     "kind": str, "height": int, "video_codec": str, "preset": str, "crf": int,
@@ -76,6 +81,8 @@ _FIELD_TYPES: dict[str, type] = {
     "faststart": bool, "poster_at": float, "poster_height": int, "reencode": str,
     "rungs": list, "segment_s": int, "quality": dict,
 }  # fmt: skip
+#: H.264 everywhere; HEVC (Main10, HDR kept, fMP4 segments) for HLS ladders.
+_CODECS = ("libx264", "libx265")
 _PRESETS = {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"}
 
 
@@ -118,6 +125,11 @@ def parse_profile(name: str, table: dict[str, Any], source: str) -> Profile:
     for key in ("height", "maxrate_kbps", "audio_bitrate_kbps", "segment_s", "poster_height"):
         if key in values and values[key] <= 0:
             raise _bad(source, name, key, "must be positive")
+    codec, kind = values.get("video_codec", "libx264"), values.get("kind", "mp4")
+    if codec not in _CODECS:
+        raise _bad(source, name, "video_codec", f"{codec!r} is not one of {', '.join(_CODECS)}")
+    if codec == "libx265" and kind != "hls":
+        raise _bad(source, name, "video_codec", "libx265 (HEVC) is for hls profiles only")
     if not 0 <= values.get("crf", 23) <= 51:
         raise _bad(source, name, "crf", "must be between 0 and 51")
     rungs = []
@@ -127,7 +139,6 @@ def parse_profile(name: str, table: dict[str, Any], source: str) -> Profile:
         if not all(isinstance(v, int) and v > 0 for v in rung.values()):
             raise _bad(source, name, f"rungs[{i}]", "height and video_kbps must be positive")
         rungs.append(Rung(rung["height"], rung["video_kbps"]))
-    kind = values.get("kind", "mp4")
     if kind in ("hls", "dash") and not rungs:
         raise _bad(source, name, "rungs", f"a {kind} profile needs at least one rung")
     rungs.sort(key=lambda r: -r.height)

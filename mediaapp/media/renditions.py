@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import math
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ffmpeg
 
-from mediaapp.media import command
-from mediaapp.media.inputs import display_size, fit, scale_square
+from mediaapp.errors import NotMedia
+from mediaapp.media import colour, command, hdr
+from mediaapp.media.inputs import display_size, fit
 from mediaapp.media.probe import ProbeResult, probe
 from mediaapp.media.profiles import Profile
 
@@ -35,6 +37,10 @@ _AVC_PROFILE = {"Baseline": "4200", "Constrained Baseline": "42e0", "Main": "4d0
 AAC_LC = "mp4a.40.2"
 #: Samples of silence ffmpeg's AAC encoder puts before the audio (its ``initial_padding``).
 AAC_PRIMING = 1024
+#: The fMP4 initialisation segment of an HEVC rung, beside its media segments.
+INIT_SEGMENT = "init.mp4"
+#: HLS VIDEO-RANGE of a transfer (RFC 8216bis).
+_RANGES = {colour.PQ: "PQ", colour.HLG: "HLG"}
 
 
 @dataclass(frozen=True)
@@ -82,10 +88,12 @@ def gop_frames(info: ProbeResult, profile: Profile) -> int:
 def video_options(
     rung: PlannedRung, info: ProbeResult, profile: Profile, suffix: str = ""
 ) -> dict[str, Any]:
-    """x264 options of a rung. HLS (MPEG-TS) rungs have no B-frames: TS has no edit list, so
+    """Encoder options of a rung. HLS (MPEG-TS) rungs have no B-frames: TS has no edit list, so
     their reordering delay would start the picture 2 frames after 0, and hls.js and Shaka
-    anchor 0 at the first decode time (Shaka jumps that gap). fMP4 (DASH) keeps them."""
+    anchor 0 at the first decode time (Shaka jumps that gap). fMP4 (DASH) keeps them. The
+    colour options (tone-mapped BT.709 tags, HEVC Main10 HDR) come from :mod:`hdr`."""
     gop = gop_frames(info, profile)
+    colour = {} if suffix else hdr.encoder_options(colour_mode(info, profile), info.colour)
     return {
         f"b:v{suffix}": f"{rung.video_kbps}k",
         f"maxrate:v{suffix}": f"{round(rung.video_kbps * 1.07)}k",
@@ -93,7 +101,12 @@ def video_options(
     } | ({} if suffix else {
         "vcodec": profile.video_codec, "preset": profile.preset, "g": gop, "keyint_min": gop,
         "sc_threshold": 0, "force_key_frames": f"expr:gte(t,n_forced*{profile.segment_s})",
-    }) | ({"bf": 0} if profile.kind == "hls" else {})  # fmt: skip
+    }) | ({"bf": 0} if profile.kind == "hls" else {}) | colour  # fmt: skip
+
+
+def colour_mode(info: ProbeResult, profile: Profile) -> str:
+    """What the rungs do with the source's colour (see :func:`mediaapp.media.hdr.mode`)."""
+    return hdr.mode(info.colour, profile.codec)
 
 
 def _audio_options(info: ProbeResult, profile: Profile) -> dict[str, Any]:
@@ -113,8 +126,9 @@ def aligned_audio(audio: Any) -> Any:
 
 
 def hls_options(rung_dir: Path, profile: Profile) -> dict[str, Any]:
-    """The HLS muxer's options; no mux delay, so the first segment starts at 0, not 1.4 s."""
-    return {
+    """The HLS muxer's options; no mux delay, so the first segment starts at 0, not 1.4 s.
+    HEVC goes in fMP4 segments (``hvc1`` sample entries), as Apple's players need."""
+    options: dict[str, Any] = {
         "muxdelay": 0,
         "muxpreload": 0,
         "f": "hls",
@@ -123,10 +137,17 @@ def hls_options(rung_dir: Path, profile: Profile) -> dict[str, Any]:
         "hls_flags": "independent_segments",
         "hls_segment_filename": command.output_target(rung_dir / "seg_%03d.ts"),
     }
+    if profile.codec == "hevc":
+        options |= {
+            "hls_segment_type": "fmp4",
+            "hls_fmp4_init_filename": INIT_SEGMENT,
+            "hls_segment_filename": command.output_target(rung_dir / "seg_%03d.m4s"),
+        }
+    return options
 
 
-def _scaled(video: Any, rung: PlannedRung) -> Any:
-    return scale_square(video, rung.width, rung.height)
+def _scaled(video: Any, rung: PlannedRung, info: ProbeResult, profile: Profile) -> Any:
+    return hdr.picture(video, rung.width, rung.height, colour_mode(info, profile))
 
 
 def hls_single_stream(src: Path, out_dir: Path, info: ProbeResult, profile: Profile) -> Any:
@@ -140,7 +161,7 @@ def hls_single_stream(src: Path, out_dir: Path, info: ProbeResult, profile: Prof
     for rung in rungs:
         rung_dir = out_dir / rung.name
         rung_dir.mkdir(parents=True, exist_ok=True)
-        streams = [_scaled(branches.stream(rung.index), rung)]
+        streams = [_scaled(branches.stream(rung.index), rung, info, profile)]
         if info.audio is not None:
             streams.append(sound.stream(rung.index))
         outputs.append(
@@ -162,7 +183,7 @@ def hls_rung_stream(
     rung_dir = out_dir / rung.name
     rung_dir.mkdir(parents=True, exist_ok=True)
     inp = command.input_file(src)
-    streams = [_scaled(inp.video.filter("fps", frame_rate(info)), rung)]
+    streams = [_scaled(inp.video.filter("fps", frame_rate(info)), rung, info, profile)]
     if info.audio is not None:
         streams.append(aligned_audio(inp.audio))
     return ffmpeg.output(
@@ -223,7 +244,7 @@ def dash_stream(src: Path, out_dir: Path, info: ProbeResult, profile: Profile) -
     rungs = plan_rungs(info, profile)
     inp = command.input_file(src)
     branches = inp.video.filter("fps", frame_rate(info)).filter_multi_output("split", len(rungs))
-    streams = [_scaled(branches.stream(r.index), r) for r in rungs]
+    streams = [_scaled(branches.stream(r.index), r, info, profile) for r in rungs]
     options: dict[str, Any] = {}
     for r in rungs:
         options |= video_options(r, info, profile, suffix=f":{r.index}")
@@ -256,8 +277,36 @@ def media_playlist(path: Path) -> list[tuple[float, str]]:
     return segments
 
 
-def codecs(sample: Path) -> tuple[str, int, int, float | None]:
-    """CODECS attribute, width, height and frame rate, read from a rung's first segment."""
+def init_segment(playlist: Path) -> Path | None:
+    """The fMP4 initialisation segment a media playlist maps (``EXT-X-MAP``), if any."""
+    found = re.search(r'#EXT-X-MAP:URI="([^"]+)"', playlist.read_text())
+    return playlist.parent / found[1] if found else None
+
+
+def hevc_codec(hvcc: bytes) -> str:
+    """The CODECS string of an HEVC stream, from its ``hvcC`` record (ISO/IEC 14496-15
+    annex E): ``hvc1.<space><profile>.<compatibility, bit-reversed>.<tier><level>.<constraints>``,
+    e.g. ``hvc1.2.4.L93.90`` for Main10."""
+    if len(hvcc) < 13 or hvcc[0] != 1:
+        raise NotMedia("HEVC stream without an hvcC configuration record")
+    space = ("", "A", "B", "C")[hvcc[1] >> 6]
+    compat = int(f"{int.from_bytes(hvcc[2:6], 'big'):032b}"[::-1], 2)
+    constraints = list(hvcc[6:12])
+    while constraints and not constraints[-1]:
+        constraints.pop()
+    tier = "H" if hvcc[1] & 0x20 else "L"
+    parts = [f"hvc1.{space}{hvcc[1] & 0x1F}", f"{compat:X}", f"{tier}{hvcc[12]}"]
+    return ".".join(parts + [f"{b:02X}" for b in constraints])
+
+
+def codecs(sample: Path, init: Path | None = None) -> tuple[str, int, int, float | None]:
+    """CODECS attribute, width, height and frame rate, read from a rung's first segment
+    (after its initialisation segment ``init``, for fMP4)."""
+    if init is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            whole = Path(tmp) / "first.mp4"
+            whole.write_bytes(init.read_bytes() + sample.read_bytes())
+            return codecs(whole)
     info = probe(sample, decode_check=False)
     video = info.video
     assert video is not None
@@ -265,8 +314,11 @@ def codecs(sample: Path) -> tuple[str, int, int, float | None]:
 
     with open(sample, "rb") as fh, av.open(fh) as container:
         ctx = container.streams.video[0].codec_context
-        prof, level = ctx.profile or "High", ctx.level or 31
-    parts = [f"avc1.{_AVC_PROFILE.get(prof, '6400')}{level:02x}"]
+        if ctx.name == "hevc":
+            parts = [hevc_codec(bytes(ctx.extradata or b""))]
+        else:
+            prof, level = ctx.profile or "High", ctx.level or 31
+            parts = [f"avc1.{_AVC_PROFILE.get(prof, '6400')}{level:02x}"]
     if info.audio is not None:
         parts.append(AAC_LC)
     return ",".join(parts), video.width or 0, video.height or 0, video.fps
@@ -282,8 +334,12 @@ def master_playlist(out_dir: Path, rungs: list[PlannedRung]) -> str:
         # Rounded up: BANDWIDTH must cover the peak segment, not fall a bit short of it.
         peak = max(math.ceil(size * 8 / d) for size, d in sizes if d > 0)
         average = math.ceil(sum(s for s, _ in sizes) * 8 / sum(d for _, d in sizes))
-        codec, width, height, fps = codecs(rung_dir / segments[0][1])
+        init = init_segment(rung_dir / "index.m3u8")
+        codec, width, height, fps = codecs(rung_dir / segments[0][1], init)
         rate = f",FRAME-RATE={fps:.3f}" if fps else ""
+        if init is not None:  # HEVC: say which range (H.264 rungs are SDR, the default)
+            transfer = colour.read(rung_dir / segments[0][1], init).transfer
+            rate += f",VIDEO-RANGE={_RANGES.get(transfer or '', 'SDR')}"
         lines.append(
             f"#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},"
             f'RESOLUTION={width}x{height},CODECS="{codec}"{rate}'

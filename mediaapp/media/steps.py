@@ -24,6 +24,7 @@ from mediaapp.media import (
     chunking,
     chunkplan,
     command,
+    hdr,
     mp4,
     packaging,
     phases,
@@ -208,11 +209,13 @@ def package_rungs(ctx: JobContext, rungs: list[dict[str, Any]]) -> dict[str, Any
 def video_outputs(ctx: JobContext) -> list[Rendition]:
     """The video outputs a chunk is encoded into: the mp4, or every rung of the ladder."""
     info, profile = ctx.source, ctx.profile
+    mode = hdr.mode(info.colour, profile.codec)
     if profile.kind == "mp4":
         width, height = target_size(info, profile.height)
-        return [Rendition("video", height, web_video_options(profile, ctx.settings), width)]
+        options = web_video_options(profile, ctx.settings) | hdr.encoder_options(mode, info.colour)
+        return [Rendition("video", height, options, width, mode)]
     return [
-        Rendition(r.name, r.height, renditions.video_options(r, info, profile), r.width)
+        Rendition(r.name, r.height, renditions.video_options(r, info, profile), r.width, mode)
         for r in renditions.plan_rungs(info, profile)
     ]
 
@@ -319,6 +322,7 @@ def assemble(ctx: JobContext, parts: list[dict[str, Any]], plan: dict[str, Any])
         joins["video"] = chunking.verify_joins(final, chunks, info, frame_s=frame_s)
         entry = OutputEntry.of_media(final, "video", ctx.settings.output_root, joins=joins["video"])
         verify_video(entry, info, target_height(info, profile.height))
+        mp4.verify_colour(entry, info, profile)
         work.outputs.insert(0, entry)
     else:  # each rung joined and checked, then packaged (HLS or DASH) by copy
         joined = {}
