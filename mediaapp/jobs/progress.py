@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mediaapp import defaults
-from mediaapp.media.command import Progress
+from mediaapp.media.ffprogress import Progress
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import subprocess
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -39,6 +39,7 @@ from mediaapp.errors import (
     FFmpegTimeout,
     OutOfSpace,
 )
+from mediaapp.media.ffprogress import ProgressCallback, parse_progress_block
 from mediaapp.media.phases import timed
 from mediaapp.media.probe import SAFE_FORMATS
 
@@ -78,26 +79,12 @@ DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True)
-class Progress:
-    """One ``-progress`` block from ffmpeg."""
-
-    out_time_s: float
-    fps: float
-    speed: float
-    percent: float | None  # None when the total duration is unknown
-    done: bool
-
-
-@dataclass(frozen=True)
 class RunResult:
     """A finished ffmpeg command."""
 
     cmd: str
     elapsed_s: float
     stderr_tail: str
-
-
-ProgressCallback = Callable[[Progress], None]
 
 
 @lru_cache(maxsize=4)
@@ -361,29 +348,6 @@ def _drain_stderr(proc: subprocess.Popen[bytes], tail: deque[str]) -> None:
     assert proc.stderr is not None
     for raw in proc.stderr:
         tail.append(raw.decode("utf-8", "replace"))
-
-
-def parse_progress_block(block: dict[str, str], duration_s: float | None) -> Progress:
-    """Turn one ``key=value`` block of ``-progress`` output into a :class:`Progress`."""
-    out_us = block.get("out_time_us") or block.get("out_time_ms") or "0"
-    try:
-        out_time = max(int(out_us), 0) / 1_000_000
-    except ValueError:  # "N/A" before the first frame
-        out_time = 0.0
-    fps = _float(block.get("fps"))
-    speed = _float(block.get("speed", "").rstrip("x"))
-    done = block.get("progress") == "end"
-    percent = None
-    if duration_s:
-        percent = 100.0 if done else min(99.9, 100.0 * out_time / duration_s)
-    return Progress(out_time_s=out_time, fps=fps, speed=speed, percent=percent, done=done)
-
-
-def _float(value: str | None) -> float:
-    try:
-        return float(value) if value else 0.0
-    except ValueError:
-        return 0.0
 
 
 def _read_progress(

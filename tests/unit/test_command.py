@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mediaapp.media.command import Progress, parse_progress_block
+from mediaapp.media.ffprogress import Progress, parse_progress_block
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mediaapp.jobs.progress import ProgressReporter
-from mediaapp.media.command import Progress
+from mediaapp.media.ffprogress import Progress
 
 pytestmark = pytest.mark.unit
 
