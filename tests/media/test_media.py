@@ -26,6 +26,7 @@ from mediaapp.errors import (
     UnknownProfile,
 )
 from mediaapp.media import command, inputs, steps
+from mediaapp.media.ffprogress import Progress
 from mediaapp.media.probe import probe
 from mediaapp.settings import Settings
 
@@ -74,7 +75,7 @@ def test_run_reports_progress_and_returns_the_command(tmp_path: Path) -> None:
     stream = ffmpeg.input("testsrc2=size=320x240:rate=25:duration=3", f="lavfi").output(
         command.output_target(out), vcodec="libx264", preset="ultrafast"
     )
-    seen: list[command.Progress] = []
+    seen: list[Progress] = []
     result = command.run(stream, duration_s=3.0, on_progress=seen.append)
     assert out.stat().st_size > 0
     assert seen and seen[-1].done and seen[-1].percent == 100.0
@@ -219,7 +220,7 @@ def _check_web_output(manifest: dict, height: int, duration: float) -> Path:
 
 
 def test_transcode_web_on_the_real_corpus_clip(settings: Settings) -> None:
-    seen: list[command.Progress] = []
+    seen: list[Progress] = []
     m = steps.run("corpus1", "ffmpeg-python-in1.mp4", "web", settings, seen.append)
     _check_web_output(m, height=240, duration=m["source"]["duration_s"])
     assert probe(Path(m["outputs"][0]["path"])).audio is not None
