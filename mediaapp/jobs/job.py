@@ -27,11 +27,12 @@ from celery.result import AsyncResult
 
 from mediaapp import defaults
 from mediaapp.errors import InvalidInput
-from mediaapp.jobs.routing import VIDEO_QUEUE
+from mediaapp.jobs.routing import CAPABILITY_QUEUES, MEDIA_EXCHANGE, VIDEO_QUEUE, encode_key
 from mediaapp.media import steps
 from mediaapp.media.context import JobContext
 from mediaapp.media.outputs import SAFE_JOB_ID
-from mediaapp.settings import Settings
+from mediaapp.media.profiles import get_profile
+from mediaapp.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -149,11 +150,13 @@ def send(
     labels: dict[str, Any] = {"job_id": job_id, "name": name}
     if task != "video.transcode":
         return app.send_task(task, kwargs=labels, task_id=job_id, priority=prio)
+    codec = get_profile(profile, get_settings().profiles_dir).codec
     return app.send_task(
         task,
         kwargs={**labels, "profile": profile},
         task_id=job_id,
         priority=prio,
+        **needs(codec, "transcode"),
         link_error=app.signature("video.fail_job", kwargs={"job_id": job_id}).set(priority=prio),
     )
 
@@ -178,10 +181,20 @@ def _labels(ctx: JobContext) -> dict[str, Any]:
     return {"job_id": ctx.job_id, "name": ctx.name, "context": ctx.to_dict()}
 
 
+def needs(codec: str, step: str) -> dict[str, str]:
+    """Publish options of a step that encodes ``codec``: beyond H.264 (every transcoding
+    worker's baseline, task_routes' video_queue), the codec's capability queue, which only the
+    workers that proved the codec consume (capabilities.py). Steps that copy (packaging,
+    assembly) or need no encoder go anywhere on video_queue."""
+    if codec not in CAPABILITY_QUEUES:
+        return {}
+    return {"exchange": MEDIA_EXCHANGE.name, "routing_key": encode_key(codec, step)}
+
+
 def _rungs(app: Celery, ctx: JobContext, indexes: list[int]) -> tuple[list[Any], Any]:
     header = [
         app.signature("video.rung", kwargs={**_labels(ctx), "index": i}).set(
-            task_id=rung_task_id(ctx.job_id, i)
+            task_id=rung_task_id(ctx.job_id, i), **needs(ctx.profile.codec, "rung")
         )
         for i in indexes
     ]
@@ -203,7 +216,7 @@ def _chunks(
         )
     header += [
         app.signature("video.chunk", kwargs={**labels, "chunk": c}).set(
-            task_id=chunk_task_id(ctx.job_id, c["index"])
+            task_id=chunk_task_id(ctx.job_id, c["index"]), **needs(ctx.profile.codec, "chunk")
         )
         for c in chunks
     ]

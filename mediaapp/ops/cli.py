@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -161,22 +162,29 @@ def dlq_retry(task_id: str) -> None:
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 def queues(as_json: bool) -> None:
-    """Depth and consumers of every queue, audit and dead letters included."""
+    """Depth and consumers of every queue, audit and dead letters included; a capability
+    queue holding work no live worker can do names the missing capability."""
     require(broker=True)
     from mediaapp.jobs.app import app
-    from mediaapp.jobs.routing import TOPOLOGY, declare_topology
+    from mediaapp.jobs.routing import CAPABILITY_QUEUES, TOPOLOGY, declare_topology
 
-    rows = {}
+    codec_of = {q.name: codec for codec, q in CAPABILITY_QUEUES.items()}
+    rows: dict[str, dict[str, Any]] = {}
     with app.connection_for_write() as conn:
         declare_topology(conn)
         for q in TOPOLOGY:
             _, messages, consumers = q(conn.default_channel).queue_declare(passive=True)
             rows[q.name] = {"messages": messages, "consumers": consumers}
+            if q.name in codec_of and messages and not consumers:
+                rows[q.name]["waiting_for"] = codec_of[q.name]
     if as_json:
         click.echo(json.dumps(rows))
         return
     for name, row in rows.items():
-        click.echo(f"{name:<20} {row['messages']:>8} messages  {row['consumers']:>3} consumers")
+        line = f"{name:<20} {row['messages']:>8} messages  {row['consumers']:>3} consumers"
+        if "waiting_for" in row:
+            line += f"  waiting: no live worker proved {row['waiting_for']}"
+        click.echo(line)
 
 
 @cli.command()

@@ -91,3 +91,25 @@ def test_an_urgent_job_overtakes_queued_ones(video_worker: Proc, audit_consumer:
     # Nothing jumped the job already running: it finished before any of them started.
     names = [(r["name"], r["job_id"]) for r in read_log(audit_consumer)]
     assert names.index(("job.finished", busy.id)) < names.index(("task.started", urgent.id))
+
+
+def test_an_hevc_job_waits_visibly_for_a_worker_that_proved_hevc(
+    spawn: Callable[..., Proc], clean_queues: None, rabbitmq: str
+) -> None:
+    # Only an H.264 worker is up: the hls-hdr10 (HEVC) job must wait, not run there or fail.
+    plain_cmd, _ = worker_cmd("video_queue", "-c", "1", "-l", "info")
+    plain = spawn(plain_cmd, child_env(MEDIAAPP_CAPABILITIES="h264"), name="h264")
+    plain.wait_for("ready.", timeout=60)
+    job = submit("clip.mp4", profile="hls-hdr10")
+    wait_for(lambda: queue_depth(rabbitmq, "video_hevc_queue")[0] == 1, what="queued")
+    listed = subprocess.run([str(BIN / "mediaapp"), "queues", "--json"], env=child_env(),
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert json.loads(listed.stdout)["video_hevc_queue"]["waiting_for"] == "hevc"
+    assert job.status() == "PENDING" and "video.transcode[" not in plain.text()
+    hevc_cmd, _ = worker_cmd("video_queue", "-c", "1", "-l", "info")
+    hevc = spawn(hevc_cmd, name="hevc")
+    manifest = job.wait(timeout=240)
+    rung = next(o for o in manifest["outputs"] if o["kind"] == "hls-rendition")
+    assert rung["codec"] == "hevc"
+    assert f"video.transcode[{job.id}] succeeded" in hevc.text()
+    assert "video.transcode[" not in plain.text()

@@ -48,6 +48,12 @@ def test_a_transcode_is_one_message_with_an_errback(tmp_path) -> None:
     errback = options["link_error"]
     assert errback.task == "video.fail_job" and errback.kwargs == {"job_id": "j1"}
     assert options["priority"] == 8 and errback.options["priority"] == 8  # the errback too
+    assert "routing_key" not in options  # H.264: task_routes' video_queue
+    sent.clear()
+    job.send(app, job_id="j3", name="clip.mp4", profile="hls-hdr10")  # HEVC rungs
+    (_, options), *_ = sent
+    assert options["routing_key"] == "encode.hevc.transcode"
+    assert options["exchange"] == "media_exchange"
     sent.clear()
     job.send(app, job_id="j2", name="clip.mp4", task="video.thumbnail")  # one step: one task
     kwargs = {"job_id": "j2", "name": "clip.mp4"}
@@ -79,3 +85,12 @@ def test_step_ids_of_a_fanned_out_job_round_trip(tmp_path) -> None:
     app.backend.set(job.steps_key("j"), json.dumps(["j-rung0", "j-rung1"]).encode())
     assert job.step_ids(app, "j") == ["j-rung0", "j-rung1"]
     assert job.failed_step(app, "j") is None  # nothing failed yet
+
+
+def test_only_steps_that_encode_beyond_h264_go_to_a_capability_queue() -> None:
+    assert job.needs("h264", "rung") == {}
+    assert job.needs("hevc", "rung") == {
+        "exchange": "media_exchange",
+        "routing_key": "encode.hevc.rung",
+    }
+    assert job.needs("av1", "chunk")["routing_key"] == "encode.av1.chunk"
