@@ -111,5 +111,5 @@ def test_an_hevc_job_waits_visibly_for_a_worker_that_proved_hevc(
     manifest = job.wait(timeout=240)
     rung = next(o for o in manifest["outputs"] if o["kind"] == "hls-rendition")
     assert rung["codec"] == "hevc"
-    assert f"video.transcode[{job.id}] succeeded" in hevc.text()
+    hevc.wait_for(f"video.transcode[{job.id}] succeeded")  # logged after the result is stored
     assert "video.transcode[" not in plain.text()
