@@ -5,10 +5,24 @@ from __future__ import annotations
 
 import sys
 
-from bench import auditrate, coldstart, dispatch, ladder, overhead, scaling, soak, storage, suite
+from bench import (
+    auditrate,
+    coldstart,
+    dispatch,
+    ladder,
+    manyjobs,
+    memory,
+    overhead,
+    scaling,
+    soak,
+    storage,
+    suite,
+)
 
 COMMANDS = {
     "overhead": overhead.main,
+    "manyjobs": manyjobs.main,
+    "memory": memory.main,
     "ladder": ladder.main,
     "dispatch": dispatch.main,
     "audit": auditrate.main,
