@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import quote
 
 import redis
-from kombu import Connection
+from kombu import Connection, Queue
 
 from bench import write_result
 from mediaapp.defaults import RABBITMQ_MANAGEMENT_PORT
@@ -201,7 +201,8 @@ def main(argv: list[str]) -> int:
 
     with app.connection_for_write() as conn:  # each run's records only: nothing left over
         routing.declare_topology(conn)
-        for queue in (routing.AUDIT_QUEUE, routing.DEFAULT_QUEUE):
+        for queue in (routing.AUDIT_QUEUE, routing.DEFAULT_QUEUE, Queue("plain_queue")):
+            queue(conn.default_channel).declare()
             queue(conn.default_channel).purge()
     rows = {}
     for way in ("floor", "ours", "stock", *(() if args.quick else ("plain",))):
