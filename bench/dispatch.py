@@ -18,9 +18,10 @@ afterwards: each task id with each of its records, nothing lost, no duplicate):
 
 Each way first runs 4 warm-up tasks (a loaded machine takes seconds to boot a worker).
 
-Broker traffic per task comes from the management API (this vhost's ``message_stats``
-publish and deliver_get before and after, read once its 5 s statistics interval has passed);
---quick skips it.
+Two rounds by default (the second in reverse order, so a drifting machine load hits every
+way alike); the figures are their means. Broker traffic per task comes from the management
+API (this vhost's ``message_stats`` publish and deliver_get before and after, read once its
+5 s statistics interval has passed); --quick skips it.
 """
 
 from __future__ import annotations
@@ -164,10 +165,24 @@ def run_way(
     return row
 
 
+def _combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One way's reps: mean tasks/s and traffic, every rep's rate, audit figures summed."""
+    row = {**runs[-1], "tasks_s": round(sum(r["tasks_s"] for r in runs) / len(runs), 1),
+           "tasks_s_reps": [r["tasks_s"] for r in runs]}  # fmt: skip
+    for key in ("publish_per_task", "deliver_get_per_task"):
+        if all(key in r for r in runs):
+            row[key] = round(sum(r[key] for r in runs) / len(runs), 2)
+    for key in ("records", "expected", "duplicates", "missing"):
+        if key in row:
+            row[key] = sum(r[key] for r in runs)
+    return row
+
+
 def main(argv: list[str]) -> int:
     """Measure the four ways, print tasks/s, ratios and broker traffic, write results."""
     parser = argparse.ArgumentParser(prog="python -m bench dispatch")
     parser.add_argument("--tasks", type=int, default=2000)
+    parser.add_argument("--reps", type=int, default=2, help="rounds of all ways (not --quick)")
     smoke = "smoke mode: 100 tasks, no broker statistics, no plain run"
     parser.add_argument("--quick", action="store_true", help=smoke)
     parser.add_argument("--broker", default="amqp://guest:guest@127.0.0.1:5672//")
@@ -204,10 +219,10 @@ def main(argv: list[str]) -> int:
         for queue in (routing.AUDIT_QUEUE, routing.DEFAULT_QUEUE, Queue("plain_queue")):
             queue(conn.default_channel).declare()
             queue(conn.default_channel).purge()
-    rows = {}
-    for way in ("floor", "ours", "stock", *(() if args.quick else ("plain",))):
-        counter = f"bench:{way}:{run_id}"
-        log = work / f"{way}.jsonl"
+
+    def measure(way: str, rep: int) -> dict[str, Any]:
+        counter = f"bench:{way}:{run_id}:{rep}"
+        log = work / f"{way}-{rep}.jsonl"
         e = {**env, "MEDIAAPP_PING_COUNTER": counter, "BENCH_COUNTER": counter,
              "MEDIAAPP_AUDIT_LOG": str(log)}  # fmt: skip
         if way in ("ours", "floor"):
@@ -217,16 +232,22 @@ def main(argv: list[str]) -> int:
             procs = [([sys.executable, "-m", "mediaapp", "audit"], e),
                      ([CELERY, "-A", "mediaapp", "worker", "-Q", "default_queue", "-c", "2",
                        "-l", "warning"], e)]  # fmt: skip
-            rows[way] = run_way(way, n, procs, send_ours, counter, log, args)
-        else:
-            plain.conf.task_send_sent_event = way == "stock"
-            worker = [CELERY, "-A", "bench.plain_app", "worker", "-Q", "plain_queue", "-c", "2",
-                      "-l", "warning", *(["-E"] if way == "stock" else [])]  # fmt: skip
-            procs = [([sys.executable, "-m", "bench.stock_audit", str(log)], e)] * (way == "stock")
-            rows[way] = run_way(way, n, [*procs, (worker, e)], send_plain, counter, log, args)
+            return run_way(way, n, procs, send_ours, counter, log, args)
+        plain.conf.task_send_sent_event = way == "stock"
+        worker = [CELERY, "-A", "bench.plain_app", "worker", "-Q", "plain_queue", "-c", "2",
+                  "-l", "warning", *(["-E"] if way == "stock" else [])]  # fmt: skip
+        procs = [([sys.executable, "-m", "bench.stock_audit", str(log)], e)] * (way == "stock")
+        return run_way(way, n, [*procs, (worker, e)], send_plain, counter, log, args)
 
+    ways = ("floor", "ours", "stock", *(() if args.quick else ("plain",)))
+    runs: dict[str, list[dict[str, Any]]] = {way: [] for way in ways}
+    for rep in range(1 if args.quick else args.reps):  # every other rep in reverse order,
+        for way in ways if rep % 2 == 0 else ways[::-1]:  # so a drifting load hits all alike
+            runs[way].append(measure(way, rep))
+    rows = {way: _combine(rs) for way, rs in runs.items()}
     ours = rows["ours"]["tasks_s"]
-    print(f"dispatch: {n} trivial tasks, prefork -c 2, done when the audit log is complete")
+    print(f"dispatch: {n} trivial tasks, prefork -c 2, done when the audit log is complete "
+          f"(mean of {len(runs['ours'])})")  # fmt: skip
     labels = {"ours": "ours (mirror + lifecycle + Celery events)",
               "floor": "mirror-only floor (no lifecycle events)",
               "stock": "stock Celery (-E, sent events, Receiver)",

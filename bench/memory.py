@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -216,5 +217,6 @@ def main(argv: list[str]) -> int:
         print(f"  audit consumer, {a['drained']}/{a['messages']} drained in {a['drain_s']} s: "
               f"RSS {a['rss_at_tenth_mb']} MB at 10 %, {a['rss_at_end_mb']} MB at 100 %, "
               f"peak {a['peak_mb']} MB  target ≤ {AUDIT_MB}, growth ≤ {FLAT_MB}")  # fmt: skip
+    shutil.rmtree(work, ignore_errors=True)  # a 4K clip and its ladder
     write_result("memory", result, args.quick)
     return 0
