@@ -126,15 +126,15 @@ def _memory_rows(d: Any) -> list[dict[str, Any]]:
     t, rows = d["targets_mb"], []
     if "worker" in d:
         w = d["worker"]
-        each = ", ".join(f"{k} {v}" for k, v in w["worker_hwm_mb"].items())
+        each = ", ".join(f"{k.split()[0]} {v}" for k, v in w["worker_hwm_mb"].items())
         rows += [row("memory", f"worker (main + pool child), {w['clip']}",
                      f"{w['worker_pss_peak_mb']} MB peak PSS (RSS {each}; summed "
                      f"{w['worker_peak_mb']})", f"{t['worker']} MB (target)",
                      round(w["worker_pss_peak_mb"] / t["worker"], 3),
                      f"≤ {t['worker']} MB (PSS sum, each RSS)", w["worker_met"]),
                  row("memory", f"its ffmpeg, {w['clip']}", f"{w['ffmpeg_peak_mb']} MB peak RSS",
-                     f"{w['worker_peak_mb']} MB (the worker)",
-                     round(w["ffmpeg_peak_mb"] / max(w["worker_peak_mb"], 1), 3), "(measured)",
+                     f"{w['worker_pss_peak_mb']} MB (the worker's PSS)",
+                     round(w["ffmpeg_peak_mb"] / max(w["worker_pss_peak_mb"], 1), 3), "(measured)",
                      None)]  # fmt: skip
     if "audit" in d:
         a = d["audit"]
