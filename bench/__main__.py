@@ -11,6 +11,8 @@ from bench import (
     dispatch,
     hdr,
     ladder,
+    manyjobs,
+    memory,
     overhead,
     quality,
     scaling,
@@ -21,6 +23,8 @@ from bench import (
 
 COMMANDS = {
     "overhead": overhead.main,
+    "manyjobs": manyjobs.main,
+    "memory": memory.main,
     "ladder": ladder.main,
     "dispatch": dispatch.main,
     "audit": auditrate.main,

@@ -1,57 +1,194 @@
-"""Dispatch throughput: trivial routed tasks per second through ``media_exchange`` with the
-complete audit on, against plain Celery with the same worker options and no audit.
+"""Dispatch throughput with the complete audit, three ways in one run, and plain Celery.
 
     python -m bench dispatch [--tasks 2000] [--quick]
 
-Both runs use ``prefork -c 2`` workers on RabbitMQ; each task INCRs a Redis counter and the
-clock stops when the counter reaches N. For mediaapp the audit consumer runs too and the
-figure counts only when the audit log holds every message and its events (3 records a task:
-the message, task.started, task.succeeded). Both clients submit in one go: plain Celery without
-publisher confirms, mediaapp with its confirms pipelined (``confirmed_batch``: publish all,
-wait once).
+Every way runs a ``prefork -c 2`` worker on RabbitMQ; each task INCRs a Redis counter, and the
+clock stops once every task ran *and* its audit log holds every record (parsed and checked
+afterwards: each task id with each of its records, nothing lost, no duplicate):
+
+* **ours**: ``media.ping`` through ``media_exchange``, ``mediaapp audit`` on the ``#`` queue,
+  lifecycle events and Celery's task events on (the defaults): 3 records a task (the message,
+  ``task.started``, ``task.succeeded``); the client pipelines its confirms.
+* **floor**: the same app, worker and consumer with ``MEDIAAPP_LIFECYCLE_EVENTS=0`` and
+  ``MEDIAAPP_TASK_EVENTS=0``: the ``#`` mirror alone, 1 record a task.
+* **stock**: plain Celery (bench/plain_app.py) with ``-E`` and sent events, a ``celery.events``
+  receiver (bench/stock_audit.py) writing the same fsynced JSONL: 4 records a task
+  (task-sent, -received, -started, -succeeded).
+* **plain**: plain Celery, no audit, no events (the ceiling; comparison only; not with --quick).
+
+Each way first runs 4 warm-up tasks (a loaded machine takes seconds to boot a worker).
+
+Two rounds by default (the second in reverse order, so a drifting machine load hits every
+way alike); the figures are their means. Broker traffic per task comes from the management
+API (this vhost's ``message_stats`` publish and deliver_get before and after, read once its
+5 s statistics interval has passed); --quick skips it.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import redis
+from kombu import Connection, Queue
 
 from bench import write_result
+from mediaapp.defaults import RABBITMQ_MANAGEMENT_PORT
 
 CELERY = str(Path(sys.executable).parent / "celery")
+#: Records each task leaves in its way's log, by record name.
+EXPECTED = {
+    "ours": ("media.ping", "task.started", "task.succeeded"),
+    "floor": ("media.ping",),
+    "stock": ("task-sent", "task-received", "task-started", "task-succeeded"),
+    "plain": (),
+}
+WARM = 4  # warm-up tasks before the clock starts (their records are not checked)
+STATS_S = 6.0  # RabbitMQ's management statistics are refreshed every 5 s
 
 
-def _wait_count(r: redis.Redis, key: str, n: int, timeout: float = 600) -> float:
+def _wait_count(r: redis.Redis, key: str, n: int, timeout: float = 600) -> None:
     started = time.perf_counter()
     while int(r.get(key) or 0) < n:
         if time.perf_counter() - started > timeout:
             raise TimeoutError(f"{key}: {r.get(key)} of {n}")
         time.sleep(0.01)
-    return time.perf_counter()
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(30)
+def _wait_lines(log: Path, n: int, timeout: float = 120) -> None:
+    """Until ``log`` has ``n`` lines, counting only what was appended (cheap for the CPU)."""
+    deadline, seen, offset = time.perf_counter() + timeout, 0, 0
+    while seen < n and time.perf_counter() < deadline:
+        if log.exists():
+            with open(log, "rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+            offset += len(chunk)
+            seen += chunk.count(b"\n")
+        time.sleep(0.02)
+
+
+def _vhost_stats(broker: str) -> dict[str, int] | None:
+    """publish and deliver_get of the broker URL's vhost, or None without the management API."""
+    c = Connection(broker)
+    vhost = quote(c.virtual_host or "/", safe="")
+    req = urllib.request.Request(
+        f"http://{c.hostname}:{RABBITMQ_MANAGEMENT_PORT}/api/vhosts/{vhost}"
+    )
+    auth = base64.b64encode(f"{c.userid}:{c.password}".encode()).decode()
+    req.add_header("Authorization", f"Basic {auth}")
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - http:// built here
+            stats = json.load(resp).get("message_stats", {})
+    except OSError:
+        return None
+    return {k: int(stats.get(k, 0)) for k in ("publish", "deliver_get")}
+
+
+def _start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Signal all at once, then wait: the work is done, nothing is lost by not waiting apart."""
+    for proc in procs:
+        os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        proc.wait(30)
+
+
+def _check(way: str, log: Path, ids: list[str]) -> dict[str, int]:
+    """Records, duplicates, and records missing (a task id without one of its records)."""
+    lines = [json.loads(line) for line in log.read_bytes().splitlines()] if log.exists() else []
+    have = Counter((r.get("task_id"), r.get("name")) for r in lines if not r.get("duplicate"))
+    missing = sum(1 for i in ids for name in EXPECTED[way] if not have[(i, name)])
+    duplicates = sum(1 for r in lines if r.get("duplicate"))
+    expected = (len(ids) + WARM) * len(EXPECTED[way])
+    return {"records": len(lines), "expected": expected, "duplicates": duplicates,
+            "missing": missing}  # fmt: skip
+
+
+def run_way(
+    way: str,
+    n: int,
+    procs: list[tuple[list[str], dict[str, str]]],
+    send: Callable[[int], list[str]],
+    counter: str,
+    log: Path,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Start the processes, send ``n`` tasks, wait for the work and the audit; figures."""
+    r = redis.Redis.from_url(args.backend)
+    per_task = len(EXPECTED[way])
+    started_procs = [_start(cmd, env) for cmd, env in procs]
+    try:
+        ready = log.with_suffix(".ready")  # the stock receiver's queue exists only once it runs
+        while way == "stock" and not ready.exists():
+            time.sleep(0.05)
+        # Warm-up: every process booted and hot before the clock starts (a loaded machine
+        # takes seconds to boot a worker); then the statistics settle past the boot traffic.
+        send(WARM)
+        _wait_count(r, counter, WARM)
+        _wait_lines(log, WARM * per_task)
+        if not args.quick:
+            time.sleep(STATS_S)
+        before = None if args.quick else _vhost_stats(args.broker)
+        started = time.perf_counter()
+        ids = send(n)
+        _wait_count(r, counter, WARM + n)
+        _wait_lines(log, (WARM + n) * per_task)
+        elapsed = time.perf_counter() - started
+        if before is not None:
+            time.sleep(STATS_S)
+        after = None if before is None else _vhost_stats(args.broker)
+    finally:
+        _stop(started_procs)
+    row: dict[str, Any] = {"way": way, "tasks_s": round(n / elapsed, 1)}
+    if before and after:
+        row.update({f"{k}_per_task": round((after[k] - before[k]) / n, 2) for k in before})
+    if EXPECTED[way]:
+        row.update(_check(way, log, ids))
+    return row
+
+
+def _combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One way's reps: mean tasks/s and traffic, every rep's rate, audit figures summed."""
+    row = {**runs[-1], "tasks_s": round(sum(r["tasks_s"] for r in runs) / len(runs), 1),
+           "tasks_s_reps": [r["tasks_s"] for r in runs]}  # fmt: skip
+    for key in ("publish_per_task", "deliver_get_per_task"):
+        if all(key in r for r in runs):
+            row[key] = round(sum(r[key] for r in runs) / len(runs), 2)
+    for key in ("records", "expected", "duplicates", "missing"):
+        if key in row:
+            row[key] = sum(r[key] for r in runs)
+    return row
 
 
 def main(argv: list[str]) -> int:
-    """Measure both, print tasks/s and the ratio, write results unless --quick."""
+    """Measure the four ways, print tasks/s, ratios and broker traffic, write results."""
     parser = argparse.ArgumentParser(prog="python -m bench dispatch")
     parser.add_argument("--tasks", type=int, default=2000)
-    parser.add_argument("--quick", action="store_true", help="smoke mode: 200 tasks")
+    parser.add_argument("--reps", type=int, default=2, help="rounds of all ways (not --quick)")
+    smoke = "smoke mode: 100 tasks, no broker statistics, no plain run"
+    parser.add_argument("--quick", action="store_true", help=smoke)
     parser.add_argument("--broker", default="amqp://guest:guest@127.0.0.1:5672//")
     parser.add_argument("--backend", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args(argv)
-    n = 200 if args.quick else args.tasks
+    n = 100 if args.quick else args.tasks
     work = Path(tempfile.mkdtemp(prefix="mediaapp-dispatch-"))
     run_id = str(int(time.time() * 1000))
     env = {
@@ -61,67 +198,74 @@ def main(argv: list[str]) -> int:
         "MEDIAAPP_DATA_DIR": str(work),
         "BENCH_BROKER": args.broker,
         "BENCH_REDIS": args.backend,
-        "MEDIAAPP_PING_COUNTER": f"bench:media:{run_id}",
-        "BENCH_COUNTER": f"bench:plain:{run_id}",
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
     }
     os.environ.update(env)
-    r = redis.Redis.from_url(args.backend)
-    rates: dict[str, float] = {}
-
-    # Plain Celery: same worker options, no audit queue, no events.
     from bench.plain_app import app as plain
-
-    worker = subprocess.Popen([CELERY, "-A", "bench.plain_app", "worker", "-Q", "plain_queue", "-c",
-                               "2", "-l", "warning"], env=env, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    time.sleep(4)
-    started = time.perf_counter()
-    with plain.producer_or_acquire() as producer:
-        for _ in range(n):
-            plain.send_task("plain.ping", producer=producer)
-    rates["plain"] = n / (_wait_count(r, f"bench:plain:{run_id}", n) - started)
-    _stop(worker)
-
-    # mediaapp: routed through media_exchange, audit consumer on, lifecycle events on.
     from mediaapp.jobs import routing
     from mediaapp.jobs.app import app
     from mediaapp.jobs.confirms import confirmed_batch
-    from mediaapp.ops.audit import read_log
 
-    with app.connection_for_write() as conn:  # this run's records only: nothing left over
+    def send_plain(k: int) -> list[str]:
+        with plain.producer_or_acquire() as producer:
+            return [plain.send_task("plain.ping", producer=producer).id for _ in range(k)]
+
+    def send_ours(k: int) -> list[str]:
+        with confirmed_batch(app) as producer:
+            return [app.send_task("media.ping", producer=producer).id for _ in range(k)]
+
+    with app.connection_for_write() as conn:  # each run's records only: nothing left over
         routing.declare_topology(conn)
-        for queue in (routing.AUDIT_QUEUE, routing.DEFAULT_QUEUE):
+        for queue in (routing.AUDIT_QUEUE, routing.DEFAULT_QUEUE, Queue("plain_queue")):
+            queue(conn.default_channel).declare()
             queue(conn.default_channel).purge()
-    audit = subprocess.Popen([sys.executable, "-m", "mediaapp", "audit"], env=env,
-                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-    worker = subprocess.Popen([CELERY, "-A", "mediaapp", "worker", "-Q", "default_queue", "-c", "2",
-                               "-l", "warning"], env=env, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    time.sleep(4)
-    started = time.perf_counter()
-    with confirmed_batch(app) as producer:
-        for _ in range(n):
-            app.send_task("media.ping", producer=producer)
-    done = _wait_count(r, f"bench:media:{run_id}", n)
-    log = work / "audit.jsonl"
-    expected = 3 * n
-    while len(list(read_log(log))) < expected and time.perf_counter() - done < 120:
-        time.sleep(0.05)
-    audited = time.perf_counter()
-    lines = list(read_log(log))
-    records = len(lines)
-    duplicates = sum(1 for line in lines if line.get("duplicate"))
-    rates["mediaapp"] = n / (audited - started)
-    _stop(worker)
-    _stop(audit)
-    ratio = rates["mediaapp"] / rates["plain"]
-    print(f"dispatch: {n} trivial tasks, prefork -c 2")
-    print(f"  plain Celery (no audit, no events)       {rates['plain']:8.0f} tasks/s  1.000x")
-    print(f"  mediaapp (routed, complete audit)        {rates['mediaapp']:8.0f} tasks/s  "
-          f"{ratio:.3f}x   audit {records}/{expected}, {duplicates} duplicates")  # fmt: skip
-    row = {"tasks": n, "plain_tasks_s": round(rates["plain"]), "ratio": round(ratio, 3),
-           "mediaapp_tasks_s": round(rates["mediaapp"]), "audit_records": records,
-           "audit_expected": expected, "duplicates": duplicates}  # fmt: skip
-    write_result("dispatch", row, args.quick)
-    return 0 if records == expected and not duplicates else 1
+
+    def measure(way: str, rep: int) -> dict[str, Any]:
+        counter = f"bench:{way}:{run_id}:{rep}"
+        log = work / f"{way}-{rep}.jsonl"
+        e = {**env, "MEDIAAPP_PING_COUNTER": counter, "BENCH_COUNTER": counter,
+             "MEDIAAPP_AUDIT_LOG": str(log)}  # fmt: skip
+        if way in ("ours", "floor"):
+            if way == "floor":
+                e.update(MEDIAAPP_LIFECYCLE_EVENTS="0", MEDIAAPP_TASK_EVENTS="0")
+            app.conf.task_send_sent_event = way == "ours"  # the client's own Celery event
+            procs = [([sys.executable, "-m", "mediaapp", "audit"], e),
+                     ([CELERY, "-A", "mediaapp", "worker", "-Q", "default_queue", "-c", "2",
+                       "-l", "warning"], e)]  # fmt: skip
+            return run_way(way, n, procs, send_ours, counter, log, args)
+        plain.conf.task_send_sent_event = way == "stock"
+        worker = [CELERY, "-A", "bench.plain_app", "worker", "-Q", "plain_queue", "-c", "2",
+                  "-l", "warning", *(["-E"] if way == "stock" else [])]  # fmt: skip
+        procs = [([sys.executable, "-m", "bench.stock_audit", str(log)], e)] * (way == "stock")
+        return run_way(way, n, [*procs, (worker, e)], send_plain, counter, log, args)
+
+    ways = ("floor", "ours", "stock", *(() if args.quick else ("plain",)))
+    runs: dict[str, list[dict[str, Any]]] = {way: [] for way in ways}
+    for rep in range(1 if args.quick else args.reps):  # every other rep in reverse order,
+        for way in ways if rep % 2 == 0 else ways[::-1]:  # so a drifting load hits all alike
+            runs[way].append(measure(way, rep))
+    rows = {way: _combine(rs) for way, rs in runs.items()}
+    ours = rows["ours"]["tasks_s"]
+    print(f"dispatch: {n} trivial tasks, prefork -c 2, done when the audit log is complete "
+          f"(mean of {len(runs['ours'])})")  # fmt: skip
+    labels = {"ours": "ours (mirror + lifecycle + Celery events)",
+              "floor": "mirror-only floor (no lifecycle events)",
+              "stock": "stock Celery (-E, sent events, Receiver)",
+              "plain": "plain Celery (no audit, no events)"}  # fmt: skip
+    for way, r in rows.items():
+        traffic = (f"  {r['publish_per_task']:.2f} publishes, {r['deliver_get_per_task']:.2f} "
+                   "deliveries a task" if "publish_per_task" in r else "")  # fmt: skip
+        audit = (f"  audit {r['records']}/{r['expected']}, {r['missing']} missing, "
+                 f"{r['duplicates']} duplicates" if "records" in r else "")  # fmt: skip
+        print(f"  {labels[way]:<44} {r['tasks_s']:7.0f} tasks/s  ours/this "
+              f"{ours / r['tasks_s']:.3f}{traffic}{audit}")  # fmt: skip
+    data = {"tasks": n, "ways": rows,
+            "ours_over_floor": round(ours / rows["floor"]["tasks_s"], 3),
+            "ours_over_stock": round(ours / rows["stock"]["tasks_s"], 3)}  # fmt: skip
+    if "plain" in rows:
+        data["ours_over_plain"] = round(ours / rows["plain"]["tasks_s"], 3)
+    write_result("dispatch", data, args.quick)
+    complete = all(
+        r["missing"] == 0 and not r["duplicates"] for r in rows.values() if "records" in r
+    )
+    return 0 if complete else 1

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     max_retries: int = defaults.MAX_RETRIES
     #: Celery task events (what Flower shows); always off on the embedded broker.
     task_events: bool = True
+    #: Our lifecycle events (task.started/succeeded/failed/retried/revoked, job.finished) on the
+    #: audit stream; off leaves the audit a mirror of task messages only (the dispatch floor).
+    lifecycle_events: bool = True
     #: HLS ladders: "single" (one ffmpeg decodes once, split) or "per_rendition" (a task each).
     ladder_strategy: Literal["single", "per_rendition"] = "single"
     #: Chunked parallel encoding: "auto" (the cost model decides), "always" or "never".
@@ -116,7 +119,7 @@ class Settings(BaseSettings):
         # Constructor arguments only: the environment is read by from_env, and nowhere else.
         return (init_settings,)
 
-    @field_validator("task_events", mode="before")
+    @field_validator("task_events", "lifecycle_events", mode="before")
     @classmethod
     def _bool_words(cls, value: Any) -> Any:
         return _parse_bool(value) if isinstance(value, str) else value

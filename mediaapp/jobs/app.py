@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     app = Celery("mediaapp", include=["tasks.video", "tasks.media"])
     app.conf.update(celery_config(settings))
 
-    events.connect_signals()
+    events.connect_signals(lifecycle=settings.lifecycle_events)
     capabilities.connect_signals()
     signals.celeryd_init.connect(outage.on_worker_init, weak=False)
     if settings.log_format == "json":

@@ -292,16 +292,19 @@ def _set_message_id(headers: Any = None, properties: Any = None, **_: Any) -> No
 _connected = False
 
 
-def connect_signals() -> None:
-    """Hook the handlers into Celery's signals (once per process)."""
+def connect_signals(lifecycle: bool = True) -> None:
+    """Hook the handlers into Celery's signals (once per process); without ``lifecycle`` only
+    the message ids the audit mirror needs, no lifecycle event."""
     global _connected
     if _connected:
         return
+    _connected = True
     signals.before_task_publish.connect(_set_message_id, weak=False)
+    if not lifecycle:
+        return
     signals.task_prerun.connect(_on_prerun, weak=False)
     signals.task_postrun.connect(_on_postrun, weak=False)
     signals.task_success.connect(_on_success, weak=False)
     signals.task_failure.connect(_on_failure, weak=False)
     signals.task_retry.connect(_on_retry, weak=False)
     signals.task_revoked.connect(_on_revoked, weak=False)
-    _connected = True

@@ -31,8 +31,9 @@ def test_suite_smoke_prints_and_writes_every_row(rabbitmq: str) -> None:
     table = Path(tempfile.gettempdir()) / "mediaapp-bench-quick" / "suite.md"
     rows = [line for line in table.read_text().splitlines() if line.startswith("| ")][1:]
     assert {r.split(" | ")[0].strip("| ") for r in rows} == {
-        "pipeline overhead", "HLS ladder", "dispatch throughput", "audit consumer",
-        "chunked scaling", "cold start", "object storage", "S3 staging", "measured quality",
+        "pipeline overhead", "many small jobs", "HLS ladder", "dispatch, complete audit",
+        "audit consumer", "chunked scaling", "cold start", "object storage", "S3 staging",
+        "memory", "measured quality",
     }  # fmt: skip
     assert all(float(r.split(" | ")[4].rstrip("x")) > 0 for r in rows)
     assert "lines 1000" in printed and "2 workers, chunked" in printed

@@ -70,6 +70,7 @@ def test_numbers_parse() -> None:
 )
 def test_bool_words(raw: str, expected: bool) -> None:
     assert Settings.from_env({"MEDIAAPP_TASK_EVENTS": raw}).task_events is expected
+    assert Settings.from_env({"MEDIAAPP_LIFECYCLE_EVENTS": raw}).lifecycle_events is expected
 
 
 def test_bad_bool_names_the_variable_and_the_words() -> None:
