@@ -45,6 +45,10 @@ AUDIT_BATCH_LINES = 100
 AUDIT_FLUSH_S = 0.2
 #: Audit consumer prefetch, in messages (bounded: at most two batches in flight).
 AUDIT_PREFETCH = 2 * AUDIT_BATCH_LINES
+#: Message ids the audit log remembers to flag a redelivered copy: a redelivery is of a message
+#: fetched and not acked (at most AUDIT_PREFETCH old), so a window 100 times that is ample,
+#: and the consumer's memory stays flat however long the log or the backlog (bench memory).
+AUDIT_DEDUP_WINDOW = 100 * AUDIT_PREFETCH
 
 #: Input limits checked before any encode.
 MAX_INPUT_BYTES = 20 * 1024**3  # 20 GiB

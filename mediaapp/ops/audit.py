@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -95,6 +96,30 @@ def rejected_record(message: Message, exc: BaseException) -> dict[str, Any]:
     }
 
 
+class RecentIds:
+    """The last ``size`` message ids logged, oldest forgotten first (a set that stays small)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, mid: str) -> None:
+        if mid in self._ids:
+            return
+        self._ids[mid] = None
+        if len(self._ids) > self.size:
+            self._ids.popitem(last=False)
+
+    def __contains__(self, mid: object) -> bool:
+        return mid in self._ids
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
 class AuditLog:
     """An append-only JSON Lines file, written in fsynced batches.
 
@@ -110,19 +135,15 @@ class AuditLog:
         # Append-only and not world-writable: only this writer adds to the record.
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         self.repaired = repair_torn_tail(self.path)
-        self.seen_ids = self._load_ids()
-
-    def _load_ids(self) -> set[str]:
-        ids: set[str] = set()
+        self.seen_ids = RecentIds(defaults.AUDIT_DEDUP_WINDOW)
         for record in read_log(self.path):
             if record.get("message_id"):
-                ids.add(record["message_id"])
-        return ids
+                self.seen_ids.add(record["message_id"])
 
     def append(self, records: list[dict[str, Any]]) -> None:
         """Write and fsync ``records``; return only when they are on disk (or raise OSError,
         with the file as it was before)."""
-        batch_ids: set[str] = set()
+        batch_ids: dict[str, None] = {}  # in log order: the window keeps the newest
         lines = []
         for record in records:
             mid = record.get("message_id")
@@ -130,7 +151,7 @@ class AuditLog:
             if mid and (mid in self.seen_ids or mid in batch_ids):
                 record["duplicate"] = True  # a redelivered copy of a message already logged
             elif mid:
-                batch_ids.add(mid)
+                batch_ids[mid] = None
             lines.append(json.dumps(bounded(record), separators=(",", ":"), default=str))
         data = ("\n".join(lines) + "\n").encode()
         start = os.fstat(self._fd).st_size
@@ -143,7 +164,8 @@ class AuditLog:
             with contextlib.suppress(OSError):  # no torn line stays behind
                 os.ftruncate(self._fd, start)
             raise
-        self.seen_ids |= batch_ids
+        for mid in batch_ids:
+            self.seen_ids.add(mid)
 
     def close(self) -> None:
         """Close the file (everything written is already synced)."""
