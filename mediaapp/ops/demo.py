@@ -24,7 +24,7 @@ REPO_SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "clip.mp4"
 
 
 #: Seconds the demo's worker and audit consumer get to exit after the job ended.
-STOP_GRACE_S = 1.0
+STOP_GRACE_S = 0.3
 
 
 def worker_argv(

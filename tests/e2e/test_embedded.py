@@ -47,7 +47,7 @@ def test_demo_runs_the_whole_pipeline_without_a_server(tmp_path: Path) -> None:
     video = json.loads(manifests[0].read_text())["outputs"][0]
     assert Path(video["path"]).stat().st_size == video["size"] and video["codec"] == "h264"
 
-    # The demo kills its worker a second after the job ended: a second demo on the same
+    # The demo kills its worker 0.3 s after the job ended: a second demo on the same
     # broker folder finds nothing left over (no job run twice) and loses nothing of its own.
     again = subprocess.run([str(BIN / "mediaapp"), "demo"], env=env, cwd=REPO,
                            capture_output=True, text=True, timeout=180)  # fmt: skip
