@@ -16,6 +16,7 @@ import math
 import re
 import shutil
 import tempfile
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -336,3 +337,42 @@ def publish_web(work: Work, ctx: JobContext) -> None:
                 cues=len(track.cues), source=track.origin,
             )
         )  # fmt: skip
+
+
+def write_dash(root: Path, tracks: list[Track]) -> list[dict[str, Any]]:
+    """One ``subs<i>.vtt`` per track and a text adaptation set for each in the MPD (added
+    after the MPD's media was verified: ffmpeg's own DASH client refuses ``.vtt`` URLs)."""
+    if not tracks:
+        return []
+    ns = "urn:mpeg:dash:schema:mpd:2011"
+    ET.register_namespace("", ns)
+    ET.register_namespace("xsi", "http://www.w3.org/2001/XMLSchema-instance")
+    mpd_path = root / "manifest.mpd"
+    tree = ET.parse(mpd_path)  # noqa: S314 - our own ffmpeg's output, rewritten by us
+    period = tree.getroot().find(f"{{{ns}}}Period")
+    assert period is not None
+    sets = period.findall(f"{{{ns}}}AdaptationSet")
+    next_id = max((int(a.get("id", 0)) for a in sets), default=-1) + 1
+    entries = []
+    for i, track in enumerate(tracks):
+        path = root / f"subs{i}.vtt"
+        path.write_text(webvtt(track.cues))
+        language = bcp47(track.language)
+        attrs = {"id": str(next_id + i), "contentType": "text", "mimeType": "text/vtt"}
+        adaptation = ET.SubElement(period, f"{{{ns}}}AdaptationSet",
+                                   attrs | ({"lang": language} if language else {}))  # fmt: skip
+        role = "forced-subtitle" if track.forced else "main" if track.default else "subtitle"
+        ET.SubElement(adaptation, f"{{{ns}}}Role",
+                      {"schemeIdUri": "urn:mpeg:dash:role:2011", "value": role})  # fmt: skip
+        rep = ET.SubElement(adaptation, f"{{{ns}}}Representation",
+                            {"id": f"subs{i}", "bandwidth": "256"})  # fmt: skip
+        ET.SubElement(rep, f"{{{ns}}}BaseURL").text = path.name
+        entries.append(
+            {"kind": "dash-subtitles", "name": path.name, "size": path.stat().st_size,
+             "duration_s": max(c.end for c in track.cues), "codec": "webvtt",
+             "language": language, "default": track.default, "forced": track.forced,
+             "cues": len(track.cues), "sha256": sha256(path)}
+        )  # fmt: skip
+    ET.indent(tree, "\t")
+    tree.write(mpd_path, encoding="utf-8", xml_declaration=True)
+    return entries

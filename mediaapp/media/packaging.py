@@ -83,6 +83,13 @@ def encode_ladder(
             manifests.fix_mpd(tmp / "manifest.mpd")
             mode = renditions.colour_mode(info, profile)
             entries = verify_dash(tmp, info, rungs, ctx.limits, mode=mode)
+            tracks, skipped = captions.gather(ctx)
+            work.captions = captions.report(tracks, skipped)
+            entries += captions.write_dash(tmp, tracks)
+            if tracks:  # the MPD changed: its entry covers the package as published
+                files = sorted(p for p in tmp.iterdir() if p.is_file())
+                entries[0] |= {"size": sum(p.stat().st_size for p in files),
+                               "sha256": sha256(*files)}  # fmt: skip
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)

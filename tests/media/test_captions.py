@@ -6,6 +6,7 @@ Media tier: real ffmpeg on a 3 s 320x240 clip, no broker."""
 from __future__ import annotations
 
 import re
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import m3u8
@@ -115,6 +116,27 @@ def test_web_gets_sidecar_vtt_files(settings: Settings) -> None:
         assert len(got) == len(want)
         for (start, end), (want_start, want_end) in zip(got, want, strict=True):
             assert abs(start - want_start) <= FRAME_S and abs(end - want_end) <= FRAME_S
+
+
+def test_dash_gets_a_text_adaptation_set_per_track(settings: Settings) -> None:
+    manifest = steps.run("c5", "clip.mp4", "dash", settings)
+    root = settings.output_root / "c5" / "dash"
+    mpd = ET.parse(root / "manifest.mpd").getroot()
+    ns = "{urn:mpeg:dash:schema:mpd:2011}"
+    text = [a for a in mpd.iter(f"{ns}AdaptationSet") if a.get("contentType") == "text"]
+    assert [(a.get("mimeType"), a.get("lang")) for a in text] == [
+        ("text/vtt", "en"),
+        ("text/vtt", "fr"),
+    ]
+    ids = [a.get("id") for a in mpd.iter(f"{ns}AdaptationSet")]
+    assert len(ids) == len(set(ids))
+    for adaptation, srt in zip(text, (EN_SRT, FR_SRT), strict=True):
+        url = adaptation.find(f"{ns}Representation/{ns}BaseURL")
+        assert url is not None and url.text
+        assert len(cue_times((root / url.text).read_text())) == len(cue_times(srt))
+    files = sorted(p for p in root.iterdir() if p.is_file())
+    (mpd_entry,) = [o for o in manifest["outputs"] if o["kind"] == "dash-mpd"]
+    assert mpd_entry["size"] == sum(p.stat().st_size for p in files)  # the MPD as published
 
 
 def test_bitmap_subtitles_are_reported_not_converted(settings: Settings) -> None:
