@@ -3,6 +3,8 @@ the master playlist's SUBTITLES group, language tags (issue 16)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from mediaapp import defaults
@@ -123,3 +125,18 @@ def test_master_gets_the_subs_group_on_every_variant() -> None:
 )  # fmt: skip
 def test_language_tags_never_carry_metadata_text(tag: str | None, want: str | None) -> None:
     assert captions.bcp47(tag) == want
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["\n" + " " * 4_000_000, ("\n" + " " * 1000 + "x") * 4000, "-->" * 1_300_000,
+     "1\n" + "9" * 4_000_000 + " --> 1\n"],
+    ids=["whitespace", "space-runs", "arrows", "huge-number"],
+)  # fmt: skip
+def test_hostile_text_at_the_size_limit_fails_fast(text: str) -> None:
+    """Our parser's regexes stay linear: a file at the byte limit is refused in well under a
+    second, never a hang."""
+    started = time.monotonic()
+    with pytest.raises(InvalidInput):
+        captions.parse_cues(text, "x.srt")
+    assert time.monotonic() - started < 2.0
