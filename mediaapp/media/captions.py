@@ -162,13 +162,15 @@ def _embedded(ctx: JobContext, stream: StreamInfo) -> Track:
 
 
 def sidecars(ctx: JobContext) -> list[tuple[str, str | None]]:
-    """Sidecar files beside a local input with its stem: ``clip.en.srt``, ``clip.fr.vtt``,
-    ``clip.srt`` (no language); (name relative to the media root, language)."""
+    """The sidecar files given with the job, then those beside a local input with its stem:
+    ``clip.en.srt``, ``clip.fr.vtt``, ``clip.srt`` (no language); (name relative to the
+    media root, language)."""
+    given = [(str(s["path"]), s.get("language")) for s in ctx.subtitles]
     if is_url(ctx.name):
-        return []
+        return given
     src = Path(ctx.source.path)
     rel_dir = Path(ctx.name).parent
-    found = []
+    found: list[tuple[str, str | None]] = []
     for path in sorted(src.parent.iterdir()):
         if path.suffix.lower() not in SIDECAR_SUFFIXES or not path.name.startswith(src.stem):
             continue
@@ -176,7 +178,8 @@ def sidecars(ctx: JobContext) -> list[tuple[str, str | None]]:
         if middle and not (middle.startswith(".") and _LANG.match(middle[1:])):
             continue  # another input's sidecar (clip2.srt), not this one's
         found.append((str(rel_dir / path.name), middle[1:] or None))
-    return found
+    seen = {resolve_input(name, ctx.settings) for name, _ in given}
+    return given + [(n, lang) for n, lang in found if resolve_input(n, ctx.settings) not in seen]
 
 
 def _sidecar(ctx: JobContext, name: str, language: str | None) -> Track:

@@ -82,10 +82,12 @@ def run(
     settings: Settings,
     on_progress: ProgressCallback | None = None,
     strategy: str = "single",
+    subtitles: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A whole job in this process, no broker: the media layer used as a library."""
     with phases.collecting():
-        return transcode(JobContext.open(job_id, name, profile, settings), on_progress, strategy)
+        ctx = JobContext.open(job_id, name, profile, settings, subtitles)
+        return transcode(ctx, on_progress, strategy)
 
 
 def finished(ctx: JobContext) -> dict[str, Any] | None:

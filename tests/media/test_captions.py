@@ -12,7 +12,7 @@ from pathlib import Path
 import m3u8
 import pytest
 
-from mediaapp.errors import InvalidInput, LimitExceeded
+from mediaapp.errors import InputOutsideRoot, InvalidInput, LimitExceeded
 from mediaapp.media import captions, command, steps
 from mediaapp.media.context import JobContext
 from mediaapp.media.probe import StreamInfo
@@ -137,6 +137,37 @@ def test_dash_gets_a_text_adaptation_set_per_track(settings: Settings) -> None:
     files = sorted(p for p in root.iterdir() if p.is_file())
     (mpd_entry,) = [o for o in manifest["outputs"] if o["kind"] == "dash-mpd"]
     assert mpd_entry["size"] == sum(p.stat().st_size for p in files)  # the MPD as published
+
+
+def test_subtitles_given_with_the_job_travel_in_its_context(settings: Settings) -> None:
+    """``submit(..., subtitles=[...])``: a sidecar anywhere in the media root, its language
+    given; carried to later steps in the context (no second check needed there)."""
+    (settings.media_root / "subs").mkdir(exist_ok=True)
+    (settings.media_root / "subs" / "any-name.srt").write_text(FR_SRT)
+    given = [{"path": "subs/any-name.srt", "language": "fr"}]
+    ctx = JobContext.open("c6", "plain.mp4", "web", settings, given)
+    assert JobContext.from_dict(ctx.to_dict(), settings).subtitles == tuple(given)
+    manifest = steps.run("c6", "plain.mp4", "web", settings, subtitles=given)
+    (entry,) = [o for o in manifest["outputs"] if o["kind"] == "subtitles"]
+    assert (Path(entry["path"]).name, entry["source"]) == ("plain.sub0.fr.vtt", "any-name.srt")
+    assert len(cue_times(Path(entry["path"]).read_text())) == len(cue_times(FR_SRT))
+
+
+@pytest.mark.parametrize(
+    ("given", "error"),
+    [
+        ([{"path": "../outside.srt", "language": "en"}], InputOutsideRoot),
+        ([{"path": "plain.mp4", "language": "en"}], InvalidInput),  # not .srt/.vtt
+        ([{"path": "clip.fr.srt", "language": 'en",URI="x'}], InvalidInput),
+        (["clip.fr.srt"], InvalidInput),
+    ],
+    ids=["outside-root", "not-subtitles", "bad-language", "not-a-dict"],
+)
+def test_bad_subtitle_options_are_refused_up_front(
+    settings: Settings, given: list, error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        JobContext.open("c7", "plain.mp4", "web", settings, given)
 
 
 def test_bitmap_subtitles_are_reported_not_converted(settings: Settings) -> None:
