@@ -178,8 +178,9 @@ def sidecars(ctx: JobContext) -> list[tuple[str, str | None]]:
         if middle and not (middle.startswith(".") and _LANG.match(middle[1:])):
             continue  # another input's sidecar (clip2.srt), not this one's
         found.append((str(rel_dir / path.name), middle[1:] or None))
-    seen = {resolve_input(name, ctx.settings) for name, _ in given}
-    return given + [(n, lang) for n, lang in found if resolve_input(n, ctx.settings) not in seen]
+    # Resolved only to drop a repeat: confinement is checked when each one is read.
+    seen = {(ctx.settings.media_root / name).resolve() for name, _ in given}
+    return given + [(n, g) for n, g in found if (ctx.settings.media_root / n).resolve() not in seen]
 
 
 def _sidecar(ctx: JobContext, name: str, language: str | None) -> Track:
@@ -202,7 +203,7 @@ def gather(ctx: JobContext) -> tuple[list[Track], list[dict[str, Any]]]:
         origin = {"source": f"stream {stream.index}", "codec": stream.codec,
                   "language": stream.language}  # fmt: skip
         if not is_text(stream):
-            why = "bitmap subtitles (needs OCR)" if stream.codec in BITMAP_CODECS else "unknown"
+            why = "bitmap subtitles (needs OCR)" if stream.codec in BITMAP_CODECS else "no text"
             skipped.append({**origin, "reason": f"{why}: not converted"})
             continue
         try:

@@ -170,6 +170,18 @@ def test_bad_subtitle_options_are_refused_up_front(
         JobContext.open("c7", "plain.mp4", "web", settings, given)
 
 
+def test_a_sidecar_linking_out_of_the_media_root_is_skipped(
+    settings: Settings, tmp_path: Path
+) -> None:
+    outside = tmp_path / "secret.srt"
+    outside.write_text(EN_SRT)
+    generate(settings.media_root, "linked.mp4", size="320x240", seconds=2, rate=25)
+    (settings.media_root / "linked.en.srt").symlink_to(outside)
+    tracks, skipped = captions.gather(JobContext.open("c8", "linked.mp4", "web", settings))
+    assert tracks == [] and [s["source"] for s in skipped] == ["linked.en.srt"]
+    assert "outside" in skipped[0]["reason"] or "media root" in skipped[0]["reason"]
+
+
 def test_bitmap_subtitles_are_reported_not_converted(settings: Settings) -> None:
     ctx = JobContext.open("c3", "plain.mp4", "web", settings)
     pgs = StreamInfo(index=5, type="subtitle", codec="hdmv_pgs_subtitle", language="ger")
