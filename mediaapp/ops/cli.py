@@ -61,8 +61,9 @@ def submit(
     sidecars = job_spec.get("subtitles") or [
         {"path": f, "language": lang or None} for f, _, lang in given
     ]
+    extra: dict[str, Any] = {"subtitles": sidecars} if sidecars else {}
     job = submit_job(path, profile=profile or job_spec.get("profile") or "web", priority=priority,
-                     subtitles=sidecars or None)  # fmt: skip
+                     **extra)  # fmt: skip
     # With --json, stdout is one JSON document that scripts can parse: the id goes to stderr.
     click.echo(job.id, err=as_json)
     if wait:
