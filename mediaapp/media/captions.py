@@ -151,6 +151,7 @@ def is_text(stream: StreamInfo) -> bool:
 
 def _embedded(ctx: JobContext, stream: StreamInfo) -> Track:
     """An embedded text track as cues: ffmpeg's WebVTT encoder, then our parser."""
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)  # the job's own disk, not /tmp's
     with tempfile.TemporaryDirectory(dir=ctx.out_dir) as tmp:
         vtt = Path(tmp) / "track.vtt"
         command.run([command.ffmpeg_binary(ctx.limits), "-nostdin", "-v", "error",

@@ -182,6 +182,26 @@ def test_a_sidecar_linking_out_of_the_media_root_is_skipped(
     assert "outside" in skipped[0]["reason"] or "media root" in skipped[0]["reason"]
 
 
+@pytest.mark.parametrize(("codec", "ext"), [("ass", "mkv"), ("subrip", "mkv"), ("webvtt", "webm")])
+def test_other_embedded_text_codecs_become_cues(settings: Settings, codec: str, ext: str) -> None:
+    root = settings.media_root
+    copy = ["-c:v", "copy"]
+    vp9 = ["-c:v", "libvpx-vp9", "-b:v", "100k", "-deadline", "realtime"]
+    video = vp9 if ext == "webm" else copy
+    out = root / f"{codec}.{ext}"
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-i", str(root / "plain.mp4"),
+                 "-i", str(root / "en.srt"), "-map", "0:v", "-map", "1", *video, "-c:s", codec,
+                 "-metadata:s:s:0", "language=spa", "-y", str(out)])  # fmt: skip
+    ctx = JobContext.open("c9", f"{codec}.{ext}", "web", settings)
+    (track,), skipped = captions.gather(ctx)
+    assert skipped == [] and track.language == "spa"
+    got = [(c.start, c.end) for c in track.cues]
+    assert len(got) == len(cue_times(EN_SRT))
+    for (start, end), (want_start, want_end) in zip(got, cue_times(EN_SRT), strict=True):
+        assert abs(start - want_start) <= FRAME_S and abs(end - want_end) <= FRAME_S
+    assert "Second line\nand more" in [c.text for c in track.cues]
+
+
 def test_bitmap_subtitles_are_reported_not_converted(settings: Settings) -> None:
     ctx = JobContext.open("c3", "plain.mp4", "web", settings)
     pgs = StreamInfo(index=5, type="subtitle", codec="hdmv_pgs_subtitle", language="ger")
