@@ -26,9 +26,17 @@ def probe(self: MediaStep, *, job_id: str, name: str) -> dict[str, Any]:
 
 
 @app.task(name="video.transcode", base=MediaStep, bind=True)
-def transcode(self: MediaStep, *, job_id: str, name: str, profile: str = "web") -> dict[str, Any]:
-    """Probe the input and run a profile on it: the job's manifest, or a chord of its steps."""
-    ctx = JobContext.open(job_id, name, profile, self.settings)
+def transcode(
+    self: MediaStep,
+    *,
+    job_id: str,
+    name: str,
+    profile: str = "web",
+    subtitles: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Probe the input and run a profile on it: the job's manifest, or a chord of its steps.
+    ``subtitles``: sidecar files given with the job (checked in :meth:`JobContext.open`)."""
+    ctx = JobContext.open(job_id, name, profile, self.settings, subtitles)
     return job.transcode(self, ctx, self.progress("transcode"))
 
 

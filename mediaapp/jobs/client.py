@@ -196,11 +196,13 @@ def _submit(
     job_id: str | None,
     app: Celery | None,
     priority: int | None = None,
+    subtitles: list[dict[str, Any]] | None = None,
 ) -> Job:
     app = app or _app()
     name = media_name(path)
     job_id = job_id or job.new_job_id()
-    job.send(app, job_id=job_id, name=name, profile=profile, task=task, priority=priority)
+    job.send(app, job_id=job_id, name=name, profile=profile, task=task, priority=priority,
+             subtitles=subtitles)  # fmt: skip
     return Job(job_id, app=app, name=name)
 
 
@@ -211,16 +213,25 @@ def submit(
     priority: int | None = None,
     job_id: str | None = None,
     app: Celery | None = None,
+    subtitles: list[dict[str, Any]] | None = None,
 ) -> Job:
     """Submit a transcode of ``path`` (inside the media root) with a named profile.
 
     ``priority`` 0..9 (9 most urgent, default 5): a job overtakes every queued job of a
-    lower priority.
+    lower priority. ``subtitles``: sidecar files, ``[{"path": "clip.srt", "language": "en"}]``
+    (inside the media root too), carried as WebVTT renditions (README: Captions).
     """
     # Fail fast in the caller for a typo; the worker checks again.
     get_profile(profile, get_settings().profiles_dir)
     job.check_priority(priority)
-    return _submit("video.transcode", path, profile, job_id, app, priority)
+    sidecars = [
+        {**s, "path": media_name(s["path"])}
+        for s in subtitles or ()
+        if isinstance(s, dict) and "path" in s
+    ]
+    if subtitles and len(sidecars) != len(subtitles):
+        raise InvalidInput("subtitles: each one is {'path': ..., 'language': ...}")
+    return _submit("video.transcode", path, profile, job_id, app, priority, sidecars or None)
 
 
 def probe(

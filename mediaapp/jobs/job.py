@@ -136,6 +136,7 @@ def send(
     profile: str = "web",
     task: str = "video.transcode",
     priority: int | None = None,
+    subtitles: list[dict[str, Any]] | None = None,
 ) -> AsyncResult:
     """Publish a job (routes and topology come from the app's ``task_routes``).
 
@@ -153,7 +154,7 @@ def send(
     codec = get_profile(profile, get_settings().profiles_dir).codec
     return app.send_task(
         task,
-        kwargs={**labels, "profile": profile},
+        kwargs={**labels, "profile": profile, **({"subtitles": subtitles} if subtitles else {})},
         task_id=job_id,
         priority=prio,
         **needs(codec, "transcode"),

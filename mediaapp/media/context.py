@@ -13,7 +13,7 @@ from typing import Any
 
 from mediaapp.errors import InvalidInput
 from mediaapp.media.command import Limits
-from mediaapp.media.inputs import inspect, resolve_input, safe_stem
+from mediaapp.media.inputs import check_subtitles, inspect, resolve_input, safe_stem
 from mediaapp.media.outputs import job_dir
 from mediaapp.media.probe import ProbeResult
 from mediaapp.media.profiles import Profile, get_profile
@@ -31,6 +31,8 @@ class JobContext:
     profile: Profile
     source: ProbeResult
     settings: Settings
+    #: Subtitle files given with the job: ``{"path", "language"}``, paths in the media root.
+    subtitles: tuple[dict[str, str | None], ...] = ()
 
     @classmethod
     def open(
@@ -39,13 +41,15 @@ class JobContext:
         name: str,
         profile: str,
         settings: Settings,
+        subtitles: Any = None,
     ) -> JobContext:
         """Resolve, probe and validate the input: the one probe of the job (its later steps
         get this context in their message)."""
         chosen = get_profile(profile, settings.profiles_dir)
         _, info = inspect(name, settings, needs_video=chosen.kind != "audio")
+        sidecars = check_subtitles(subtitles, settings)
         job_dir(job_id, settings)  # refuse an unsafe job id before anything is written
-        return cls(job_id, name, chosen, info, settings)
+        return cls(job_id, name, chosen, info, settings, sidecars)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, carried in the arguments of the job's later steps."""
@@ -54,6 +58,7 @@ class JobContext:
             "input": self.name,
             "profile": self.profile.name,
             "source": self.source.to_dict(),
+            **({"subtitles": list(self.subtitles)} if self.subtitles else {}),
         }
 
     @classmethod
@@ -63,15 +68,16 @@ class JobContext:
         name = data["input"]
         source = ProbeResult.from_dict(data["source"])
         profile = get_profile(data["profile"], settings.profiles_dir)
+        subtitles = tuple(data.get("subtitles", ()))  # checked in the first step
         if is_url(name):  # staged when a step reads it (ctx.src), not before
-            return cls(data["job_id"], name, profile, source, settings)
+            return cls(data["job_id"], name, profile, source, settings, subtitles)
         path = resolve_input(name, settings)
         size = path.stat().st_size
         if str(path) != source.path or size != source.size:
             raise InvalidInput(
                 f"{name!r}: changed while the job ran ({size} bytes, probed {source.size})"
             )
-        return cls(data["job_id"], name, profile, source, settings)
+        return cls(data["job_id"], name, profile, source, settings, subtitles)
 
     @property
     def src(self) -> Path:

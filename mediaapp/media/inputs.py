@@ -27,6 +27,8 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: A language tag as a sidecar may give it (``en``, ``eng``, ``pt-BR``).
+LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 
 def resolve_input(name: str, settings: Settings) -> Path:
@@ -145,3 +147,27 @@ def target_height(info: ProbeResult, max_height: int) -> int:
 def scale_square(video: Any, width: int, height: int, pix_fmt: str = "yuv420p") -> Any:
     """Scale to exactly ``width`` x ``height`` with square pixels, in ``pix_fmt``."""
     return video.filter("scale", width, height).filter("setsar", 1).filter("format", pix_fmt)
+
+
+def check_subtitles(items: Any, settings: Settings) -> tuple[dict[str, str | None], ...]:
+    """Subtitle files given with a job (``[{"path": "clip.srt", "language": "en"}]``): each a
+    ``.srt`` or ``.vtt`` confined to the media root like the input, its language a tag. Their
+    content is read (and may be refused, with a reason) only when captions are made."""
+    if not items:
+        return ()
+    if not isinstance(items, list | tuple) or len(items) > defaults.MAX_STREAMS:
+        raise InvalidInput(f"subtitles: a list of at most {defaults.MAX_STREAMS} files")
+    checked = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+            raise InvalidInput(f"subtitles: {clip(repr(item), 200)} is not {{'path': ...}}")
+        language = item.get("language")
+        if language is not None and not (
+            isinstance(language, str) and LANGUAGE_TAG.match(language)
+        ):
+            raise InvalidInput(f"subtitles: {clip(repr(language), 200)} is not a language tag")
+        path = resolve_input(item["path"], settings)
+        if path.suffix.lower() not in (".srt", ".vtt"):
+            raise InvalidInput(f"subtitles: {clip(repr(item['path']), 200)} is not .srt or .vtt")
+        checked.append({"path": item["path"], "language": language})
+    return tuple(checked)

@@ -203,6 +203,8 @@ class Work:
         self.outputs: list[OutputEntry] = []
         self.commands: list[str] = []
         self.encode_s = 0.0
+        #: The manifest's ``captions`` (tracks converted, and not), when the source has any.
+        self.captions: dict[str, Any] = {}
 
     def run(self, stream: Any, **kwargs: Any) -> None:
         """Run one ffmpeg command within this job's limits and account for it."""

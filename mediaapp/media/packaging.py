@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mediaapp.errors import NotMedia
-from mediaapp.media import command, hdr, manifests, renditions
+from mediaapp.media import captions, command, hdr, manifests, renditions
 from mediaapp.media.context import JobContext
 from mediaapp.media.outputs import OutputEntry, Work, duration_tolerance, sha256
 from mediaapp.media.probe import ProbeResult
@@ -78,12 +78,18 @@ def encode_ladder(
                 on_progress=on_progress,
             )
         if profile.kind == "hls":
-            write_master(tmp, rungs)
-            entries = verify_hls(tmp, info, profile, rungs)
+            entries = _hls_package(work, ctx, tmp, rungs)
         else:
             manifests.fix_mpd(tmp / "manifest.mpd")
             mode = renditions.colour_mode(info, profile)
             entries = verify_dash(tmp, info, rungs, ctx.limits, mode=mode)
+            tracks, skipped = captions.gather(ctx)
+            work.captions = captions.report(tracks, skipped)
+            entries += captions.write_dash(tmp, tracks)
+            if tracks:  # the MPD changed: its entry covers the package as published
+                files = sorted(p for p in tmp.iterdir() if p.is_file())
+                entries[0] |= {"size": sum(p.stat().st_size for p in files),
+                               "sha256": sha256(*files)}  # fmt: skip
         if final.exists():
             shutil.rmtree(final)
         tmp.rename(final)
@@ -106,9 +112,24 @@ def _published(entries: list[dict[str, Any]], final: Path, root: Path) -> list[O
     ]
 
 
-def write_master(root: Path, rungs: list[renditions.PlannedRung]) -> None:
-    """The master playlist, and one EXT-X-VERSION across it and the media playlists."""
-    (root / "master.m3u8").write_text(renditions.master_playlist(root, rungs))
+def _hls_package(
+    work: Work, ctx: JobContext, root: Path, rungs: list[renditions.PlannedRung]
+) -> list[dict[str, Any]]:
+    """Caption renditions, the master playlist over everything, verified; the entries."""
+    tracks, skipped = captions.gather(ctx)
+    work.captions = captions.report(tracks, skipped)
+    subtitles = captions.write_hls(root, tracks, root / rungs[0].name / "index.m3u8")
+    write_master(root, rungs, tracks)
+    return verify_hls(root, ctx.source, ctx.profile, rungs) + subtitles
+
+
+def write_master(
+    root: Path, rungs: list[renditions.PlannedRung], tracks: list[captions.Track] | None = None
+) -> None:
+    """The master playlist (with the ``subs`` group of ``tracks``), and one EXT-X-VERSION
+    across it and the media playlists."""
+    master = renditions.master_playlist(root, rungs)
+    (root / "master.m3u8").write_text(captions.with_subtitles(master, tracks or []))
     manifests.set_hls_version(
         [root / "master.m3u8", *(root / r.name / "index.m3u8" for r in rungs)]
     )
@@ -140,8 +161,7 @@ def package_hls(work: Work, ctx: JobContext) -> None:
     info, profile = ctx.source, ctx.profile
     stage = stage_dir(ctx.out_dir, profile.kind)
     rungs = renditions.plan_rungs(info, profile)
-    write_master(stage, rungs)
-    entries = verify_hls(stage, info, profile, rungs)
+    entries = _hls_package(work, ctx, stage, rungs)
     final = ctx.out_dir / profile.kind
     if final.exists():
         shutil.rmtree(final)

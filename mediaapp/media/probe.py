@@ -62,6 +62,10 @@ class StreamInfo:
     channels: int | None = None
     #: Video: transfer, primaries, matrix, bit depth; the HDR side data once a frame is decoded.
     colour: Colour | None = None
+    #: Subtitles: the tagged language, the default/forced flags (captions.py converts them).
+    language: str | None = None
+    default: bool | None = None
+    forced: bool | None = None
 
 
 @dataclass
@@ -193,6 +197,10 @@ def _stream_info(stream: Any) -> StreamInfo:
     elif stream.type == "audio":
         info.sample_rate = ctx.sample_rate or None
         info.channels = ctx.channels or None
+    elif stream.type == "subtitle":
+        info.language = stream.metadata.get("language") or None
+        info.default = bool(int(stream.disposition) & 1)  # AV_DISPOSITION_DEFAULT
+        info.forced = bool(int(stream.disposition) & 64)  # AV_DISPOSITION_FORCED
     return info
 
 

@@ -21,6 +21,7 @@ import ffmpeg
 
 from mediaapp.errors import StorageUnavailable
 from mediaapp.media import (
+    captions,
     chunking,
     chunkplan,
     command,
@@ -81,10 +82,12 @@ def run(
     settings: Settings,
     on_progress: ProgressCallback | None = None,
     strategy: str = "single",
+    subtitles: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A whole job in this process, no broker: the media layer used as a library."""
     with phases.collecting():
-        return transcode(JobContext.open(job_id, name, profile, settings), on_progress, strategy)
+        ctx = JobContext.open(job_id, name, profile, settings, subtitles)
+        return transcode(ctx, on_progress, strategy)
 
 
 def finished(ctx: JobContext) -> dict[str, Any] | None:
@@ -123,6 +126,7 @@ def _transcode(
     work = Work(ctx.limits)
     if kind == "mp4":
         encode_mp4(work, ctx, on_progress)
+        captions.publish_web(work, ctx)
     if kind in ("mp4", "thumbs"):
         encode_previews(work, ctx)
     if kind == "audio":
@@ -156,6 +160,7 @@ def publish(
         "phases_s": phases.snapshot(),
         "created_at": datetime.now(UTC).isoformat(),
         "strategy": strategy,
+        **({"captions": work.captions} if work.captions else {}),
         **extra,
     }
     if remote_outputs(ctx.settings):  # outputs uploaded under the job's prefix, manifest last
@@ -324,6 +329,7 @@ def assemble(ctx: JobContext, parts: list[dict[str, Any]], plan: dict[str, Any])
         verify_video(entry, info, target_height(info, profile.height))
         mp4.verify_colour(entry, info, profile)
         work.outputs.insert(0, entry)
+        captions.publish_web(work, ctx)
     else:  # each rung joined and checked, then packaged (HLS or DASH) by copy
         joined = {}
         for r in video_outputs(ctx):

@@ -35,6 +35,8 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Only JSON on stdout (id on stderr).")
 @click.option("--priority", type=click.IntRange(0, 9), default=None,
               help="0..9, 9 most urgent (default 5): overtakes queued lower ones.")  # fmt: skip
+@click.option("--subtitles", "subtitles", multiple=True, metavar="FILE[:LANG]",
+              help="A .srt/.vtt in the media root, carried as captions; repeatable.")  # fmt: skip
 def submit(
     path: str | None,
     profile: str | None,
@@ -43,6 +45,7 @@ def submit(
     timeout: float | None,
     as_json: bool,
     priority: int | None,
+    subtitles: tuple[str, ...],
 ) -> None:
     """Submit PATH (inside the media root), or the job in --spec, for transcoding."""
     require(broker=True, backend=True)
@@ -54,7 +57,13 @@ def submit(
         raise click.UsageError("give a PATH or a --spec with a 'file'")
     if priority is None:
         priority = job_spec.get("priority")
-    job = submit_job(path, profile=profile or job_spec.get("profile") or "web", priority=priority)
+    given = (s.rpartition(":") if ":" in s else (s, "", "") for s in subtitles)
+    sidecars = job_spec.get("subtitles") or [
+        {"path": f, "language": lang or None} for f, _, lang in given
+    ]
+    extra: dict[str, Any] = {"subtitles": sidecars} if sidecars else {}
+    job = submit_job(path, profile=profile or job_spec.get("profile") or "web", priority=priority,
+                     **extra)  # fmt: skip
     # With --json, stdout is one JSON document that scripts can parse: the id goes to stderr.
     click.echo(job.id, err=as_json)
     if wait:

@@ -147,3 +147,25 @@ def test_submit_priority_reaches_the_job_and_is_bounded(
     assert asked == [9, None]
     assert main(["submit", "clip.mp4", "--priority", "10"]) == 2  # 0..9 only
     assert "10 is not in the range 0<=x<=9" in capsys.readouterr().err
+
+
+def test_submit_subtitles_reach_the_job(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mediaapp.jobs.client
+
+    asked: list[object] = []
+
+    class FakeJob:
+        id = "job-8"
+
+    def fake_submit(path: str, profile: str, priority: int | None = None, **kw: object) -> FakeJob:
+        asked.append(kw.get("subtitles"))
+        return FakeJob()
+
+    monkeypatch.setattr(mediaapp.jobs.client, "submit", fake_submit)
+    args = ["submit", "clip.mp4", "--subtitles", "subs/a.srt:es", "--subtitles", "b.vtt"]
+    assert main(args) == 0
+    assert main(["submit", "clip.mp4"]) == 0
+    assert asked == [
+        [{"path": "subs/a.srt", "language": "es"}, {"path": "b.vtt", "language": None}],
+        None,
+    ]
