@@ -26,7 +26,7 @@ from celery import Celery, Task, chord, group
 from celery.result import AsyncResult
 
 from mediaapp import defaults
-from mediaapp.errors import InvalidInput
+from mediaapp.errors import InvalidInput, MediaError
 from mediaapp.jobs.routing import CAPABILITY_QUEUES, MEDIA_EXCHANGE, VIDEO_QUEUE, encode_key
 from mediaapp.media import steps
 from mediaapp.media.context import JobContext
@@ -151,13 +151,12 @@ def send(
     labels: dict[str, Any] = {"job_id": job_id, "name": name}
     if task != "video.transcode":
         return app.send_task(task, kwargs=labels, task_id=job_id, priority=prio)
-    codec = get_profile(profile, get_settings().profiles_dir).codec
     return app.send_task(
         task,
         kwargs={**labels, "profile": profile, **({"subtitles": subtitles} if subtitles else {})},
         task_id=job_id,
         priority=prio,
-        **needs(codec, "transcode"),
+        **needs(_codec(profile), "transcode"),
         link_error=app.signature("video.fail_job", kwargs={"job_id": job_id}).set(priority=prio),
     )
 
@@ -180,6 +179,15 @@ def transcode(task: Task, ctx: JobContext, on_progress: steps.ProgressCallback) 
 
 def _labels(ctx: JobContext) -> dict[str, Any]:
     return {"job_id": ctx.job_id, "name": ctx.name, "context": ctx.to_dict()}
+
+
+def _codec(profile: str) -> str:
+    """The codec a profile encodes; an unknown or broken profile is the worker's to refuse,
+    typed and dead-lettered like any bad job (a producer's message is never lost here)."""
+    try:
+        return get_profile(profile, get_settings().profiles_dir).codec
+    except MediaError:
+        return "h264"
 
 
 def needs(codec: str, step: str) -> dict[str, str]:

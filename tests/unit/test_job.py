@@ -94,3 +94,12 @@ def test_only_steps_that_encode_beyond_h264_go_to_a_capability_queue() -> None:
         "routing_key": "encode.hevc.rung",
     }
     assert job.needs("av1", "chunk")["routing_key"] == "encode.av1.chunk"
+
+
+def test_a_job_with_an_unknown_profile_is_still_sent_for_the_worker_to_refuse(tmp_path) -> None:
+    app = Celery("t")
+    app.conf.update(celery_config(Settings(data_dir=tmp_path)))
+    sent: list = []
+    app.send_task = lambda *a, **k: sent.append((a, k))  # type: ignore[method-assign]
+    job.send(app, job_id="j9", name="clip.mp4", profile="8k-hdr")
+    assert sent and "routing_key" not in sent[0][1]  # video_queue: the worker fails it typed
