@@ -30,12 +30,17 @@ from mediaapp.media import steps
 def hand_written(
     binary: str, src: Path, out: Path, fps: float, audio: bool, rungs: list[tuple[int, int]]
 ) -> list[str]:
-    """The same ladder as one would write it by hand: one decode, split, one encode a rung."""
+    """The same ladder as one would write it by hand: one decode, split, one encode a rung,
+    with the pipeline's encoder settings (no B-frames, square pixels, the AAC priming trimmed,
+    no mux delay: the player fixes of issue 11), so the ratio compares like with like."""
     gop = str(round(fps * 4))
     graph = f"[0:v]fps={fps},split={len(rungs)}" + "".join(f"[s{i}]" for i in range(len(rungs)))
     graph += ";" + ";".join(
-        f"[s{i}]scale=-2:{h},format=yuv420p[v{i}]" for i, (h, _) in enumerate(rungs)
+        f"[s{i}]scale=-2:{h},setsar=1,format=yuv420p[v{i}]" for i, (h, _) in enumerate(rungs)
     )
+    if audio:
+        graph += f";[0:a]atrim=start_sample=1024,asplit={len(rungs)}"
+        graph += "".join(f"[a{i}]" for i in range(len(rungs)))
     args = [
         binary,
         "-nostdin",
@@ -51,11 +56,12 @@ def hand_written(
         d = out / f"{i}_{h}p"
         d.mkdir(parents=True, exist_ok=True)
         args += ["-map", f"[v{i}]"] + (
-            ["-map", "0:a", "-c:a", "aac", "-b:a", "128k"] if audio else []
+            ["-map", f"[a{i}]", "-c:a", "aac", "-b:a", "128k"] if audio else []
         )
         args += ["-c:v", "libx264", "-preset", "veryfast", "-b:v", f"{kbps}k",
                  "-maxrate", f"{round(kbps * 1.07)}k", "-bufsize", f"{2 * kbps}k", "-g", gop,
-                 "-keyint_min", gop, "-sc_threshold", "0", "-f", "hls", "-hls_time", "4",
+                 "-keyint_min", gop, "-sc_threshold", "0", "-bf", "0", "-muxdelay", "0",
+                 "-muxpreload", "0", "-f", "hls", "-hls_time", "4",
                  "-hls_playlist_type", "vod", "-hls_segment_filename", str(d / "seg_%03d.ts"),
                  str(d / "index.m3u8")]  # fmt: skip
     return args
