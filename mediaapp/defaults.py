@@ -139,3 +139,12 @@ ENCODER_TEST_TIMEOUT_S = 20.0
 #: most urgent; a job submitted without one gets DEFAULT_PRIORITY, so bulk work can go below it.
 MAX_PRIORITY = 9
 DEFAULT_PRIORITY = 5
+
+#: Multi-codec ladders (mediaapp/media/cmaf.py): a rung's ``video_kbps`` is for the profile's
+#: own codec; another codec of the rung gets it scaled by these factors (HEVC and AV1 give
+#: the same picture for fewer bits), and SVT-AV1 takes the speed of the x264 preset named.
+CODEC_KBPS_FACTOR = {"h264": 1.0, "hevc": 0.7, "av1": 0.6}
+SVTAV1_PRESETS = {"ultrafast": 12, "superfast": 11, "veryfast": 10, "faster": 9, "fast": 8,
+                  "medium": 7, "slow": 6, "slower": 5}  # fmt: skip
+#: The software encoder of each codec of a ladder.
+LADDER_ENCODERS = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1"}
