@@ -15,7 +15,7 @@ from mediaapp.jobs import job
 from mediaapp.jobs.app import app
 from mediaapp.jobs.events import error_dict, publish_event
 from mediaapp.jobs.step import MediaStep
-from mediaapp.media import steps
+from mediaapp.media import multicodec, steps
 from mediaapp.media.context import JobContext
 
 
@@ -58,10 +58,29 @@ def package(self: MediaStep, rungs: list[dict[str, Any]], **job: Any) -> dict[st
     return steps.package_rungs(self.context(job), rungs)
 
 
+@app.task(name="video.variants", base=MediaStep, bind=True)
+def variants(
+    self: MediaStep, *, codec: str, index: int | None = None, **job: Any
+) -> dict[str, Any]:
+    """Encode one codec's variants of a multi-codec ladder (on a worker that proved it)."""
+    step = codec if index is None else f"{codec} rung {index}"
+    return multicodec.encode_variants(self.context(job), codec, index, self.progress(step))
+
+
+@app.task(name="video.package_variants", base=MediaStep, bind=True)
+def package_variants(self: MediaStep, parts: list[dict[str, Any]], **job: Any) -> dict[str, Any]:
+    """Package a multi-codec ladder (HLS and DASH over CMAF); the result is the job manifest."""
+    return multicodec.package_variants(self.context(job), parts)
+
+
 @app.task(name="video.chunk", base=MediaStep, bind=True)
-def encode_chunk(self: MediaStep, *, chunk: dict[str, Any], **job: Any) -> dict[str, Any]:
-    """Encode one chunk of a chunked job into every rendition (or reuse it by content)."""
-    return steps.encode_chunk(self.context(job), chunk, self.progress(f"chunk {chunk['index']}"))
+def encode_chunk(
+    self: MediaStep, *, chunk: dict[str, Any], codec: str | None = None, **job: Any
+) -> dict[str, Any]:
+    """Encode one chunk of a chunked job into every rendition (of ``codec``, in a multi-codec
+    ladder), or reuse it by content."""
+    step = f"chunk {chunk['index']}" + (f" {codec}" if codec else "")
+    return steps.encode_chunk(self.context(job), chunk, self.progress(step), codec)
 
 
 @app.task(name="video.audio", base=MediaStep, bind=True)

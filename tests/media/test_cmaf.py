@@ -11,6 +11,7 @@ import av
 import pytest
 
 from mediaapp.media import renditions, steps
+from mediaapp.media.context import JobContext
 from mediaapp.settings import Settings
 
 from ..media_sources import generate
@@ -128,3 +129,27 @@ def test_per_rendition_encodes_each_codec_on_its_own(settings: Settings, source:
     encodes = manifest["commands"]
     assert [("libx264" in c, "libx265" in c, "libsvtav1" in c) for c in encodes] == [
         (True, False, False), (False, True, False), (False, False, True)]  # fmt: skip
+
+
+def test_chunked_encoding_works_per_codec(settings: Settings, source: str) -> None:
+    chunked = Settings(data_dir=settings.data_dir, media_root=settings.media_root,
+                       profiles_dir=settings.profiles_dir, chunking="always", chunk_s=1,
+                       ffmpeg_threads=1)  # fmt: skip
+    ctx = JobContext.open("multi-chunked", source, "multi-tiny", chunked)
+    plan = steps.chunk_plan(ctx, workers=2)
+    chunks = steps.split(ctx, plan.chunk_s)
+    assert len(chunks) == 2
+    # Each chunk once per codec (the step each codec's workers run), then the audio, once.
+    parts = [steps.encode_chunk(ctx, c, codec=codec) for codec in ("av1", "hevc", "h264")
+             for c in chunks]  # fmt: skip
+    for part in parts:
+        (command,) = [part["command"]]
+        encoder = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1"}[part["codec"]]
+        assert encoder in command and all(
+            e not in command for e in ("libx264", "libx265", "libsvtav1") if e != encoder
+        )
+    parts.append(steps.encode_audio(ctx))
+    manifest = steps.assemble(ctx, parts, plan.to_dict())
+    assert manifest["strategy"] == "chunked"
+    assert set(manifest["chunking"]["joins"]) == {e[0] for e in EXPECTED}
+    check_package(manifest, settings.output_root / "multi-chunked" / "hls")
