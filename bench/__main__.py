@@ -13,6 +13,7 @@ from bench import (
     ladder,
     manyjobs,
     memory,
+    multicodec,
     overhead,
     quality,
     scaling,
@@ -34,6 +35,7 @@ COMMANDS = {
     "storage": storage.main,
     "quality": quality.main,
     "hdr": hdr.main,
+    "multicodec": multicodec.main,
 }
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import math
 import shutil
 import uuid
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,14 @@ _NS = "urn:mpeg:dash:schema:mpd:2011"
 _AUDIO_GROUP = "aud"
 #: HLS VIDEO-RANGE of a transfer (RFC 8216bis).
 _RANGES = {colour.PQ: "PQ", colour.HLG: "HLG"}
+
+
+@dataclass(frozen=True)
+class Found:
+    """A variant as read back: what :func:`cmaf.measure` found, and its colour."""
+
+    measured: cmaf.Measured
+    colour: colour.Colour
 
 
 def _segments(folder: Path) -> tuple[Path, list[tuple[float, Path]]]:
@@ -48,26 +57,39 @@ def _rates(segments: list[tuple[float, Path]]) -> tuple[int, int]:
     return peak, math.ceil(sum(s for s, _ in sizes) * 8 / total)
 
 
-def master_playlist(root: Path, variants: list[Variant], audio: bool) -> str:
+def inspect(root: Path, info: ProbeResult, variants: list[Variant]) -> dict[str, Found]:
+    """Each variant read back once: codec, profile, size, rate, and its colour, checked
+    against what its mode promises (:func:`hdr.verify`); the master, MPD and entries use it."""
+    found = {}
+    for v in variants:
+        init, segments = _segments(root / v.name)
+        measured = cmaf.measure(init, segments[0][1])
+        tags = hdr.verify(segments[0][1], v.colour_mode(info), info.colour, v.name, init)
+        found[v.name] = Found(measured, tags)
+    return found
+
+
+def master_playlist(
+    root: Path, variants: list[Variant], audio: bool, found: dict[str, Found]
+) -> str:
     """The HLS master playlist over the variants (and the shared audio rendition)."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
     audio_peak = audio_avg = 0
     if audio:
-        init, segments = _segments(root / AUDIO)
+        _, segments = _segments(root / AUDIO)
         audio_peak, audio_avg = _rates(segments)
         lines.append(
             f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{_AUDIO_GROUP}",NAME="audio",'
             f'DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="{AUDIO}/{PLAYLIST}"'
         )
     for v in variants:
-        init, segments = _segments(root / v.name)
-        found = cmaf.measure(init, segments[0][1])
+        _, segments = _segments(root / v.name)
         peak, average = _rates(segments)
-        transfer = colour.read(segments[0][1], init).transfer
+        m, transfer = found[v.name].measured, found[v.name].colour.transfer
         attrs = [f"BANDWIDTH={peak + audio_peak}", f"AVERAGE-BANDWIDTH={average + audio_avg}",
-                 f"RESOLUTION={found.width}x{found.height}",
-                 'CODECS="' + ",".join([found.codecs, *[renditions.AAC_LC][:audio]]) + '"',
-                 *([f"FRAME-RATE={found.fps:.3f}"] if found.fps else []),
+                 f"RESOLUTION={m.width}x{m.height}",
+                 'CODECS="' + ",".join([m.codecs, *[renditions.AAC_LC][:audio]]) + '"',
+                 *([f"FRAME-RATE={m.fps:.3f}"] if m.fps else []),
                  f"VIDEO-RANGE={_RANGES.get(transfer or '', 'SDR')}",
                  *([f'AUDIO="{_AUDIO_GROUP}"'] if audio else [])]  # fmt: skip
         lines += ["#EXT-X-STREAM-INF:" + ",".join(attrs), f"{v.name}/{PLAYLIST}"]
@@ -94,7 +116,9 @@ def _representation(parent: ET.Element, folder: Path, **attrs: str) -> float:
     return edge
 
 
-def write_mpd(root: Path, variants: list[Variant], audio: bool, segment_s: int) -> float:
+def write_mpd(
+    root: Path, variants: list[Variant], audio: bool, segment_s: int, found: dict[str, Found]
+) -> float:
     """The DASH MPD over the same segments; its duration (to the millisecond)."""
     ET.register_namespace("", _NS)
     mpd = ET.Element(f"{{{_NS}}}MPD", {
@@ -111,11 +135,10 @@ def write_mpd(root: Path, variants: list[Variant], audio: bool, segment_s: int) 
             "maxWidth": str(max(v.rung.width for v in own)),
             "maxHeight": str(max(v.rung.height for v in own))})  # fmt: skip
         for v in own:
-            init, segments = _segments(root / v.name)
-            found = cmaf.measure(init, segments[0][1])
-            ends.append(_representation(sets, root / v.name, codecs=found.codecs,
-                width=str(found.width), height=str(found.height), sar="1:1",
-                **({"frameRate": f"{found.fps:g}"} if found.fps else {})))  # fmt: skip
+            m = found[v.name].measured
+            ends.append(_representation(sets, root / v.name, codecs=m.codecs,
+                width=str(m.width), height=str(m.height), sar="1:1",
+                **({"frameRate": f"{m.fps:g}"} if m.fps else {})))  # fmt: skip
     if audio:
         sets = ET.SubElement(period, f"{{{_NS}}}AdaptationSet", {
             "id": str(len(codecs)), "contentType": "audio", "mimeType": "audio/mp4",
@@ -145,9 +168,12 @@ def _check_duration(name: str, segments: list[tuple[float, Path]], info: ProbeRe
     return duration
 
 
-def verify(root: Path, ctx: JobContext, variants: list[Variant]) -> list[dict[str, Any]]:
-    """Check every variant (codec, size, duration, segments, colour), the audio, the master
-    playlist and the MPD (ffmpeg's DASH client reads every representation); the entries."""
+def verify(
+    root: Path, ctx: JobContext, variants: list[Variant], found: dict[str, Found]
+) -> list[dict[str, Any]]:
+    """Check every variant (codec, size, duration, segments; its colour was, by
+    :func:`inspect`), the audio, the master playlist and the MPD (ffmpeg's DASH client
+    reads every representation); the entries."""
     info, profile = ctx.source, ctx.profile
     listed = renditions.parse_master((root / "master.m3u8").read_text())
     if [v["URI"] for v in listed] != [f"{v.name}/{PLAYLIST}" for v in variants]:
@@ -155,21 +181,20 @@ def verify(root: Path, ctx: JobContext, variants: list[Variant]) -> list[dict[st
     entries: list[dict[str, Any]] = []
     for v, attrs in zip(variants, listed, strict=True):
         init, segments = _segments(root / v.name)
-        found = cmaf.measure(init, segments[0][1])
-        if found.codec != v.codec or not attrs["CODECS"].startswith(found.codecs):
-            raise NotMedia(f"{v.name}: {found.codec} ({attrs['CODECS']}), not {v.codec}")
-        if (found.width, found.height) != (v.rung.width, v.rung.height):
-            raise NotMedia(f"{v.name}: {found.width}x{found.height}, not "
+        m, tags = found[v.name].measured, found[v.name].colour
+        if m.codec != v.codec or not attrs["CODECS"].startswith(m.codecs):
+            raise NotMedia(f"{v.name}: {m.codec} ({attrs['CODECS']}), not {v.codec}")
+        if (m.width, m.height) != (v.rung.width, v.rung.height):
+            raise NotMedia(f"{v.name}: {m.width}x{m.height}, not "
                            f"{v.rung.width}x{v.rung.height}")  # fmt: skip
         duration = _check_duration(v.name, segments, info, profile.segment_s)
-        tags = hdr.verify(segments[0][1], v.colour_mode(info), info.colour, v.name, init)
         files = [init, *(p for _, p in segments)]
         entries.append({
             "kind": "hls-rendition", "name": f"{v.name}/{PLAYLIST}",
             "size": sum(f.stat().st_size for f in files), "duration_s": round(duration, 6),
-            "codec": v.codec, "codecs": attrs["CODECS"], "profile": found.profile,
-            "colour": tags.to_dict(), "audio_codec": None, "width": found.width,
-            "height": found.height, "bit_rate": int(attrs["AVERAGE-BANDWIDTH"]),
+            "codec": v.codec, "codecs": attrs["CODECS"], "profile": m.profile,
+            "colour": tags.to_dict(), "audio_codec": None, "width": m.width,
+            "height": m.height, "bit_rate": int(attrs["AVERAGE-BANDWIDTH"]),
             "peak_bit_rate": int(attrs["BANDWIDTH"]), "segments": len(segments),
             "sha256": sha256(root / v.name / PLAYLIST, *files)})  # fmt: skip
     if info.audio is not None:
@@ -203,13 +228,14 @@ def package(
     tracks, skipped = captions.gather(ctx)
     work.captions = captions.report(tracks, skipped)
     audio = ctx.source.audio is not None
-    master = master_playlist(root, variants, audio)
+    found = inspect(root, ctx.source, variants)
+    master = master_playlist(root, variants, audio, found)
     subtitles = captions.write_hls(root, tracks, root / variants[0].name / PLAYLIST)
     (root / "master.m3u8").write_text(captions.with_subtitles(master, tracks))
     folders = [v.name for v in variants] + ([AUDIO] if audio else [])
     manifests.set_hls_version([root / "master.m3u8", *(root / f / PLAYLIST for f in folders)])
-    write_mpd(root, variants, audio, ctx.profile.segment_s)
-    entries = verify(root, ctx, variants)
+    write_mpd(root, variants, audio, ctx.profile.segment_s, found)
+    entries = verify(root, ctx, variants, found)
     return entries + subtitles + captions.write_dash(root, tracks)
 
 
