@@ -194,9 +194,11 @@ def _labels(ctx: JobContext) -> dict[str, Any]:
 
 def _codec(profile: str) -> str:
     """The codec a profile encodes; an unknown or broken profile is the worker's to refuse,
-    typed and dead-lettered like any bad job (a producer's message is never lost here)."""
+    typed and dead-lettered like any bad job (a producer's message is never lost here). A
+    multi-codec ladder's first step only probes and fans out: any video worker takes it."""
     try:
-        return get_profile(profile, get_settings().profiles_dir).codec
+        chosen = get_profile(profile, get_settings().profiles_dir)
+        return "h264" if chosen.cmaf else chosen.codec
     except MediaError:
         return "h264"
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import av
 import pytest
 
-from mediaapp.media import renditions, steps
+from mediaapp.media import colour, renditions, steps
 from mediaapp.media.context import JobContext
 from mediaapp.settings import Settings
 
-from ..media_sources import generate
+from ..media_sources import MASTER_DISPLAY, generate, generate_hdr
 
 pytestmark = pytest.mark.media
 
@@ -153,3 +153,26 @@ def test_chunked_encoding_works_per_codec(settings: Settings, source: str) -> No
     assert manifest["strategy"] == "chunked"
     assert set(manifest["chunking"]["joins"]) == {e[0] for e in EXPECTED}
     check_package(manifest, settings.output_root / "multi-chunked" / "hls")
+
+
+def test_an_hdr10_source_stays_hdr10_in_hevc_and_is_tone_mapped_in_h264_and_av1(
+    settings: Settings,
+) -> None:
+    pq = generate_hdr(settings.media_root, "hdr10-320x180.mp4", size="320x180", gop=30)
+    manifest = steps.run("multi-hdr", pq, "multi-tiny", settings)
+    root = settings.output_root / "multi-hdr" / "hls"
+    ranges = {v["URI"].split("/")[0]: v["VIDEO-RANGE"]
+              for v in renditions.parse_master((root / "master.m3u8").read_text())}  # fmt: skip
+    assert ranges == {"0_180p-h264": "SDR", "1_144p-h264": "SDR", "0_180p-hevc": "PQ",
+                      "0_180p-av1": "SDR"}  # fmt: skip
+    for out in (o for o in manifest["outputs"] if o["kind"] == "hls-rendition"):
+        playlist = Path(out["path"])
+        segment = playlist.parent / renditions.media_playlist(playlist)[0][1]
+        found = colour.read(segment, playlist.parent / "init.mp4")
+        if out["codec"] == "hevc":
+            assert (found.transfer, found.primaries, found.bit_depth) == (
+                colour.PQ, "bt2020", 10)  # fmt: skip
+            assert found.mastering is not None and found.mastering.x265() == MASTER_DISPLAY
+        else:  # H.264 and AV1: BT.709 SDR, 8-bit, no HDR side data
+            assert (found.transfer, found.primaries, found.bit_depth) == ("bt709", "bt709", 8)
+            assert not found.mastering and not found.content_light, out["name"]
