@@ -1,31 +1,35 @@
-"""A multi-codec ladder with real workers on the real RabbitMQ: each codec's variants are a
-step of their own, routed to the workers that proved the codec; the package (HLS and DASH
-over the same CMAF segments) is probed and parsed as in tests/media/test_cmaf.py."""
+"""A multi-codec ladder with real workers on the real RabbitMQ: each codec's variants (or
+each codec's chunks) are steps of their own, routed to the workers that proved the codec;
+the package (HLS and DASH over the same CMAF segments) is probed and parsed as in
+tests/media/test_cmaf.py."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from mediaapp.jobs.job import new_job_id, send, variant_task_id
+from mediaapp.jobs.job import chunk_task_id, new_job_id, send, step_ids, variant_task_id
 
 from ..conftest import Proc, child_env, worker_cmd
 from ..media.test_cmaf import PROFILES, check_package
 from ..media_sources import generate
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+CODECS = ("h264", "hevc", "av1")
 
 
-def test_each_codec_of_a_ladder_runs_on_the_workers_that_proved_it(
-    spawn: Callable[..., Proc], clean_queues: None, media_root: Path, tmp_path: Path
-) -> None:
+def _run(
+    spawn: Callable[..., Proc], media_root: Path, tmp_path: Path, **env: str
+) -> tuple[Any, dict, tuple[Proc, str], tuple[Proc, str]]:
+    """Two workers, one narrowed to H.264, and one multi-codec job through them."""
     from mediaapp.jobs.app import app
 
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "multi.toml").write_text(PROFILES)
-    env = {"MEDIAAPP_PROFILES_DIR": str(tmp_path / "profiles")}
+    env |= {"MEDIAAPP_PROFILES_DIR": str(tmp_path / "profiles")}
     plain_cmd, plain_node = worker_cmd("video_queue", "-c", "1", "-l", "info")
     full_cmd, full_node = worker_cmd("video_queue", "-c", "1", "-l", "info")
     plain = spawn(plain_cmd, child_env(MEDIAAPP_CAPABILITIES="h264", **env), name="h264")
@@ -33,21 +37,46 @@ def test_each_codec_of_a_ladder_runs_on_the_workers_that_proved_it(
     plain.wait_for("ready.", timeout=60)
     full.wait_for("ready.", timeout=60)
     source = generate(media_root, "multi-320x180.mp4", size="320x180", seconds=2, gop=30)
-
     # Sent as submit() does, which checks the profile in this process (shipped ones only here).
     job = send(app, job_id=new_job_id(), name=source, profile="multi-tiny")
     manifest = job.get(timeout=300)
-    assert manifest["strategy"] == "per_codec"
     master = next(o for o in manifest["outputs"] if o["kind"] == "hls-master")
     check_package(manifest, Path(master["path"]).parent)
-    ran = {
-        c: app.backend.get_task_meta(variant_task_id(job.id, c)) for c in ("h264", "hevc", "av1")
-    }
+    return job, manifest, (plain, plain_node), (full, full_node)
+
+
+def test_each_codec_of_a_ladder_runs_on_the_workers_that_proved_it(
+    spawn: Callable[..., Proc], clean_queues: None, media_root: Path, tmp_path: Path
+) -> None:
+    from mediaapp.jobs.app import app
+
+    job, manifest, (plain, plain_node), (full, full_node) = _run(spawn, media_root, tmp_path)
+    assert manifest["strategy"] == "per_codec"
+    ids = {c: variant_task_id(job.id, c) for c in CODECS}
+    assert step_ids(app, job.id) == [ids["av1"], ids["hevc"], ids["h264"]]  # slowest first
+    ran = {c: app.backend.get_task_meta(i) for c, i in ids.items()}
     assert {c: m["status"] for c, m in ran.items()} == dict.fromkeys(ran, "SUCCESS")
     # HEVC and AV1 only where they were proved; H.264 anywhere on video_queue.
     assert ran["hevc"]["worker"] == ran["av1"]["worker"] == full_node
     assert ran["h264"]["worker"] in (plain_node, full_node)
-    assert "encode.hevc" not in plain.text() and "encode.av1" not in plain.text()
     for codec in ("hevc", "av1"):
-        assert f"video.variants[{variant_task_id(job.id, codec)}] succeeded" in full.text()
-        assert f"video.variants[{variant_task_id(job.id, codec)}]" not in plain.text()
+        assert f"video.variants[{ids[codec]}] succeeded" in full.text()
+        assert f"video.variants[{ids[codec]}]" not in plain.text()
+
+
+def test_chunked_encoding_works_per_codec_on_the_codecs_workers(
+    spawn: Callable[..., Proc], clean_queues: None, media_root: Path, tmp_path: Path
+) -> None:
+    from mediaapp.jobs.app import app
+
+    job, manifest, (plain, _), (_, full_node) = _run(
+        spawn, media_root, tmp_path, MEDIAAPP_CHUNKING="always", MEDIAAPP_CHUNK_S="1"
+    )
+    assert manifest["strategy"] == "chunked"
+    assert [c["index"] for c in manifest["chunking"]["chunks"]] == [0, 1]
+    for codec in ("hevc", "av1"):  # every chunk of these codecs on the worker that has them
+        for index in (0, 1):
+            task_id = chunk_task_id(job.id, index, codec)
+            assert app.backend.get_task_meta(task_id)["worker"] == full_node
+            assert f"video.chunk[{task_id}]" not in plain.text()
+    assert app.backend.get_task_meta(chunk_task_id(job.id, 0, "h264"))["status"] == "SUCCESS"
