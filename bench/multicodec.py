@@ -1,10 +1,10 @@
 """Multi-codec ladder: the pipeline against the same encodes run by hand.
 
-    python -m bench multicodec [--reps 3] [--quick] [--broker URL --backend URL]
+    python -m bench multicodec [--reps 3] [--seconds 4] [--quick] [--broker URL --backend URL]
 
 The ladder has the ``hls-multi`` shape, scaled down (SVT-AV1 is slow on two cores): H.264 at
 every rung, HEVC at the top two, AV1 at the top one, CMAF (fMP4) segments with the audio as
-a rendition of its own, from a 640x360 4 s clip (``--quick``: 320x180 2 s). Measured
+a rendition of its own, from a 640x360 clip of 4 s (``--quick``: 320x180 2 s). Measured
 alternately in one run, median of ``--reps``:
 
 * hand-written single ffmpeg (baseline): one decode, ``split``, every encode with the
@@ -115,11 +115,14 @@ def main(argv: list[str]) -> int:
     """Measure and print the table; write the figures under bench/results/."""
     parser = argparse.ArgumentParser(prog="python -m bench multicodec")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=4, help="clip length (640x360)")
     parser.add_argument("--quick", action="store_true", help="smoke: 320x180 2 s, 1 rep")
     parser.add_argument("--broker", default="", help="also run the job on two real workers")
     parser.add_argument("--backend", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args(argv)
-    size, seconds, reps = ("640x360", 4, args.reps) if not args.quick else ("320x180", 2, 1)
+    size, seconds, reps = ("640x360", args.seconds, args.reps)
+    if args.quick:
+        size, seconds, reps = "320x180", 2, 1
     heights = (360, 240, 144) if not args.quick else (180, 144, 108)
     work = Path(tempfile.mkdtemp(prefix="mediaapp-multicodec-"))
     media, profiles = work / "media", work / "profiles"

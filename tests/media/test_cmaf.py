@@ -176,3 +176,21 @@ def test_an_hdr10_source_stays_hdr10_in_hevc_and_is_tone_mapped_in_h264_and_av1(
         else:  # H.264 and AV1: BT.709 SDR, 8-bit, no HDR side data
             assert (found.transfer, found.primaries, found.bit_depth) == ("bt709", "bt709", 8)
             assert not found.mastering and not found.content_light, out["name"]
+
+
+def test_captions_reach_both_the_master_and_the_mpd(settings: Settings, source: str) -> None:
+    (settings.media_root / "multi-captions.vtt").write_text(
+        "WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nhello\n"
+    )
+    given = [{"path": "multi-captions.vtt", "language": "en"}]
+    manifest = steps.run("multi-subs", source, "multi-tiny", settings, subtitles=given)
+    root = settings.output_root / "multi-subs" / "hls"
+    master = (root / "master.m3u8").read_text()
+    assert "#EXT-X-MEDIA:TYPE=SUBTITLES" in master and 'URI="subs0/index.m3u8"' in master
+    assert all(v.get("SUBTITLES") == "subs" for v in renditions.parse_master(master))
+    mpd = ET.parse(root / "manifest.mpd").getroot()
+    text = [s for s in mpd.iter(f"{{{MPD_NS['d']}}}AdaptationSet")
+            if s.get("contentType") == "text"]  # fmt: skip
+    assert len(text) == 1 and text[0].get("lang") == "en"
+    kinds = [o["kind"] for o in manifest["outputs"]]
+    assert kinds.count("hls-subtitles") == 1 and kinds.count("dash-subtitles") == 1
