@@ -53,6 +53,22 @@ def h264_only(tmp_path: Path) -> Iterator[Any]:
     driver.quit()
 
 
+def _third_party(manifest: dict) -> None:
+    """The master and the MPD as PyPI's m3u8 and mpegdash parse them."""
+    import m3u8
+    from mpegdash.parser import MPEGDASHParser
+
+    paths = {o["kind"]: Path(o["path"]) for o in manifest["outputs"]}
+    master = m3u8.load(str(paths["hls-master"]))
+    assert [p.stream_info.resolution for p in master.playlists] == ALL
+    assert [p.stream_info.codecs.split(".")[0] for p in master.playlists] == [
+        "avc1", "avc1", "hvc1", "av01"]  # fmt: skip
+    assert [m.group_id for m in master.media if m.type == "AUDIO"] == ["aud"]
+    mpd = MPEGDASHParser.parse(str(paths["dash-mpd"]))
+    sets = mpd.periods[0].adaptation_sets
+    assert [len(s.representations) for s in sets] == [2, 1, 1, 1]
+
+
 def _page(site: tuple[Path, str], manifest: dict, kind: str, player: str) -> str:
     root, base = site
     entry = next(o for o in manifest["outputs"] if o["kind"] == kind)
@@ -60,7 +76,10 @@ def _page(site: tuple[Path, str], manifest: dict, kind: str, player: str) -> str
     return f"{base}/player.html?player={player}&src={quote(url, safe='')}"
 
 
-@pytest.mark.parametrize(("kind", "player"), [("hls-master", "hls"), ("dash-mpd", "dash")])
+@pytest.mark.parametrize(
+    ("kind", "player"),
+    [("hls-master", "hls"), ("dash-mpd", "dash"), ("hls-master", "shaka"), ("dash-mpd", "shaka")],
+)
 def test_a_multi_codec_ladder_plays(
     kind: str,
     player: str,
@@ -68,6 +87,7 @@ def test_a_multi_codec_ladder_plays(
     served: tuple[Path, str],  # noqa: F811
     chromium: Any,  # noqa: F811
 ) -> None:
+    _third_party(package)
     chromium.get(_page(served, package, kind, player))
     listed = play_checks(chromium, [], package["source"]["duration_s"])
     # The player lists only what this Chromium decodes (H.264, AV1; HEVC seldom), at least
