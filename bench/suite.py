@@ -110,8 +110,9 @@ def _multicodec_rows(d: Any) -> list[dict[str, Any]]:
             continue
         hand = base["hand-written single ffmpeg" if "single" in r["strategy"]
                     else "hand-written, a command per codec, 2 at a time"]  # fmt: skip
+        cpu = f" (CPU {r['cpu_ratio']:.3f}x)" if r.get("cpu_ratio") else ""
         rows.append(row("multi-codec ladder", f"{r['strategy'].split(', ', 1)[1]}, {d['clip']}",
-                        f"{r['median_s']:.3f} s", f"{hand['median_s']:.3f} s (by hand)",
+                        f"{r['median_s']:.3f} s{cpu}", f"{hand['median_s']:.3f} s (by hand)",
                         r["ratio"], f"≤ {r['target']}", r["met"]))  # fmt: skip
     return rows
 
