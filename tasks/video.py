@@ -11,7 +11,7 @@ from typing import Any
 
 from celery.exceptions import ChordError
 
-from mediaapp.jobs import job
+from mediaapp.jobs import job, tenants
 from mediaapp.jobs.app import app
 from mediaapp.jobs.events import error_dict, publish_event
 from mediaapp.jobs.step import MediaStep
@@ -102,6 +102,8 @@ def fail_job(request: Any, exc: BaseException, traceback: Any, *, job_id: str) -
     else:
         # call_errbacks=False: this *is* the errback; calling it again would recurse.
         app.backend.mark_as_failure(job_id, exc, request=request, call_errbacks=False)
+    tenant = (request.kwargs or {}).get("tenant")
+    tenants.release(app.backend, job_id, tenant)  # the job is over: out of its tenant's backlog
     publish_event(
         app,
         "job.finished",
@@ -110,5 +112,6 @@ def fail_job(request: Any, exc: BaseException, traceback: Any, *, job_id: str) -
         task_id=job_id,
         task=request.task,
         input=(request.kwargs or {}).get("name"),
+        tenant=tenant,
         error=error_dict(exc),
     )

@@ -8,11 +8,12 @@ from __future__ import annotations
 import random
 from typing import Any, NoReturn
 
-from celery import Task
+from celery import Task, states
 from celery.exceptions import Ignore
 
 from mediaapp import defaults
 from mediaapp.errors import JobCancelled, MediaError, PoisonMessage
+from mediaapp.jobs import tenants
 from mediaapp.jobs.cancel import raise_if_cancelled
 from mediaapp.jobs.deliveries import count_delivery
 from mediaapp.jobs.events import publish_event
@@ -46,8 +47,11 @@ class MediaStep(Task):
         # Celery calls this inside its tracer with the request already set (so no
         # super().__call__, which would push a second request without the message's id).
         job_id = kwargs.get("job_id")
-        self._check_deliveries()
+        tenant = kwargs.get("tenant")
+        if tenant:  # before the delivery count: a deferred step is no poison delivery
+            self._within_cap(tenant)
         try:
+            self._check_deliveries()
             if job_id:
                 raise_if_cancelled(self.backend, job_id)
             with phases.collecting():  # the manifest's phases_s: where the step's time went
@@ -56,6 +60,9 @@ class MediaStep(Task):
             self._cancelled(job_id or self.request.id, exc)
         except MediaError as exc:
             self._fail_or_retry(exc)
+        finally:
+            if tenant:
+                tenants.leave(self.backend, self.request.id, tenant)
 
     def context(self, labels: dict[str, Any]) -> JobContext:
         """The job's context from a step's kwargs (built by the transcode step, no probe)."""
@@ -95,6 +102,22 @@ class MediaStep(Task):
                 f"worker (limit {defaults.MAX_DELIVERIES})"
             )
 
+    def _within_cap(self, tenant: str) -> None:
+        """Count this step against its tenant's cap; over it, put the step back in its queue
+        (same id, retries and priority, after a short jittered delay) and drop this delivery:
+        not a failure, not a retry, not a poison delivery."""
+        cap = self.settings.cap_of(tenant)
+        running = tenants.enter(self.backend, self.request.id, tenant, cap)
+        if running is None:
+            return
+        delay = defaults.TENANT_DEFER_S * random.uniform(1, 1.5)  # noqa: S311 - jitter
+        self.signature_from_request(countdown=delay).apply_async()
+        self.backend.store_result(self.request.id, None, states.PENDING)  # queued again
+        publish_event(self.app, "task.deferred", task=self.name, task_id=self.request.id,
+                      job_id=(self.request.kwargs or {}).get("job_id"), tenant=tenant,
+                      running=running, cap=cap, countdown_s=round(delay, 2))  # fmt: skip
+        raise Ignore()
+
     def _fail_or_retry(self, exc: MediaError) -> NoReturn:
         """Retry what is worth retrying, up to the configured limit; fail the rest at once."""
         if exc.retryable and self.request.retries < self.settings.max_retries:
@@ -107,9 +130,9 @@ class MediaStep(Task):
         if remote_outputs(self.settings):  # whatever it published: manifest first, then the rest
             publication.discard_published(job_id, self.settings)
         self.update_state(state=CANCELLED, meta=exc.to_dict())
+        tenants.release(self.backend, job_id, (self.request.kwargs or {}).get("tenant"))
         if self.request.id != job_id:  # a step of a fanned-out job: the job is cancelled
             self.backend.store_result(job_id, exc.to_dict(), CANCELLED)
-        publish_event(
-            self.app, "job.cancelled", job_id=job_id, task_id=self.request.id, task=self.name
-        )
+        publish_event(self.app, "job.cancelled", job_id=job_id, task_id=self.request.id,
+                      task=self.name, tenant=(self.request.kwargs or {}).get("tenant"))  # fmt: skip
         raise Ignore()  # keep the CANCELLED state; the message is done with
