@@ -20,7 +20,7 @@ from mediaapp.media.context import JobContext
 
 
 @app.task(name="video.probe", base=MediaStep, bind=True)
-def probe(self: MediaStep, *, job_id: str, name: str) -> dict[str, Any]:
+def probe(self: MediaStep, *, job_id: str, name: str, tenant: str | None = None) -> dict[str, Any]:
     """Probe an input: duration, streams, codecs, size, frame rate, rotation, bit rate."""
     return steps.probe_input(name, self.settings)
 
@@ -33,15 +33,19 @@ def transcode(
     name: str,
     profile: str = "web",
     subtitles: list[dict[str, Any]] | None = None,
+    tenant: str | None = None,
 ) -> dict[str, Any]:
     """Probe the input and run a profile on it: the job's manifest, or a chord of its steps.
-    ``subtitles``: sidecar files given with the job (checked in :meth:`JobContext.open`)."""
+    ``subtitles``: sidecar files given with the job (checked in :meth:`JobContext.open`);
+    ``tenant``: read by the step base class (fair share) and passed on to the chord's steps."""
     ctx = JobContext.open(job_id, name, profile, self.settings, subtitles)
     return job.transcode(self, ctx, self.progress("transcode"))
 
 
 @app.task(name="video.thumbnail", base=MediaStep, bind=True)
-def thumbnail(self: MediaStep, *, job_id: str, name: str) -> dict[str, Any]:
+def thumbnail(
+    self: MediaStep, *, job_id: str, name: str, tenant: str | None = None
+) -> dict[str, Any]:
     """Make a poster JPEG; the result is its manifest entry."""
     return steps.thumbnail(JobContext.open(job_id, name, "web", self.settings))
 

@@ -1,0 +1,91 @@
+"""Per-tenant fair share with real workers on the real RabbitMQ and Redis: a tenant whose
+backlog was queued first cannot starve a tenant that comes later, and a tenant's cap holds
+its steps back without failing them (order and events asserted, not timing)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mediaapp.jobs import tenants
+from mediaapp.jobs.client import probe, submit
+from mediaapp.ops.audit import read_log
+
+from ..conftest import Proc, child_env, wait_for, worker_cmd
+from .test_rabbitmq import of_job, wait_records
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+def _tenant(label: str) -> str:
+    """A tenant of this test only: its backlog in Redis starts empty."""
+    return f"{label}-{uuid.uuid4().hex[:8]}"
+
+
+def test_a_later_tenant_starts_within_the_next_slots_not_after_the_backlog(
+    video_worker: Proc, audit_consumer: Path
+) -> None:
+    from mediaapp.jobs.app import app
+
+    a, b = _tenant("a"), _tenant("b")
+    # One pool process (-c 1, prefetch 1, acks_late): it holds only the job it runs.
+    busy = submit("clip.mp4", profile="web", tenant=a)
+    wait_for(lambda: busy.status() in ("STARTED", "PROGRESS"), timeout=60, what="busy worker")
+    backlog = [probe("clip.mp4", tenant=a) for _ in range(8)]  # tenant A's backlog, first
+    late = [probe("clip.mp4", tenant=b) for _ in range(2)]  # then tenant B's two jobs
+    assert tenants.backlog(app.backend, a) == 9 and tenants.backlog(app.backend, b) == 2
+    for job in (*backlog, *late):
+        job.wait(timeout=180)
+    ids = {j.id for j in (*backlog, *late)}
+    wait_records(audit_consumer, lambda r: r["name"] == "task.started" and r["job_id"] in ids,
+                 count=len(ids))  # fmt: skip
+    wait_records(audit_consumer, of_job(busy.id, "job.finished"))
+    started = [r for r in read_log(audit_consumer)
+               if r["name"] == "task.started" and r["job_id"] in ids]  # fmt: skip
+    # Plain FIFO would start B's jobs 9th and 10th. B's first job outranks all of A's backlog
+    # (priority 5 against 4 and below); its second ties A's first (4), queued earlier: slots
+    # alternate, then A's backlog runs in its own order.
+    assert [r["job_id"] for r in started] == [
+        late[0].id, backlog[0].id, late[1].id, *(j.id for j in backlog[1:])
+    ]  # fmt: skip
+    assert {r["job_id"]: r["body"]["tenant"] for r in started} == {
+        **{j.id: a for j in backlog}, **{j.id: b for j in late}
+    }  # fmt: skip
+    finished = wait_records(audit_consumer, lambda r: r["name"] == "job.finished"
+                            and r["job_id"] in ids, count=len(ids))  # fmt: skip
+    assert {r["body"]["tenant"] for r in finished} == {a, b}
+    # Every ended job left its tenant's backlog.
+    assert tenants.backlog(app.backend, a) == 0 and tenants.backlog(app.backend, b) == 0
+
+
+def test_a_tenant_over_its_cap_is_deferred_not_failed(
+    spawn: Callable[..., Proc], clean_queues: None, audit_consumer: Path
+) -> None:
+    from mediaapp.jobs.app import app
+
+    capped, free = _tenant("capped"), _tenant("free")
+    cmd, _ = worker_cmd("video_queue", "-c", "2", "-l", "info")
+    worker = spawn(cmd, child_env(MEDIAAPP_TENANT_CAPS=f"{capped}=1"), name="worker")
+    worker.wait_for("ready.", timeout=60)
+    # Two idle slots, two transcodes of the capped tenant: one runs, the other is put back.
+    jobs = [submit("clip.mp4", profile="web", tenant=capped) for _ in range(2)]
+    other = probe("clip.mp4", tenant=free)
+    for job in (*jobs, other):
+        job.wait(timeout=240)
+    ids = {j.id for j in jobs}
+    deferred = wait_records(audit_consumer, lambda r: r["name"] == "task.deferred")
+    body = deferred[0]["body"]
+    assert body["job_id"] in ids and body["tenant"] == capped
+    assert body["running"] == 1 and body["cap"] == 1
+    assert all(r["body"]["tenant"] == capped for r in read_log(audit_consumer)
+               if r["name"] == "task.deferred")  # fmt: skip
+    # Deferred is neither a retry nor a failure, and the job kept its one attempt count.
+    names = {r["name"] for r in read_log(audit_consumer) if r.get("job_id") in ids}
+    assert "task.retried" not in names and "task.failed" not in names
+    # Its tenant's running set and backlog are empty once both ended.
+    client = app.backend.client
+    assert client.zcard(tenants.running_key(capped)) == 0
+    assert tenants.backlog(app.backend, capped) == 0
