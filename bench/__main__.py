@@ -9,6 +9,7 @@ from bench import (
     auditrate,
     coldstart,
     dispatch,
+    fairshare,
     hdr,
     ladder,
     manyjobs,
@@ -34,6 +35,7 @@ COMMANDS = {
     "storage": storage.main,
     "quality": quality.main,
     "hdr": hdr.main,
+    "fairshare": fairshare.main,
 }
 
 if __name__ == "__main__":

@@ -60,8 +60,11 @@ def test_shares_and_caps_are_settings_with_per_tenant_overrides() -> None:
 
 @pytest.mark.parametrize(
     ("var", "value"),
-    [("MEDIAAPP_TENANT_CAPS", "big"), ("MEDIAAPP_TENANT_SHARES", "big=x"),
-     ("MEDIAAPP_TENANT_SHARE", "0")],  # fmt: skip
+    [
+        ("MEDIAAPP_TENANT_CAPS", "big"),
+        ("MEDIAAPP_TENANT_SHARES", "big=x"),
+        ("MEDIAAPP_TENANT_SHARE", "0"),
+    ],
 )
 def test_bad_fair_share_settings_name_the_variable(var: str, value: str) -> None:
     with pytest.raises(ConfigurationError, match=var):
