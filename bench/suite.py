@@ -100,7 +100,7 @@ def _rows(name: str, d: Any) -> list[dict[str, Any]]:
         moments = len(d["fair"]["b_start_s"])
         return [row("fair share", f"tenant B's 2 jobs under A's {d['jobs']} x web {d['clip']}, "
                     f"{d['workers']}: time to start (mean of {moments} moments)",
-                    f"{d['fair_start_s']:.3f} s (worst moment {d['fair_worst_s']:.3f} s; FIFO "
+                    f"{d['fair_start_s']:.3f} s (worst pair {d['fair_worst_s']:.3f} s; FIFO "
                     f"{d['fifo_start_s']:.3f} s; empty queue {d['empty_start_s']:.3f} s)",
                     f"{d['mean_job_s']:.3f} s (one average job)", d["ratio"], "≤ 1 job",
                     d["met"])]  # fmt: skip
