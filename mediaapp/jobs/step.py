@@ -48,8 +48,9 @@ class MediaStep(Task):
         # super().__call__, which would push a second request without the message's id).
         job_id = kwargs.get("job_id")
         tenant = kwargs.get("tenant")
-        if tenant:  # before the delivery count: a deferred step is no poison delivery
-            self._within_cap(tenant)
+        cap = self.settings.cap_of(tenant) if tenant else 0
+        if tenant and cap:  # before the delivery count: a deferred step is no poison delivery
+            self._within_cap(tenant, cap)
         try:
             self._check_deliveries()
             if job_id:
@@ -61,7 +62,7 @@ class MediaStep(Task):
         except MediaError as exc:
             self._fail_or_retry(exc)
         finally:
-            if tenant:
+            if tenant and cap:
                 tenants.leave(self.backend, self.request.id, tenant)
 
     def context(self, labels: dict[str, Any]) -> JobContext:
@@ -102,11 +103,10 @@ class MediaStep(Task):
                 f"worker (limit {defaults.MAX_DELIVERIES})"
             )
 
-    def _within_cap(self, tenant: str) -> None:
+    def _within_cap(self, tenant: str, cap: int) -> None:
         """Count this step against its tenant's cap; over it, put the step back in its queue
         (same id, retries and priority, after a short jittered delay) and drop this delivery:
         not a failure, not a retry, not a poison delivery."""
-        cap = self.settings.cap_of(tenant)
         running = tenants.enter(self.backend, self.request.id, tenant, cap)
         if running is None:
             return
