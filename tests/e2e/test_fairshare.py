@@ -118,3 +118,25 @@ def test_a_raw_upload_event_carries_its_tenant_into_the_job(
     finished = [r["body"] for r in log if r["name"] == "job.finished" and r["job_id"] == job_id]
     assert finished[0]["tenant"] == tenant and finished[0]["state"] == "SUCCESS"
     wait_for(lambda: tenants.backlog(app.backend, tenant) == 0, what="backlog released")
+
+
+def test_every_step_of_a_fanned_out_job_carries_the_tenant(
+    spawn: Callable[..., Proc], clean_queues: None, audit_consumer: Path
+) -> None:
+    from mediaapp.jobs.app import app
+
+    tenant = _tenant("ladder")
+    cmd, _ = worker_cmd("video_queue", "-c", "1", "-l", "info")
+    spawn(cmd, child_env(MEDIAAPP_LADDER_STRATEGY="per_rendition"), name="worker")
+    job = submit("clip.mp4", profile="hls", tenant=tenant)
+    assert job.wait(timeout=240)["strategy"] == "per_rendition"
+    wait_records(audit_consumer, of_job(job.id, "job.finished"))
+    story = [r for r in read_log(audit_consumer) if r.get("job_id") == job.id]
+    started = {(r["body"]["task"], r["body"]["tenant"]) for r in story
+               if r["name"] == "task.started"}  # fmt: skip
+    assert {task for task, _ in started} == {"video.transcode", "video.rung", "video.package"}
+    assert {t for _, t in started} == {tenant}
+    messages = [r for r in story if r["kind"] == "task"]
+    assert len(messages) >= 3 and all(r["kwargs"]["tenant"] == tenant for r in messages)
+    # The chord's body (task id = job id) ended the job: out of the tenant's backlog.
+    wait_for(lambda: tenants.backlog(app.backend, tenant) == 0, what="backlog released")
