@@ -174,15 +174,24 @@ def _on_failure(
     release(sender.backend, *_root(sender, task_id, kwargs))
 
 
+def _on_revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
+    # Revoked only by a cancel: a queued step dropped unrun ends its job too.
+    kwargs = getattr(request, "kwargs", None) or {}
+    release(getattr(sender, "backend", None), kwargs.get("job_id"), kwargs.get("tenant"))
+
+
 _connected = False
 
 
 def connect_signals() -> None:
-    """Release a job's backlog entry when its root task ends (once per process). A step's
-    failure that fails the job (``video.fail_job``) and a cancel release it where they happen."""
+    """Release a job's backlog entry when its root task ends or a step of it is revoked (a
+    cancelled job's queued step, dropped unrun), once per process. A step's failure that fails
+    the job (``video.fail_job``) and a cancel seen by a running step release it where they
+    happen."""
     global _connected
     if _connected:
         return
     _connected = True
     signals.task_success.connect(_on_success, weak=False)
     signals.task_failure.connect(_on_failure, weak=False)
+    signals.task_revoked.connect(_on_revoked, weak=False)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from mediaapp.errors import JobFailed
 from mediaapp.jobs import tenants
 from mediaapp.jobs.client import probe, submit
 from mediaapp.ops.audit import read_log
@@ -140,3 +141,24 @@ def test_every_step_of_a_fanned_out_job_carries_the_tenant(
     assert len(messages) >= 3 and all(r["kwargs"]["tenant"] == tenant for r in messages)
     # The chord's body (task id = job id) ended the job: out of the tenant's backlog.
     wait_for(lambda: tenants.backlog(app.backend, tenant) == 0, what="backlog released")
+
+
+def test_failed_and_cancelled_jobs_leave_their_tenants_backlog(
+    video_worker: Proc, audit_consumer: Path
+) -> None:
+    from mediaapp.jobs.app import app
+
+    tenant = _tenant("ends")
+    busy = submit("clip.mp4", profile="web", tenant=tenant)
+    wait_for(lambda: busy.status() in ("STARTED", "PROGRESS"), timeout=60, what="busy worker")
+    missing = probe("no-such-clip.mp4", tenant=tenant)  # fails typed, dead-lettered
+    cancelled = probe("clip.mp4", tenant=tenant)  # revoked while queued
+    assert tenants.backlog(app.backend, tenant) == 3
+    cancelled.cancel()
+    busy.wait(timeout=120)
+    with pytest.raises(JobFailed, match="no-such-clip"):
+        missing.wait(timeout=120)
+    wait_records(audit_consumer, of_job(cancelled.id, "task.revoked"))
+    wait_for(lambda: tenants.backlog(app.backend, tenant) == 0, what="backlog released")
+    assert "task.started" not in {r["name"] for r in read_log(audit_consumer)
+                                  if r.get("job_id") == cancelled.id}  # fmt: skip
