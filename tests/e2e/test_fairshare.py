@@ -4,6 +4,7 @@ its steps back without failing them (order and events asserted, not timing)."""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -12,10 +13,10 @@ import pytest
 
 from mediaapp.errors import JobFailed
 from mediaapp.jobs import tenants
-from mediaapp.jobs.client import probe, submit
+from mediaapp.jobs.client import Job, probe, submit
 from mediaapp.ops.audit import read_log
 
-from ..conftest import Proc, child_env, wait_for, worker_cmd
+from ..conftest import BIN, Proc, child_env, wait_for, worker_cmd
 from .test_rabbitmq import of_job, wait_records
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -100,7 +101,6 @@ def test_a_raw_upload_event_carries_its_tenant_into_the_job(
 
     from mediaapp.jobs import routing
     from mediaapp.jobs.app import app
-    from mediaapp.jobs.client import Job
     from mediaapp.jobs.job import job_id_for_event
 
     tenant, event_id = _tenant("producer"), f"fair-{uuid.uuid4().hex[:8]}"
@@ -149,7 +149,10 @@ def test_failed_and_cancelled_jobs_leave_their_tenants_backlog(
     from mediaapp.jobs.app import app
 
     tenant = _tenant("ends")
-    busy = submit("clip.mp4", profile="web", tenant=tenant)
+    out = subprocess.run([str(BIN / "mediaapp"), "submit", "clip.mp4", "--tenant", tenant],
+                         env=child_env(), capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    busy = Job(out.stdout.strip())  # the CLI's job counts in the tenant's backlog too
     wait_for(lambda: busy.status() in ("STARTED", "PROGRESS"), timeout=60, what="busy worker")
     missing = probe("no-such-clip.mp4", tenant=tenant)  # fails typed, dead-lettered
     cancelled = probe("clip.mp4", tenant=tenant)  # revoked while queued
