@@ -23,7 +23,7 @@ NVENC_OOM = (
     "Error while filtering: Generic error in an external library\n"
 )
 
-_SCRIPT = '''#!{python}
+_SCRIPT = """#!{python}
 import os, sys
 REAL, LOG, ENCODER = {real!r}, {log!r}, {encoder!r}
 args = sys.argv[1:]
@@ -37,7 +37,7 @@ if ENCODER in args:
         sys.stderr.write({stderr!r})
         sys.exit(1)
 os.execv(REAL, [REAL, *args])
-'''
+"""
 
 
 def write_fake_ffmpeg(folder: Path, encoder: str = "h264_nvenc") -> tuple[Path, Path]:

@@ -54,7 +54,7 @@ def on_after_setup(sender: str | None = None, instance: Any = None, **_: Any) ->
         if queue is not None:
             app.amqp.queues.select_add(queue)
     _found.clear()
-    _found.update(caps.to_dict(), worker=sender, queues=consumed_queues(app))
+    _found.update(caps.to_dict(), worker=sender, queues=consumed_queues(app), disabled={})
     try:  # a new life: nothing disabled (a restarted worker proved its encoders again)
         app.backend.delete(disabled_key(str(sender)))
     except Exception:
@@ -78,7 +78,13 @@ def capabilities(state: Any) -> dict[str, Any]:
     """Remote control: this worker's capabilities (empty for a worker without video_queue)."""
     if not _found:
         return {}
-    return without(_found, disabled(state.consumer.app, str(_found["worker"])))
+    app, off = getattr(getattr(state, "consumer", None), "app", None), {}
+    try:
+        off = disabled(app, str(_found["worker"])) if app is not None else {}
+    except Exception:  # the backend is down: say what was proven, and that this is unknown
+        log.warning("could not read the disabled encoders", exc_info=True)
+        return {**_found, "disabled": None}
+    return without(_found, off)
 
 
 def found() -> dict[str, Any]:

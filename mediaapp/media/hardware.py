@@ -31,6 +31,8 @@ _SOFTWARE_ONLY = {"-preset", "-crf", "-tune", "-x264-params", "-x265-params", "-
 #: Rate control: the software CRF becomes the family's constant-quality option.
 _QUALITY = {"nvenc": "-cq", "qsv": "-global_quality"}
 _CODEC_OPTION = re.compile(r"^-(?:vcodec|c:v|codec:v)(?::\d+)?$")
+#: The encoders of renditions (posters' mjpeg and the like are not recorded).
+_RENDITION_ENCODERS = {e for names in defaults.CAPABILITY_ENCODERS.values() for e in names}
 
 #: ffmpeg's own words for a device fault, by family (libavcodec nvenc.c/qsv*.c/vaapi*.c and
 #: libavutil hwcontext_*.c). An encoder's open or encode failing for another reason (an
@@ -140,7 +142,7 @@ def video_encoders(args: list[str]) -> list[tuple[str, str]]:
     (its folder), the rendition of a chunk (``e00003.<rendition>.mp4``), else ``video``."""
     found = []
     for i, arg in enumerate(args[:-1]):
-        if _CODEC_OPTION.match(arg) and args[i + 1] != "copy":
+        if _CODEC_OPTION.match(arg) and args[i + 1] in _RENDITION_ENCODERS:
             found.append((_rendition(args, i + 2), args[i + 1]))
     return found
 
