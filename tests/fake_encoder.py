@@ -4,9 +4,9 @@ real encode with it as NVENC does when the device runs out of memory.
 No GPU exists on these machines, so the hardware fault → software fallback path is tested
 with this instead (``MEDIAAPP_FFMPEG``). It wraps the real (bundled) ffmpeg: ``-encoders``,
 ``-version`` and every other command pass through; the one-frame proving encode of
-``h264_nvenc`` (``-frames:v 1 ... -f null -``) runs with libx264 in its place, so the worker
-proves it; any other command using ``h264_nvenc`` writes NVENC's own error lines to stderr,
-appends its arguments to the log file, and exits 1.
+``h264_nvenc`` (``-frames:v 1 ... -f null -``) runs with libx264 in its place (libx265 for
+``hevc_nvenc``), so the worker proves it; any other command using it writes NVENC's own
+error lines to stderr, appends its arguments to the log file, and exits 1.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ NVENC_OOM = (
 
 _SCRIPT = """#!{python}
 import os, sys
-REAL, LOG, ENCODER = {real!r}, {log!r}, {encoder!r}
+REAL, LOG, ENCODER, SOFTWARE = {real!r}, {log!r}, {encoder!r}, {software!r}
 args = sys.argv[1:]
 if ENCODER in args:
     proving = "null" in args and "-frames:v" in args and args[args.index("-frames:v") + 1] == "1"
     if proving:
-        args = ["libx264" if a == ENCODER else a for a in args]
+        args = [SOFTWARE if a == ENCODER else a for a in args]
     else:
         with open(LOG, "a") as fh:
             fh.write(" ".join(args) + "\\n")
@@ -51,6 +51,7 @@ def write_fake_ffmpeg(folder: Path, encoder: str = "h264_nvenc") -> tuple[Path, 
             real=imageio_ffmpeg.get_ffmpeg_exe(),
             log=str(log),
             encoder=encoder,
+            software={"h264": "libx264", "hevc": "libx265"}[encoder.split("_")[0]],
             stderr=NVENC_OOM.replace("h264_nvenc", encoder),
         )
     )

@@ -64,3 +64,35 @@ def test_a_hardware_fault_falls_back_to_software_and_disables_the_encoder(
     wait_records(audit_consumer, of_job(second.id, "job.finished"))
     starts = [r["job_id"] for r in read_log(audit_consumer) if r["name"] == "task.started"]
     assert (starts.count(first.id), starts.count(second.id)) == (2, 1)
+    # The re-run went back the way the step came (H.264: video_queue's key), retries=1.
+    tasks = [r for r in read_log(audit_consumer) if r.get("kind") == "task"]
+    again_sent = [r["routing_key"] for r in tasks if (r["task_id"], r["retries"]) == (first.id, 1)]
+    assert again_sent == ["video.transcode"]
+
+
+def test_an_hevc_rung_falls_back_on_the_hevc_route(
+    spawn: Callable[..., Proc], audit_consumer: Path, tmp_path: Path
+) -> None:
+    # Per-rendition ladder: the rung is a task of its own on encode.hevc.rung, which any
+    # worker that proved HEVC consumes; its re-run in software goes back there.
+    fake, failures = write_fake_ffmpeg(tmp_path, "hevc_nvenc")
+    cmd, node = worker_cmd("video_queue", "-c", "1", "-l", "info")
+    env = child_env(MEDIAAPP_FFMPEG=str(fake), MEDIAAPP_LADDER_STRATEGY="per_rendition")
+    worker = spawn(cmd, env, name="gpu")
+    worker.wait_for("ready.", timeout=90)
+    job = submit("clip.mp4", profile="hls-hdr10")
+    manifest = job.wait(timeout=240)
+    assert failures.read_text().count("-vcodec hevc_nvenc") == 1
+    [fell] = manifest["fallback"]
+    assert (fell["from"], fell["to"], fell["step"]) == ("hevc_nvenc", "libx265", "video.rung")
+    assert manifest["encoders"] == {"0_360p": ["libx265"]}
+    rung = next(o for o in manifest["outputs"] if o["kind"] == "hls-rendition")
+    assert rung["codec"] == "hevc"
+    tasks = [r for r in read_log(audit_consumer) if r.get("kind") == "task"]
+    sent = [r for r in tasks if (r["name"], r["job_id"]) == ("video.rung", job.id)]
+    assert [(r["routing_key"], r["retries"]) for r in sent] == [
+        ("encode.hevc.rung", 0),
+        ("encode.hevc.rung", 1),
+    ]
+    disabled = wait_records(audit_consumer, of_job(job.id, "worker.capability.disabled"))[0]
+    assert disabled["body"]["codec"] == "hevc" and disabled["body"]["worker"] == node
