@@ -32,6 +32,10 @@ from mediaapp.settings import Settings
 
 log = logging.getLogger(__name__)
 
+#: Steps that always encode in software: the chunks of one rendition are joined by copy, so
+#: they must come from one encoder (a GPU worker and a CPU worker share chunked jobs).
+SOFTWARE_STEPS = frozenset({"video.chunk"})
+
 #: What this process disabled itself (the backend's record is the worker's; both count).
 _disabled: dict[str, str] = {}
 
@@ -79,7 +83,8 @@ def encoding(task: Task, settings: Settings) -> Iterator[None]:
     """Run a step with its worker's encoder choice (and its fallbacks, if re-run)."""
     found, records = capabilities.found(), _records(task)
     forced = {c for r in records if (c := codec_of(r["from"]))}
-    chosen = substitutes(found, settings, {}, forced) if found else {}
+    hardware_ok = found and task.name not in SOFTWARE_STEPS
+    chosen = substitutes(found, settings, {}, forced) if hardware_ok else {}
     if chosen:  # only a worker with hardware pays for the look-up
         off = {**capabilities.disabled(task.app, _worker(task)), **_disabled}
         chosen = substitutes(found, settings, off, forced)

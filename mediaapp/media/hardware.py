@@ -30,6 +30,8 @@ SUBSTITUTABLE = ("nvenc", "qsv")
 _SOFTWARE_ONLY = {"-preset", "-crf", "-tune", "-x264-params", "-x265-params", "-x264opts"}
 #: Rate control: the software CRF becomes the family's constant-quality option.
 _QUALITY = {"nvenc": "-cq", "qsv": "-global_quality"}
+#: Forced keyframes must be IDR frames (a segment starts with one): not by default in these.
+_FORCED_IDR = {"nvenc": "-forced-idr", "qsv": "-forced_idr"}
 _CODEC_OPTION = re.compile(r"^-(?:vcodec|c:v|codec:v)(?::\d+)?$")
 #: The encoders of renditions (posters' mjpeg and the like are not recorded).
 _RENDITION_ENCODERS = {e for names in defaults.CAPABILITY_ENCODERS.values() for e in names}
@@ -128,6 +130,10 @@ def substitute(args: list[str]) -> list[str]:
             continue
         if i and _CODEC_OPTION.match(args[i - 1]) and arg in choice.substitutes:
             arg = choice.substitutes[arg]
+            idr = _FORCED_IDR.get(family(arg))
+            if idr and "-force_key_frames" in args:
+                out += [arg, idr, "1"]
+                continue
         elif arg in _SOFTWARE_ONLY and i + 1 < len(args):
             skip = True
             if arg == "-crf" and (quality := _QUALITY.get(family(hardware[0]))):

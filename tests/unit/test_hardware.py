@@ -74,6 +74,13 @@ def test_the_choice_swaps_the_encoder_and_drops_the_software_only_options() -> N
     assert swapped == ["ffmpeg", "-i", "file:/in/clip.mp4", "-vcodec", "h264_nvenc",
                        "-cq", "23", "-maxrate", "5000k", "file:/out/job/.web.mp4.part"]  # fmt: skip
     assert hardware.substitute(_args("libx264")) == _args("libx264")  # no choice open: as is
+    rung = ["ffmpeg", "-vcodec", "libx265", "-force_key_frames", "expr:gte(t,n_forced*4)",
+            "-x265-params", "hdr-opt=1", "file:/o/0_360p/index.m3u8"]  # fmt: skip
+    with hardware.choosing({"libx265": "hevc_qsv"}):
+        assert hardware.substitute(rung) == [
+            "ffmpeg", "-vcodec", "hevc_qsv", "-forced_idr", "1",
+            "-force_key_frames", "expr:gte(t,n_forced*4)", "file:/o/0_360p/index.m3u8",
+        ]  # fmt: skip
 
 
 def test_the_encoders_are_recorded_per_rendition() -> None:
