@@ -112,7 +112,10 @@ def fall_back(task: Task, exc: EncoderFault) -> NoReturn:
                   task=task.name)  # fmt: skip
     record = {"from": exc.encoder, "to": defaults.CAPABILITY_ENCODERS[codec][0],
               "reason": exc.reason, "worker": worker, "step": task.name}  # fmt: skip
-    records = [*_records(task), record]
-    task.backend.set(fallback_key(str(request.id)), json.dumps(records).encode())
+    try:
+        records = [*_records(task), record]
+        task.backend.set(fallback_key(str(request.id)), json.dumps(records).encode())
+    except Exception:  # the re-run here is in software anyway; elsewhere it may try hardware
+        log.warning("could not record the fallback of %s", request.id, exc_info=True)
     # At once, on the route it came by (the codec's): one more run, whatever max_retries says.
     raise task.retry(exc=exc, countdown=0, max_retries=request.retries + 1)
