@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     #: Narrows what a worker offers: codecs (h264, hevc, av1) or encoder names, comma-separated;
     #: "" = every encoder that passes its start-up test. Never adds one that failed it.
     capabilities: str = ""
+    #: Encode with a proven hardware encoder of the codec (NVENC, QSV) when the worker has one;
+    #: off: always the software one. A hardware fault falls back to software either way.
+    prefer_hardware: bool = True
     # Per-tenant fair share (mediaapp/jobs/tenants.py; README "Per-tenant fair share").
     #: Jobs in flight per priority level a tenant's new job is demoted by (its weight: larger =
     #: a bigger share); ``tenant_shares`` overrides it per tenant, ``acme=4,small=1``.

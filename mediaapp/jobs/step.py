@@ -1,6 +1,7 @@
 """The policy every step of a job shares, in one base class (dramatiq's middleware, as a
-Celery ``Task``): refuse poison messages, honour cancel, report progress, and retry what the
-error tree calls retryable. A task in ``tasks/`` then reads as one call into the media layer.
+Celery ``Task``): refuse poison messages, honour cancel, report progress, retry what the
+error tree calls retryable, and fall back to software when a hardware encoder fails. A task
+in ``tasks/`` then reads as one call into the media layer.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from celery import Task, states
 from celery.exceptions import Ignore
 
 from mediaapp import defaults
-from mediaapp.errors import JobCancelled, MediaError, PoisonMessage
-from mediaapp.jobs import tenants
+from mediaapp.errors import EncoderFault, JobCancelled, MediaError, PoisonMessage
+from mediaapp.jobs import fallback, tenants
 from mediaapp.jobs.cancel import raise_if_cancelled
 from mediaapp.jobs.deliveries import count_delivery
 from mediaapp.jobs.events import publish_event
@@ -55,10 +56,15 @@ class MediaStep(Task):
             self._check_deliveries()
             if job_id:
                 raise_if_cancelled(self.backend, job_id)
-            with phases.collecting():  # the manifest's phases_s: where the step's time went
+            with (
+                phases.collecting(),  # the manifest's phases_s: where the step's time went
+                fallback.encoding(self, self.settings),  # hardware encoder, or software
+            ):
                 return self.run(*args, **kwargs)
         except JobCancelled as exc:
             self._cancelled(job_id or self.request.id, exc)
+        except EncoderFault as exc:  # the device failed: disable it here, re-run in software
+            fallback.fall_back(self, exc)
         except MediaError as exc:
             self._fail_or_retry(exc)
         finally:

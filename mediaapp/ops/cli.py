@@ -226,6 +226,8 @@ def workers(as_json: bool, timeout: float) -> None:
         click.echo(f"{worker}: {offered or 'nothing'}  queues={','.join(caps['queues'])}")
         for encoder, why in caps["refused"].items():
             click.echo(f"    refused {encoder}: {why}")
+        for encoder, why in (caps.get("disabled") or {}).items():
+            click.echo(f"    disabled {encoder} after a fault: {why}")
         if caps["dropped"]:
             click.echo(f"    MEDIAAPP_CAPABILITIES claims dropped: {', '.join(caps['dropped'])}")
     click.echo(f"{len(found)} worker(s)")
