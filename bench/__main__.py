@@ -9,6 +9,7 @@ from bench import (
     auditrate,
     coldstart,
     dispatch,
+    fairshare,
     hdr,
     ladder,
     manyjobs,
@@ -35,6 +36,7 @@ COMMANDS = {
     "storage": storage.main,
     "quality": quality.main,
     "hdr": hdr.main,
+    "fairshare": fairshare.main,
     "multicodec": multicodec.main,
 }
 

@@ -20,10 +20,11 @@ from bench import results_dir
 
 #: Order of the suite; soak is a reliability run (python -m bench soak), not a speed figure.
 ORDER = ("overhead", "manyjobs", "ladder", "dispatch", "audit", "scaling", "coldstart", "storage",
-         "memory", "quality", "multicodec")  # fmt: skip
+         "memory", "quality", "fairshare",
+         "multicodec")  # fmt: skip
 #: Benchmarks that talk to RabbitMQ/Redis and take --broker/--backend.
 USES_BROKER = {"overhead": 2, "manyjobs": 2, "dispatch": 2, "audit": 1, "scaling": 2, "memory": 2,
-               "multicodec": 2}  # fmt: skip
+               "fairshare": 2, "multicodec": 2}  # fmt: skip
 
 
 def row(
@@ -96,6 +97,14 @@ def _rows(name: str, d: Any) -> list[dict[str, Any]]:
                     f"{r['measured_median_s']:.2f} s", f"{r['plain_median_s']:.2f} s (off)",
                     r["ratio"], "≤ 1.15", r["ratio"] <= 1.15)
                 for r in d]  # fmt: skip
+    if name == "fairshare":
+        moments = len(d["fair"]["b_start_s"])
+        return [row("fair share", f"tenant B's 2 jobs under A's {d['jobs']} x web {d['clip']}, "
+                    f"{d['workers']}: time to start (mean of {moments} moments)",
+                    f"{d['fair_start_s']:.3f} s (worst pair {d['fair_worst_s']:.3f} s; FIFO "
+                    f"{d['fifo_start_s']:.3f} s; empty queue {d['empty_start_s']:.3f} s)",
+                    f"{d['mean_job_s']:.3f} s (one average job)", d["ratio"], "≤ 1 job",
+                    d["met"])]  # fmt: skip
     if name == "multicodec":
         return _multicodec_rows(d)
     raise ValueError(name)

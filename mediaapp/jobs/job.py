@@ -29,6 +29,7 @@ from celery.result import AsyncResult
 
 from mediaapp import defaults
 from mediaapp.errors import InvalidInput, MediaError
+from mediaapp.jobs import tenants
 from mediaapp.jobs.routing import CAPABILITY_QUEUES, MEDIA_EXCHANGE, VIDEO_QUEUE, encode_key
 from mediaapp.media import multicodec, steps
 from mediaapp.media.context import JobContext
@@ -144,6 +145,7 @@ def send(
     task: str = "video.transcode",
     priority: int | None = None,
     subtitles: list[dict[str, Any]] | None = None,
+    tenant: str | None = None,
 ) -> AsyncResult:
     """Publish a job (routes and topology come from the app's ``task_routes``).
 
@@ -152,10 +154,14 @@ def send(
     ``video.fail_job`` as its errback, which the chord of a fanned-out job inherits and which
     records a failed chunk's or rung's typed error under the job id. Every step carries
     ``priority`` (0..9, 9 first); the steps a worker sends later (chords, retries) inherit it.
+    A ``tenant``'s job goes out demoted by the tenant's backlog (fair share, tenants.py).
     """
     check_job_id(job_id)
     prio = check_priority(priority)
     labels: dict[str, Any] = {"job_id": job_id, "name": name}
+    if tenant := tenants.check_tenant(tenant):
+        labels["tenant"] = tenant
+        prio = tenants.admit(app.backend, job_id, tenant, prio)
     if task != "video.transcode":
         return app.send_task(task, kwargs=labels, task_id=job_id, priority=prio)
     return app.send_task(
@@ -271,6 +277,9 @@ def _replace(task: Task, ctx: JobContext, workflow: tuple[list[Any], Any]) -> No
     """Record the steps (clients show their progress), then become the chord: its body
     inherits this task's id, the job id."""
     header, body = workflow
+    if tenant := (task.request.kwargs or {}).get("tenant"):  # every step carries the tenant
+        for sig in (*header, body):
+            sig.kwargs["tenant"] = tenant
     ids = [sig.id for sig in header]
     task.backend.set(steps_key(ctx.job_id), json.dumps(ids).encode())
     raise task.replace(chord(group(header), body))

@@ -26,6 +26,7 @@ from mediaapp.media import (
     chunkplan,
     cmaf,
     command,
+    hardware,
     hdr,
     mp4,
     packaging,
@@ -86,7 +87,7 @@ def run(
     subtitles: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A whole job in this process, no broker: the media layer used as a library."""
-    with phases.collecting():
+    with phases.collecting(), hardware.choosing():
         ctx = JobContext.open(job_id, name, profile, settings, subtitles)
         return transcode(ctx, on_progress, strategy)
 
@@ -162,6 +163,7 @@ def publish(
         "created_at": datetime.now(UTC).isoformat(),
         "strategy": strategy,
         **({"captions": work.captions} if work.captions else {}),
+        **hardware.recorded(),  # encoders per rendition; fallback from a hardware fault
         **extra,
     }
     if remote_outputs(ctx.settings):  # outputs uploaded under the job's prefix, manifest last
@@ -275,7 +277,7 @@ def encode_chunk(
     chunk_store.fetch_source(
         chunking.work_dir(ctx.out_dir), chunk["name"], chunk["sha256"], ctx.settings
     )
-    return chunking.encode_chunk(
+    part = chunking.encode_chunk(
         chunking.work_dir(ctx.out_dir),
         SourceChunk(**chunk),
         video_outputs(ctx, codec),
@@ -283,7 +285,8 @@ def encode_chunk(
         _segment_s(ctx),
         ctx.settings,
         on_progress,
-    ) | ({"codec": codec} if codec else {})
+    )
+    return {**part, **hardware.recorded(), **({"codec": codec} if codec else {})}
 
 
 def encode_audio(ctx: JobContext, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
