@@ -5,15 +5,17 @@ tests/media/test_cmaf.py."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from mediaapp.jobs import tenants
 from mediaapp.jobs.job import chunk_task_id, new_job_id, send, step_ids, variant_task_id
 
-from ..conftest import Proc, child_env, worker_cmd
+from ..conftest import Proc, child_env, wait_for, worker_cmd
 from ..media.test_cmaf import PROFILES, check_package
 from ..media_sources import generate
 
@@ -22,7 +24,11 @@ CODECS = ("h264", "hevc", "av1")
 
 
 def _run(
-    spawn: Callable[..., Proc], media_root: Path, tmp_path: Path, **env: str
+    spawn: Callable[..., Proc],
+    media_root: Path,
+    tmp_path: Path,
+    tenant: str | None = None,
+    **env: str,
 ) -> tuple[Any, dict, tuple[Proc, str], tuple[Proc, str]]:
     """Two workers, one narrowed to H.264, and one multi-codec job through them."""
     from mediaapp.jobs.app import app
@@ -38,7 +44,7 @@ def _run(
     full.wait_for("ready.", timeout=60)
     source = generate(media_root, "multi-320x180.mp4", size="320x180", seconds=2, gop=30)
     # Sent as submit() does, which checks the profile in this process (shipped ones only here).
-    job = send(app, job_id=new_job_id(), name=source, profile="multi-tiny")
+    job = send(app, job_id=new_job_id(), name=source, profile="multi-tiny", tenant=tenant)
     manifest = job.get(timeout=300)
     master = next(o for o in manifest["outputs"] if o["kind"] == "hls-master")
     check_package(manifest, Path(master["path"]).parent)
@@ -50,7 +56,10 @@ def test_each_codec_of_a_ladder_runs_on_the_workers_that_proved_it(
 ) -> None:
     from mediaapp.jobs.app import app
 
-    job, manifest, (plain, plain_node), (full, full_node) = _run(spawn, media_root, tmp_path)
+    tenant = f"multi-{uuid.uuid4().hex[:8]}"
+    job, manifest, (plain, plain_node), (full, full_node) = _run(
+        spawn, media_root, tmp_path, tenant
+    )
     assert manifest["strategy"] == "per_codec"
     ids = {c: variant_task_id(job.id, c) for c in CODECS}
     assert step_ids(app, job.id) == [ids["av1"], ids["hevc"], ids["h264"]]  # slowest first
@@ -62,6 +71,9 @@ def test_each_codec_of_a_ladder_runs_on_the_workers_that_proved_it(
     for codec in ("hevc", "av1"):
         assert f"video.variants[{ids[codec]}] succeeded" in full.text()
         assert f"video.variants[{ids[codec]}]" not in plain.text()
+    # Fair share: every step carried the job's tenant, and the job left its backlog.
+    assert {m["kwargs"].get("tenant") for m in ran.values()} == {tenant}
+    wait_for(lambda: tenants.backlog(app.backend, tenant) == 0, what="backlog released")
 
 
 def test_chunked_encoding_works_per_codec_on_the_codecs_workers(
