@@ -194,3 +194,14 @@ def test_captions_reach_both_the_master_and_the_mpd(settings: Settings, source: 
     assert len(text) == 1 and text[0].get("lang") == "en"
     kinds = [o["kind"] for o in manifest["outputs"]]
     assert kinds.count("hls-subtitles") == 1 and kinds.count("dash-subtitles") == 1
+
+
+def test_quality_is_measured_on_every_variant(settings: Settings, source: str) -> None:
+    (Path(settings.profiles_dir) / "measured.toml").write_text(
+        PROFILES.replace("[multi-tiny]", "[multi-measured]") + "quality = { measure = true }\n"
+    )
+    manifest = steps.run("multi-q", source, "multi-measured", settings)
+    scored = {o["name"]: o["quality"] for o in manifest["outputs"] if o["kind"] == "hls-rendition"}
+    assert list(scored) == [f"{e[0]}/index.m3u8" for e in EXPECTED]
+    # Frame-aligned (PSNR well above noise) and a real picture in every codec.
+    assert all(q["psnr_mean"] > 30 and q["vmaf_mean"] > 50 for q in scored.values()), scored
