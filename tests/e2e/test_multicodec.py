@@ -5,6 +5,8 @@ tests/media/test_cmaf.py."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 from mediaapp.jobs import tenants
 from mediaapp.jobs.job import chunk_task_id, new_job_id, send, step_ids, variant_task_id
 
-from ..conftest import Proc, child_env, wait_for, worker_cmd
+from ..conftest import BIN, Proc, child_env, queue_depth, wait_for, worker_cmd
 from ..media.test_cmaf import PROFILES, check_package
 from ..media_sources import generate
 
@@ -92,3 +94,38 @@ def test_chunked_encoding_works_per_codec_on_the_codecs_workers(
             assert app.backend.get_task_meta(task_id)["worker"] == full_node
             assert f"video.chunk[{task_id}]" not in plain.text()
     assert app.backend.get_task_meta(chunk_task_id(job.id, 0, "h264"))["status"] == "SUCCESS"
+
+
+def test_a_codec_no_worker_proved_waits_visibly_then_runs(
+    spawn: Callable[..., Proc],
+    clean_queues: None,
+    rabbitmq: str,
+    media_root: Path,
+    tmp_path: Path,
+) -> None:
+    from mediaapp.jobs.app import app
+
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "multi.toml").write_text(PROFILES)
+    env = {"MEDIAAPP_PROFILES_DIR": str(tmp_path / "profiles")}
+    cmd, _ = worker_cmd("video_queue", "-c", "1", "-l", "info")
+    no_av1 = spawn(cmd, child_env(MEDIAAPP_CAPABILITIES="h264,hevc", **env), name="no-av1")
+    no_av1.wait_for("ready.", timeout=60)
+    source = generate(media_root, "multi-320x180.mp4", size="320x180", seconds=2, gop=30)
+    job = send(app, job_id=new_job_id(), name=source, profile="multi-tiny")
+    # H.264 and HEVC run; the AV1 step waits in its queue, said so, and the job is not failed.
+    wait_for(lambda: app.AsyncResult(variant_task_id(job.id, "hevc")).state == "SUCCESS"
+             and app.AsyncResult(variant_task_id(job.id, "h264")).state == "SUCCESS",
+             timeout=120, what="h264 and hevc steps")  # fmt: skip
+    assert queue_depth(rabbitmq, "video_av1_queue") == (1, 0)
+    listed = subprocess.run([str(BIN / "mediaapp"), "queues", "--json"], env=child_env(),
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert json.loads(listed.stdout)["video_av1_queue"]["waiting_for"] == "av1"
+    assert job.state == "STARTED"  # its first step fanned out; nothing failed
+    assert f"video.variants[{variant_task_id(job.id, 'av1')}]" not in no_av1.text()
+    cmd, node = worker_cmd("video_queue", "-c", "1", "-l", "info")
+    spawn(cmd, child_env(**env), name="all")
+    manifest = job.get(timeout=300)
+    assert app.backend.get_task_meta(variant_task_id(job.id, "av1"))["worker"] == node
+    assert [o["codec"] for o in manifest["outputs"] if o["kind"] == "hls-rendition"] == [
+        "h264", "h264", "hevc", "av1"]  # fmt: skip
