@@ -7,6 +7,8 @@ replaces itself with a chord whose body inherits the job id, so the job's result
 the manifest::
 
     per_rendition   video.rung (R of them) (<job>-rung<i>)    → video.package  (<job>)
+    per-title       video.trial (one a sample) (<job>-trial<round>-<i>) → video.search (<job>),
+                    which replaces itself with the next round, or encodes the ladder
     chunked         video.previews (<job>-previews, mp4 only),
                     video.chunk (N of them) (<job>-chunk<i>),
                     video.audio (<job>-audio)                   → video.assemble (<job>)
@@ -28,7 +30,7 @@ from celery.result import AsyncResult
 from mediaapp import defaults
 from mediaapp.errors import InvalidInput, MediaError
 from mediaapp.jobs.routing import CAPABILITY_QUEUES, MEDIA_EXCHANGE, VIDEO_QUEUE, encode_key
-from mediaapp.media import steps
+from mediaapp.media import pertitle, steps
 from mediaapp.media.context import JobContext
 from mediaapp.media.outputs import SAFE_JOB_ID
 from mediaapp.media.profiles import get_profile
@@ -84,6 +86,11 @@ def rung_task_id(job_id: str, index: int) -> str:
 def chunk_task_id(job_id: str, index: int) -> str:
     """Chunk ``index`` of a chunked job."""
     return f"{job_id}-chunk{index}"
+
+
+def trial_task_id(job_id: str, round_: int, sample: int) -> str:
+    """Trials of sample ``sample`` in round ``round_`` of a per-title search."""
+    return f"{job_id}-trial{round_}-{sample}"
 
 
 def part_task_id(job_id: str, part: str) -> str:
@@ -164,6 +171,11 @@ def send(
 def transcode(task: Task, ctx: JobContext, on_progress: steps.ProgressCallback) -> dict[str, Any]:
     """Run the job here (single), or replace ``task`` with the chord of its strategy."""
     settings = ctx.settings
+    if pertitle.wanted(ctx.profile):  # trials in parallel on the workers, if more than one
+        if video_workers(task.app, settings) < 2:
+            return steps.transcode(ctx, on_progress)
+        state = pertitle.new_state(pertitle.pick_samples(ctx), tasks=True)
+        return per_title(task, ctx, state, 0, on_progress)
     if settings.ladder_strategy == "per_rendition" and ctx.profile.kind == "hls":
         _replace(task, ctx, _rungs(task.app, ctx, steps.prepare_rungs(ctx)))
     workers = video_workers(task.app, settings) if settings.chunking != "never" else 1
@@ -175,6 +187,28 @@ def transcode(task: Task, ctx: JobContext, on_progress: steps.ProgressCallback) 
             chunks = steps.split(ctx, plan.chunk_s)
             _replace(task, ctx, _chunks(task.app, ctx, chunks, plan.to_dict()))
     return steps.transcode(ctx, on_progress, settings.ladder_strategy)
+
+
+def per_title(
+    task: Task, ctx: JobContext, state: dict[str, Any], round_: int,
+    on_progress: steps.ProgressCallback,
+) -> dict[str, Any]:  # fmt: skip
+    """Round ``round_`` of a per-title search: a chord of one ``video.trial`` task a sample,
+    whose body (``video.search``) folds the results in and comes back here; once no rung has
+    a CRF left to try, the ladder at the chosen CRFs, encoded in this step (single)."""
+    probes = pertitle.next_probes(ctx, state)
+    if probes:
+        labels = _labels(ctx)
+        header = [
+            task.app.signature("video.trial", kwargs={**labels, "sample": s, "probes": probes}).set(
+                task_id=trial_task_id(ctx.job_id, round_, i), **needs(ctx.profile.codec, "trial")
+            )
+            for i, s in enumerate(state["samples"])
+        ]
+        body = task.app.signature("video.search", kwargs={**labels, "state": state,
+                                                          "round": round_})  # fmt: skip
+        _replace(task, ctx, (header, body))
+    return steps.transcode(ctx, on_progress, search=state)
 
 
 def _labels(ctx: JobContext) -> dict[str, Any]:

@@ -95,6 +95,9 @@ TASK_ROUTING_KEYS = {
     "video.thumbnail": ("video_queue", "video.thumbnail"),
     "video.rung": ("video_queue", "video.rung"),
     "video.package": ("video_queue", "video.package"),
+    # Per-title ladders: trial encodes of one sample, then the search's next round or ladder.
+    "video.trial": ("video_queue", "video.trial"),
+    "video.search": ("video_queue", "video.search"),
     "video.fail_job": ("video_queue", "video.fail_job"),
     # Chunked jobs: one task per chunk, the audio track once, previews, then the join.
     "video.chunk": ("video_queue", "video.chunk"),

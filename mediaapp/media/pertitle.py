@@ -86,9 +86,11 @@ def pick_samples(ctx: JobContext) -> list[dict[str, Any]]:
     return chosen
 
 
-def new_state(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """The search's JSON state: its samples, and per rung the trials so far by CRF."""
-    return {"samples": samples, "trials": {}, "encodes": 0, "trial_s": 0.0}
+def new_state(samples: list[dict[str, Any]], *, tasks: bool = False) -> dict[str, Any]:
+    """The search's JSON state: its samples, per rung the trials so far by CRF, and whether
+    the trials run as tasks (one a sample, in parallel) or in this process."""
+    return {"samples": samples, "trials": {}, "encodes": 0, "trial_s": 0.0, "rounds": 0,
+            "tasks": tasks}  # fmt: skip
 
 
 def next_crf(trials: dict[int, float], target: float, pt: PerTitle) -> int | None:
@@ -264,6 +266,7 @@ def merge(state: dict[str, Any], rounds: list[dict[str, dict[str, Any]]]) -> dic
     """Fold one round's results (one dict per sample) into the state: per rung and CRF, the
     mean VMAF over the samples and their bytes and seconds summed."""
     by_rung: dict[str, list[dict[str, Any]]] = {}
+    state["rounds"] += 1
     for sample in rounds:
         for name, result in sample.items():
             by_rung.setdefault(name, []).append(result)
@@ -288,6 +291,12 @@ def search(ctx: JobContext, work: Work) -> dict[str, Any]:
             merge(state, run_trials(ctx, state["samples"], probes, work))
     finally:
         shutil.rmtree(work_dir(ctx.out_dir), ignore_errors=True)
+    return decide(ctx, state)
+
+
+def conclude(ctx: JobContext, state: dict[str, Any]) -> dict[str, Any]:
+    """The record of a search whose trials ran as tasks; its sample chunks removed."""
+    shutil.rmtree(work_dir(ctx.out_dir), ignore_errors=True)
     return decide(ctx, state)
 
 
@@ -320,7 +329,8 @@ def decide(ctx: JobContext, state: dict[str, Any]) -> dict[str, Any]:
         for s in state["samples"]
     ]
     return {"model": quality.MODEL, "samples": samples, "max_trials": pt.max_trials,
-            "margin": pt.margin, "tolerance": pt.tolerance, "trial_encodes": state["encodes"],
+            "margin": pt.margin, "tolerance": pt.tolerance, "rounds": state["rounds"],
+            "trial_tasks": state["tasks"], "trial_encodes": state["encodes"],
             "trial_s": state["trial_s"], "rungs": rungs}  # fmt: skip
 
 

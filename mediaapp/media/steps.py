@@ -135,7 +135,9 @@ def _transcode(
     extra: dict[str, Any] = {}
     if pertitle.wanted(ctx.profile):  # the CRF of each rung first, then the ladder at them
         with phases.phase("search"):
-            record = pertitle.search(ctx, work) if search is None else pertitle.decide(ctx, search)
+            record = (
+                pertitle.search(ctx, work) if search is None else pertitle.conclude(ctx, search)
+            )
         ctx, extra["pertitle"] = pertitle.resolved(ctx, record), record
     if kind == "mp4":
         encode_mp4(work, ctx, on_progress)
