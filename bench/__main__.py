@@ -14,6 +14,7 @@ from bench import (
     manyjobs,
     memory,
     overhead,
+    pertitle,
     quality,
     scaling,
     soak,
@@ -33,6 +34,7 @@ COMMANDS = {
     "soak": soak.main,
     "storage": storage.main,
     "quality": quality.main,
+    "pertitle": pertitle.main,
     "hdr": hdr.main,
 }
 

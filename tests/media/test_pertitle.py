@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from mediaapp.media import command, pertitle, renditions, steps
+from mediaapp.ops.report import render
 from mediaapp.settings import Settings
 
 from ..media_sources import EASY, HARD, generate_graph
@@ -140,3 +141,6 @@ def test_a_rung_that_adds_nothing_is_dropped_and_the_manifest_says_why(
     assert [v["RESOLUTION"] for v in variants] == ["320x180"]
     assert not (master.parent / pertitle.WORK_DIR).exists()
     assert not (settings.output_root / "pt-drop" / pertitle.WORK_DIR).exists()
+    page = render(manifest, [], settings.output_root / "pt-drop")  # the report page
+    table = page.split('<table id="pertitle">')[1].split("</table>")[0]
+    assert "within 5.0 of 1_180p" in table and "met" in table
