@@ -10,8 +10,8 @@ Sources (1280x720, no audio, a keyframe every 2 s): *easy*, slides (a new still 
 * per-title: the shipped ``hls-pertitle``, the trial cache emptied first (the search's whole
   cost), and again with the cache warm (a resubmission: no trial encode);
 * easy only, *matched*: ``hls-pertitle`` with each rung's target set to the VMAF the fixed
-  ladder measured on that rung (margin 0, CRF down to 10): the bytes per-title spends for the
-  fixed ladder's quality.
+  ladder measured on that rung (margin 0, CRF down to 10, 6 trials): the bytes per-title
+  spends for the fixed ladder's quality.
 
 Figures: total bytes of the video rungs, each rung's VMAF, median job time and CPU seconds
 (this process and its ffmpeg children: on a shared machine the wall clock says how busy the
@@ -40,12 +40,12 @@ SOURCES = {
 
 
 def make_source(path: Path, graph: str, size: str, seconds: float) -> None:
-    """``graph`` as near-lossless H.264 (CRF 8, a keyframe every 2 s), no audio."""
+    """``graph`` as an upload would be: H.264 CRF 16, a keyframe every 2 s, no audio."""
     from mediaapp.media import command
 
     command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-f", "lavfi",
                  "-i", graph.format(size=size), "-t", str(seconds), "-c:v", "libx264",
-                 "-preset", "ultrafast", "-crf", "8", "-g", "60", "-pix_fmt", "yuv420p",
+                 "-preset", "ultrafast", "-crf", "16", "-g", "60", "-pix_fmt", "yuv420p",
                  "-f", "mp4", "-y", str(path)])  # fmt: skip
 
 
@@ -59,7 +59,7 @@ def matched_copy(profile: Any, name: str, vmaf: dict[int, float]) -> str:
     pt = profile.pertitle
     return (f"[{name}]\nkind = \"hls\"\nsegment_s = {profile.segment_s}\nrungs = [{rungs}]\n"
             f"pertitle = {{ samples = {pt.samples}, sample_s = {pt.sample_s}, "
-            f"max_trials = {pt.max_trials}, margin = 0.0, crf_min = 10 }}\n"
+            f"max_trials = 6, margin = 0.0, crf_min = 10 }}\n"
             "quality = { measure = true }\n")  # fmt: skip
 
 

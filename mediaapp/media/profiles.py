@@ -58,7 +58,7 @@ class PerTitle:
     crf_max: int = 40
     margin: float = 1.0
     tolerance: float = 2.0
-    subsample: int = 3
+    subsample: int = 5
 
 
 #: Per-title fields: type and allowed range.

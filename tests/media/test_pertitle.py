@@ -23,20 +23,20 @@ PROFILES = f"""
 kind = "hls"
 segment_s = 2
 rungs = {RUNGS}
-pertitle = {{ samples = 2, sample_s = 1.0, max_trials = 4 }}
+pertitle = {{ samples = 2, sample_s = 1.0, max_trials = 4, subsample = 3 }}
 
 [pt-dash]
 kind = "dash"
 segment_s = 2
 rungs = {RUNGS}
-pertitle = {{ samples = 2, sample_s = 1.0, max_trials = 3 }}
+pertitle = {{ samples = 2, sample_s = 1.0, max_trials = 3, subsample = 3 }}
 
 [pt-margin]
 kind = "hls"
 segment_s = 2
 rungs = [{{ height = 270, video_kbps = 3000, target_vmaf = 92 }},
          {{ height = 180, video_kbps = 2000, target_vmaf = 92 }}]
-pertitle = {{ samples = 2, sample_s = 1.0, max_trials = 3, margin = 5.0 }}
+pertitle = {{ samples = 2, sample_s = 1.0, max_trials = 3, margin = 5.0, subsample = 3 }}
 """
 
 
