@@ -141,7 +141,7 @@ def next_probes(ctx: JobContext, state: dict[str, Any]) -> dict[str, int]:
     probes = {}
     for planned, target in searched(ctx):
         done = _trials(state, planned.name)
-        crf = next_crf(done, target, ctx.profile.pertitle)
+        crf = next_crf(done, target + ctx.profile.pertitle.headroom, ctx.profile.pertitle)
         if crf is not None and crf not in done:
             probes[planned.name] = crf
     return probes
@@ -311,7 +311,7 @@ def decide(ctx: JobContext, state: dict[str, Any]) -> dict[str, Any]:
     rungs = []
     for planned, target in searched(ctx):
         tried = state["trials"].get(planned.name, {})
-        meeting = [int(c) for c, t in tried.items() if t["vmaf"] >= target]
+        meeting = [int(c) for c, t in tried.items() if t["vmaf"] >= target + pt.headroom]
         crf = max(meeting) if meeting else min(int(c) for c in tried)
         chosen = tried[str(crf)]
         rungs.append({
@@ -329,7 +329,8 @@ def decide(ctx: JobContext, state: dict[str, Any]) -> dict[str, Any]:
         for s in state["samples"]
     ]
     return {"model": quality.MODEL, "samples": samples, "max_trials": pt.max_trials,
-            "margin": pt.margin, "tolerance": pt.tolerance, "rounds": state["rounds"],
+            "margin": pt.margin, "tolerance": pt.tolerance, "headroom": pt.headroom,
+            "rounds": state["rounds"],
             "trial_tasks": state["tasks"], "trial_encodes": state["encodes"],
             "trial_s": state["trial_s"], "rungs": rungs}  # fmt: skip
 

@@ -59,6 +59,9 @@ class PerTitle:
     margin: float = 1.0
     tolerance: float = 2.0
     subsample: int = 5
+    #: VMAF points the samples must score above the target: what the samples may
+    #: overestimate the whole source by.
+    headroom: float = 0.0
 
 
 #: Per-title fields: type and allowed range.
@@ -66,6 +69,7 @@ _PERTITLE = {
     "samples": (int, 1, 10), "sample_s": (float, 0.5, 30.0), "max_trials": (int, 1, 10),
     "crf_start": (int, 0, 51), "crf_min": (int, 0, 51), "crf_max": (int, 0, 51),
     "margin": (float, 0.0, 20.0), "tolerance": (float, 0.0, 20.0), "subsample": (int, 1, 10),
+    "headroom": (float, 0.0, 10.0),
 }  # fmt: skip
 
 

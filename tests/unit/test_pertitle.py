@@ -76,8 +76,11 @@ def test_per_title_fields_are_checked_at_load(tmp_path: Path) -> None:
         bad.write_text(head + text)
         with pytest.raises(ConfigurationError, match=message):
             profiles.load_file(bad)
-    bad.write_text(head + ok + "pertitle = { sample_s = 1, margin = 0.5 }\n")
+    bad.write_text(head + ok + "pertitle = { sample_s = 1, margin = 0.5, headroom = 1 }\n")
     profile = profiles.load_file(bad)["x"]
     assert profile.rungs[0].target_vmaf == 93.0 and pertitle.wanted(profile)
     assert profile.pertitle.sample_s == 1.0 and profile.pertitle.margin == 0.5
+    assert profile.pertitle.headroom == 1.0 and isinstance(profile.pertitle.headroom, float)
+    shipped = profiles.get_profile("hls-pertitle")
+    assert pertitle.wanted(shipped) and shipped.quality.measure and shipped.pertitle.headroom == 1
     assert not pertitle.wanted(profiles.get_profile("hls"))
