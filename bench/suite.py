@@ -20,8 +20,7 @@ from bench import results_dir
 
 #: Order of the suite; soak is a reliability run (python -m bench soak), not a speed figure.
 ORDER = ("overhead", "manyjobs", "ladder", "dispatch", "audit", "scaling", "coldstart", "storage",
-         "memory", "quality", "fairshare",
-         "multicodec")  # fmt: skip
+         "memory", "quality", "fairshare", "multicodec", "pertitle")  # fmt: skip
 #: Benchmarks that talk to RabbitMQ/Redis and take --broker/--backend.
 USES_BROKER = {"overhead": 2, "manyjobs": 2, "dispatch": 2, "audit": 1, "scaling": 2, "memory": 2,
                "fairshare": 2, "multicodec": 2}  # fmt: skip
@@ -107,6 +106,8 @@ def _rows(name: str, d: Any) -> list[dict[str, Any]]:
                     d["met"])]  # fmt: skip
     if name == "multicodec":
         return _multicodec_rows(d)
+    if name == "pertitle":
+        return _pertitle_rows(d)
     raise ValueError(name)
 
 
@@ -124,6 +125,68 @@ def _multicodec_rows(d: Any) -> list[dict[str, Any]]:
                         f"{r['median_s']:.3f} s{cpu}", f"{hand['median_s']:.3f} s (by hand)",
                         r["ratio"], f"≤ {r['target']}", r["met"]))  # fmt: skip
     return rows
+
+
+def _pertitle_rows(d: Any) -> list[dict[str, Any]]:
+    """Per-title against the fixed ladder: bytes at equal VMAF (easy), targets (hard), cost."""
+    easy, hard, clip = d["sources"]["easy"], d["sources"]["hard"], d["clip"]
+    fixed, matched, pt = easy["fixed"], easy["matched"], hard["pertitle"]
+    kept = {r["short"]: r for r in pt["rungs"] if not r["dropped"]}
+    rows = [
+        row(
+            "per-title ladder",
+            f"easy (slides) {clip}, targets = the fixed ladder's VMAF",
+            f"{matched['bytes']} B, VMAF {matched['vmaf']}",
+            f"{fixed['bytes']} B, VMAF {fixed['vmaf']} (hls)",
+            matched["bytes_ratio"],
+            "≤ 0.80, VMAF ≥ fixed per rung",
+            matched["bytes_ratio"] <= 0.8 and matched["vmaf_not_below_fixed"],
+        ),
+        row(
+            "per-title ladder",
+            f"easy (slides) {clip}, hls-pertitle",
+            f"{easy['pertitle']['bytes']} B, VMAF {easy['pertitle']['vmaf']}",
+            f"{fixed['bytes']} B (hls)",
+            easy["pertitle"]["bytes_ratio"],
+            "(comparison)",
+            None,
+        ),
+        row(
+            "per-title ladder",
+            f"hard (noise, motion) {clip}, hls-pertitle",
+            ", ".join(
+                f"{s}p VMAF {r['full_vmaf']} (target {r['target_vmaf']:g})" for s, r in kept.items()
+            ),
+            f"{hard['fixed']['bytes']} B, VMAF {hard['fixed']['vmaf']} (hls)",
+            pt["bytes_ratio"],
+            "no rung below its target",
+            pt["all_targets_met"],
+        ),
+    ]
+    for source, r in (("easy", easy), ("hard", hard)):
+        rows.append(
+            row(
+                "per-title search cost",
+                f"{source} {clip}, job time, trial cache empty",
+                f"{r['pertitle']['median_s']:.2f} s",
+                f"{r['fixed']['median_s']:.2f} s (hls)",
+                r["pertitle"]["time_ratio"],
+                "≤ 1.5",
+                r["pertitle"]["time_ratio"] <= 1.5,
+            )
+        )
+        rows.append(
+            row(
+                "per-title resubmission",
+                f"{source} {clip}, trials all cached",
+                f"{r['resubmitted']['median_s']:.2f} s",
+                f"{r['fixed']['median_s']:.2f} s (hls)",
+                r["resubmitted"]["time_ratio"],
+                "(measured)",
+                None,
+            )
+        )
+    return rows  # fmt: skip
 
 
 def _dispatch_rows(d: Any) -> list[dict[str, Any]]:

@@ -14,8 +14,9 @@ from celery.exceptions import ChordError
 from mediaapp.jobs import job, tenants
 from mediaapp.jobs.app import app
 from mediaapp.jobs.events import error_dict, publish_event
+from mediaapp.jobs.job import per_title
 from mediaapp.jobs.step import MediaStep
-from mediaapp.media import multicodec, steps
+from mediaapp.media import multicodec, pertitle, steps
 from mediaapp.media.context import JobContext
 
 
@@ -75,6 +76,21 @@ def variants(
 def package_variants(self: MediaStep, parts: list[dict[str, Any]], **job: Any) -> dict[str, Any]:
     """Package a multi-codec ladder (HLS and DASH over CMAF); the result is the job manifest."""
     return multicodec.package_variants(self.context(job), parts)
+
+
+@app.task(name="video.trial", base=MediaStep, bind=True)
+def trial(self: MediaStep, *, sample: dict[str, Any], probes: dict[str, int], **job: Any) -> Any:
+    """Trial encodes of one sample of a per-title search, one CRF a rung (or cached)."""
+    return pertitle.trial(self.context(job), sample, probes)
+
+
+@app.task(name="video.search", base=MediaStep, bind=True)
+def search(
+    self: MediaStep, trials: list[dict[str, Any]], *, state: dict[str, Any], round: int, **job: Any
+) -> dict[str, Any]:
+    """Fold a round of trials into the search: the next round, or the ladder (the manifest)."""
+    state = pertitle.merge(state, [t["results"] for t in trials])
+    return per_title(self, self.context(job), state, round + 1, self.progress("transcode"))
 
 
 @app.task(name="video.chunk", base=MediaStep, bind=True)

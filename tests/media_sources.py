@@ -81,3 +81,27 @@ def generate_hdr(
     ])  # fmt: skip
     tmp.rename(path)
     return name
+
+
+#: Per-title sources (lavfi graphs): an easy one, slides (a new still picture every 2 s), and
+#: a hard one, moving pictures under strong temporal noise (incompressible grain).
+EASY = "testsrc2=size={size}:rate=0.5,fps=30"
+HARD = "testsrc2=size={size}:rate=30,noise=alls=12:allf=t+u"
+
+
+def generate_graph(
+    media_root: Path, name: str, graph: str, *, size: str = "480x270", seconds: float = 4,
+    gop: int = 30,
+) -> str:  # fmt: skip
+    """``graph`` (``{size}`` filled in) as near-lossless H.264 (CRF 8, a keyframe every
+    ``gop`` frames, so the chunk split can cut samples anywhere), no audio."""
+    path = media_root / name
+    if path.exists():
+        return name
+    tmp = path.with_name(f".gen-{name}")
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-f", "lavfi",
+                 "-i", graph.format(size=size), "-t", str(seconds), "-c:v", "libx264",
+                 "-preset", "ultrafast", "-crf", "8", "-g", str(gop), "-pix_fmt", "yuv420p",
+                 "-f", "mp4", "-y", str(tmp)])  # fmt: skip
+    tmp.rename(path)
+    return name

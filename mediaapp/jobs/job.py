@@ -9,6 +9,8 @@ the manifest::
     per_rendition   video.rung (R of them) (<job>-rung<i>)    → video.package  (<job>)
     multi-codec     video.variants (per codec, <job>-<codec>[-rung<i>], on the codec's
                     capability queue)                           → video.package_variants (<job>)
+    per-title       video.trial (one a sample) (<job>-trial<round>-<i>) → video.search (<job>),
+                    which replaces itself with the next round, or encodes the ladder
     chunked         video.previews (<job>-previews, mp4 only),
                     video.chunk (N of them) (<job>-chunk<i>),
                     video.audio (<job>-audio)                   → video.assemble (<job>)
@@ -31,7 +33,7 @@ from mediaapp import defaults
 from mediaapp.errors import InvalidInput, MediaError
 from mediaapp.jobs import tenants
 from mediaapp.jobs.routing import CAPABILITY_QUEUES, MEDIA_EXCHANGE, VIDEO_QUEUE, encode_key
-from mediaapp.media import multicodec, steps
+from mediaapp.media import multicodec, pertitle, steps
 from mediaapp.media.context import JobContext
 from mediaapp.media.outputs import SAFE_JOB_ID
 from mediaapp.media.profiles import get_profile
@@ -92,6 +94,11 @@ def chunk_task_id(job_id: str, index: int, codec: str | None = None) -> str:
 def variant_task_id(job_id: str, codec: str, index: int | None = None) -> str:
     """The ``codec`` variants (of rung ``index``, per rendition) of a multi-codec job."""
     return f"{job_id}-{codec}" + (f"-rung{index}" if index is not None else "")
+
+
+def trial_task_id(job_id: str, round_: int, sample: int) -> str:
+    """Trials of sample ``sample`` in round ``round_`` of a per-title search."""
+    return f"{job_id}-trial{round_}-{sample}"
 
 
 def part_task_id(job_id: str, part: str) -> str:
@@ -177,6 +184,11 @@ def send(
 def transcode(task: Task, ctx: JobContext, on_progress: steps.ProgressCallback) -> dict[str, Any]:
     """Run the job here (single), or replace ``task`` with the chord of its strategy."""
     settings = ctx.settings
+    if pertitle.wanted(ctx.profile):  # trials in parallel on the workers, if more than one
+        if video_workers(task.app, settings) < 2:
+            return steps.transcode(ctx, on_progress)
+        state = pertitle.new_state(pertitle.pick_samples(ctx), tasks=True)
+        return per_title(task, ctx, state, 0, on_progress)
     multi = ctx.profile.cmaf
     if settings.ladder_strategy == "per_rendition" and ctx.profile.kind == "hls" and not multi:
         _replace(task, ctx, _rungs(task.app, ctx, steps.prepare_rungs(ctx)))
@@ -192,6 +204,28 @@ def transcode(task: Task, ctx: JobContext, on_progress: steps.ProgressCallback) 
         parts = multicodec.prepare_variants(ctx, settings.ladder_strategy)
         _replace(task, ctx, _variants(task.app, ctx, parts))
     return steps.transcode(ctx, on_progress, settings.ladder_strategy)
+
+
+def per_title(
+    task: Task, ctx: JobContext, state: dict[str, Any], round_: int,
+    on_progress: steps.ProgressCallback,
+) -> dict[str, Any]:  # fmt: skip
+    """Round ``round_`` of a per-title search: a chord of one ``video.trial`` task a sample,
+    whose body (``video.search``) folds the results in and comes back here; once no rung has
+    a CRF left to try, the ladder at the chosen CRFs, encoded in this step (single)."""
+    probes = pertitle.next_probes(ctx, state)
+    if probes:
+        labels = _labels(ctx)
+        header = [
+            task.app.signature("video.trial", kwargs={**labels, "sample": s, "probes": probes}).set(
+                task_id=trial_task_id(ctx.job_id, round_, i), **needs(ctx.profile.codec, "trial")
+            )
+            for i, s in enumerate(state["samples"])
+        ]
+        body = task.app.signature("video.search", kwargs={**labels, "state": state,
+                                                          "round": round_})  # fmt: skip
+        _replace(task, ctx, (header, body))
+    return steps.transcode(ctx, on_progress, search=state)
 
 
 def _labels(ctx: JobContext) -> dict[str, Any]:

@@ -98,6 +98,9 @@ TASK_ROUTING_KEYS = {
     # Multi-codec ladders: a codec's variants (HEVC, AV1: encode.<codec>.variants), packaging.
     "video.variants": ("video_queue", "video.variants"),
     "video.package_variants": ("video_queue", "video.package_variants"),
+    # Per-title ladders: trial encodes of one sample, then the search's next round or ladder.
+    "video.trial": ("video_queue", "video.trial"),
+    "video.search": ("video_queue", "video.search"),
     "video.fail_job": ("video_queue", "video.fail_job"),
     # Chunked jobs: one task per chunk, the audio track once, previews, then the join.
     "video.chunk": ("video_queue", "video.chunk"),

@@ -101,7 +101,11 @@ class MediaStep(Task):
 
     def _check_deliveries(self) -> None:
         """Refuse a message that keeps killing (or outliving) its workers: dead-letter it."""
-        count = count_delivery(self.backend, self.request.id, self.request.retries)
+        # A per-title search's body replaces itself round after round under the job's id:
+        # each round is a message of its own, counted apart.
+        kwargs = self.request.kwargs or {}
+        task_id = self.request.id + (f"-round{kwargs['round']}" if "round" in kwargs else "")
+        count = count_delivery(self.backend, task_id, self.request.retries)
         if count > defaults.MAX_DELIVERIES:
             name = (self.request.kwargs or {}).get("name")
             raise PoisonMessage(

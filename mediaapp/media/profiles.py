@@ -23,12 +23,15 @@ KINDS = ("mp4", "hls", "dash", "audio", "thumbs")
 
 @dataclass(frozen=True)
 class Rung:
-    """One rendition of a ladder."""
+    """One rendition of a ladder: a bit rate, or (per-title) a VMAF target whose CRF a search
+    on samples of the source finds; ``video_kbps`` then caps the rate (``crf``: the answer)."""
 
     height: int
     video_kbps: int
     #: The codecs of this rung (``h264``, ``hevc``, ``av1``); empty: the profile's own codec.
     codecs: tuple[str, ...] = ()
+    target_vmaf: float | None = None
+    crf: int | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,37 @@ class Quality:
 
     measure: bool = False
     subsample: int = 5
+
+
+@dataclass(frozen=True)
+class PerTitle:
+    """Bounds of the per-title CRF search (``[name.pertitle]``): ``samples`` windows of
+    ``sample_s`` seconds, at most ``max_trials`` trial encodes a rung, CRFs within
+    ``crf_min``..``crf_max`` from ``crf_start``; a rung is dropped when its VMAF is within
+    ``margin`` of the rung below at a higher bit rate; the full encode must be within
+    ``tolerance`` of the target; trials scored on one frame in ``subsample``."""
+
+    samples: int = 2
+    sample_s: float = 2.0
+    max_trials: int = 4
+    crf_start: int = 23
+    crf_min: int = 16
+    crf_max: int = 40
+    margin: float = 1.0
+    tolerance: float = 2.0
+    subsample: int = 5
+    #: VMAF points the samples must score above the target: what the samples may
+    #: overestimate the whole source by.
+    headroom: float = 0.0
+
+
+#: Per-title fields: type and allowed range.
+_PERTITLE = {
+    "samples": (int, 1, 10), "sample_s": (float, 0.5, 30.0), "max_trials": (int, 1, 10),
+    "crf_start": (int, 0, 51), "crf_min": (int, 0, 51), "crf_max": (int, 0, 51),
+    "margin": (float, 0.0, 20.0), "tolerance": (float, 0.0, 20.0), "subsample": (int, 1, 10),
+    "headroom": (float, 0.0, 10.0),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -70,6 +104,8 @@ class Profile:
     segment_s: int = 4
     #: Measured quality in the manifest (``[name.quality] measure = true``).
     quality: Quality = field(default_factory=Quality)
+    #: Per-title ladders: the search's bounds (used when a rung has ``target_vmaf``).
+    pertitle: PerTitle = field(default_factory=PerTitle)
 
     @property
     def codec(self) -> str:
@@ -97,7 +133,7 @@ _FIELD_TYPES: dict[str, type] = {
     "kind": str, "height": int, "video_codec": str, "preset": str, "crf": int,
     "maxrate_kbps": int, "audio_codec": str, "audio_bitrate_kbps": int,
     "faststart": bool, "poster_at": float, "poster_height": int, "reencode": str,
-    "rungs": list, "segment_s": int, "quality": dict,
+    "rungs": list, "segment_s": int, "quality": dict, "pertitle": dict,
 }  # fmt: skip
 #: H.264 everywhere; HEVC (Main10, HDR kept, fMP4 segments) for HLS ladders.
 _CODECS = ("libx264", "libx265")
@@ -155,6 +191,53 @@ def _check_codecs(source: str, name: str, kind: str, rungs: list[Rung], own: str
                    "players)")  # fmt: skip
 
 
+def _pertitle(source: str, name: str, table: dict[str, Any]) -> PerTitle:
+    """The ``pertitle`` sub-table: every field typed and within its range, crf_min <= crf_max."""
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in _PERTITLE:
+            raise _bad(
+                source, name, f"pertitle.{key}", f"unknown field (known: {', '.join(_PERTITLE)})"
+            )
+        want, low, high = _PERTITLE[key]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or (want is int and not isinstance(value, int)) or not low <= value <= high:
+            raise _bad(
+                source,
+                name,
+                f"pertitle.{key}",
+                f"must be a {want.__name__} within {low}..{high}, got {value!r}",
+            )
+        values[key] = want(value)
+    result = PerTitle(**values)
+    if result.crf_min > result.crf_max:
+        raise _bad(source, name, "pertitle.crf_min", "must not be above crf_max")
+    return result
+
+
+def _rung(source: str, name: str, i: int, rung: Any) -> Rung:
+    """One entry of ``rungs``: height and video_kbps (with target_vmaf: the cap), positive."""
+    if not isinstance(rung, dict) or not {"height", "video_kbps"} <= set(rung) <= _RUNG_KEYS:
+        raise _bad(
+            source, name, f"rungs[{i}]", "needs height and video_kbps (and may have target_vmaf)"
+        )
+    if not all(isinstance(rung[k], int) and not isinstance(rung[k], bool) and rung[k] > 0
+               for k in ("height", "video_kbps")):  # fmt: skip
+        raise _bad(source, name, f"rungs[{i}]", "height and video_kbps must be positive")
+    target = rung.get("target_vmaf")
+    if target is not None and (isinstance(target, bool) or not isinstance(target, int | float)
+                               or not 0 < target <= 100):  # fmt: skip
+        raise _bad(
+            source, name, f"rungs[{i}].target_vmaf", f"must be within 0..100, got {target!r}"
+        )
+    return Rung(
+        rung["height"], rung["video_kbps"], target_vmaf=None if target is None else float(target)
+    )
+
+
+_RUNG_KEYS = {"height", "video_kbps", "target_vmaf"}
+
+
 def parse_profile(name: str, table: dict[str, Any], source: str) -> Profile:
     """Check one TOML table and build its :class:`Profile`; errors name the file and field."""
     known = {f.name for f in fields(Profile)} - {"name"}
@@ -188,11 +271,7 @@ def parse_profile(name: str, table: dict[str, Any], source: str) -> Profile:
     for i, rung in enumerate(values.pop("rungs", [])):
         codec_lists.append(_rung_codecs(source, name, i, rung))
         rung = {k: v for k, v in rung.items() if k != "codecs"} if isinstance(rung, dict) else rung
-        if not isinstance(rung, dict) or set(rung) != {"height", "video_kbps"}:
-            raise _bad(source, name, f"rungs[{i}]", "needs exactly height and video_kbps")
-        if not all(isinstance(v, int) and v > 0 for v in rung.values()):
-            raise _bad(source, name, f"rungs[{i}]", "height and video_kbps must be positive")
-        rungs.append(Rung(rung["height"], rung["video_kbps"]))
+        rungs.append(_rung(source, name, i, rung))
     if kind in ("hls", "dash") and not rungs:
         raise _bad(source, name, "rungs", f"a {kind} profile needs at least one rung")
     rungs = [replace(r, codecs=c) for r, c in zip(rungs, codec_lists, strict=True)]
@@ -200,6 +279,8 @@ def parse_profile(name: str, table: dict[str, Any], source: str) -> Profile:
     _check_codecs(source, name, kind, rungs, "hevc" if codec == "libx265" else "h264")
     if "quality" in values:
         values["quality"] = _quality(source, name, values["quality"])
+    if "pertitle" in values:
+        values["pertitle"] = _pertitle(source, name, values["pertitle"])
     return Profile(name=name, rungs=tuple(rungs), **values)
 
 

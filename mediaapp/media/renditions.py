@@ -52,6 +52,7 @@ class PlannedRung:
     video_kbps: int
     width: int
     height: int
+    crf: int | None = None  # per-title: the CRF the search chose (video_kbps is then the cap)
 
     @property
     def name(self) -> str:
@@ -67,9 +68,10 @@ def plan_rungs(info: ProbeResult, profile: Profile) -> list[PlannedRung]:
     fitting = [r for r in profile.rungs if r.height <= short]
     if not fitting:
         size = fit(width, height, short)
-        return [PlannedRung(0, min(size), profile.rungs[-1].video_kbps, *size)]
+        last = profile.rungs[-1]
+        return [PlannedRung(0, min(size), last.video_kbps, *size, crf=last.crf)]
     return [
-        PlannedRung(i, r.height, r.video_kbps, *fit(width, height, r.height))
+        PlannedRung(i, r.height, r.video_kbps, *fit(width, height, r.height), crf=r.crf)
         for i, r in enumerate(fitting)
     ]
 
@@ -94,9 +96,13 @@ def video_options(
     colour options (tone-mapped BT.709 tags, HEVC Main10 HDR) come from :mod:`hdr`."""
     gop = gop_frames(info, profile)
     colour = {} if suffix else hdr.encoder_options(colour_mode(info, profile), info.colour)
-    return {
-        f"b:v{suffix}": f"{rung.video_kbps}k",
-        f"maxrate:v{suffix}": f"{round(rung.video_kbps * 1.07)}k",
+    rate = (  # per-title: constant quality at the chosen CRF, capped at video_kbps
+        {f"crf:v{suffix}": rung.crf, f"maxrate:v{suffix}": f"{rung.video_kbps}k"}
+        if rung.crf is not None
+        else {f"b:v{suffix}": f"{rung.video_kbps}k",
+              f"maxrate:v{suffix}": f"{round(rung.video_kbps * 1.07)}k"}
+    )  # fmt: skip
+    return rate | {
         f"bufsize:v{suffix}": f"{2 * rung.video_kbps}k",
     } | ({} if suffix else {
         "vcodec": profile.video_codec, "preset": profile.preset, "g": gop, "keyint_min": gop,
@@ -249,7 +255,7 @@ def dash_stream(src: Path, out_dir: Path, info: ProbeResult, profile: Profile) -
     for r in rungs:
         options |= video_options(r, info, profile, suffix=f":{r.index}")
     options |= {k: v for k, v in video_options(rungs[0], info, profile).items()
-                if not k.startswith(("b:v", "maxrate", "bufsize"))}  # fmt: skip
+                if not k.startswith(("b:v", "crf:v", "maxrate", "bufsize"))}  # fmt: skip
     sets = _dash_sets(len(rungs), info.audio is not None)
     if info.audio is not None:
         streams.append(inp.audio)

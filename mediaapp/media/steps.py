@@ -30,6 +30,7 @@ from mediaapp.media import (
     hdr,
     mp4,
     packaging,
+    pertitle,
     phases,
     quality,
     renditions,
@@ -105,10 +106,14 @@ def finished(ctx: JobContext) -> dict[str, Any] | None:
 
 
 def transcode(
-    ctx: JobContext, on_progress: ProgressCallback | None = None, strategy: str = "single"
+    ctx: JobContext,
+    on_progress: ProgressCallback | None = None,
+    strategy: str = "single",
+    search: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the job's profile in this process; return the verified manifest. A full disk,
-    seen before (the estimate) or during the encode, is OutOfSpace (see space.py)."""
+    seen before (the estimate) or during the encode, is OutOfSpace (see space.py).
+    ``search``: a per-title search's state when its trials ran as tasks (else it runs here)."""
     done = finished(ctx)
     if done is not None:
         return done
@@ -116,16 +121,26 @@ def transcode(
         space.job_space(ctx.job_id, ctx.profile, ctx.settings, ctx.source.to_dict()),
         phases.collecting(),
     ):
-        return _transcode(ctx, on_progress, strategy)
+        return _transcode(ctx, on_progress, strategy, search)
 
 
 def _transcode(
-    ctx: JobContext, on_progress: ProgressCallback | None, strategy: str
+    ctx: JobContext,
+    on_progress: ProgressCallback | None,
+    strategy: str,
+    search: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     started = time.monotonic()
     kind = ctx.profile.kind
     clear_partials(ctx.out_dir)
     work = Work(ctx.limits)
+    extra: dict[str, Any] = {}
+    if pertitle.wanted(ctx.profile):  # the CRF of each rung first, then the ladder at them
+        with phases.phase("search"):
+            record = (
+                pertitle.search(ctx, work) if search is None else pertitle.conclude(ctx, search)
+            )
+        ctx, extra["pertitle"] = pertitle.resolved(ctx, record), record
     if kind == "mp4":
         encode_mp4(work, ctx, on_progress)
         captions.publish_web(work, ctx)
@@ -135,7 +150,8 @@ def _transcode(
         encode_audio_files(work, ctx, on_progress)
     if kind in ("hls", "dash"):
         packaging.encode_ladder(work, ctx, on_progress, strategy)
-    return publish(ctx, work, started, strategy if kind in ("hls", "dash") else "single")
+    strategy = strategy if kind in ("hls", "dash") else "single"
+    return publish(ctx, work, started, strategy, **extra)
 
 
 def publish(
@@ -145,6 +161,8 @@ def publish(
     manifest, last of its files (the commit marker); return it."""
     with phases.phase("quality"):
         quality.score_outputs(work, ctx)
+    if "pertitle" in extra:  # each rung's full encode against its target
+        extra["pertitle"] = pertitle.finish(extra["pertitle"], work.outputs)
     elapsed = time.monotonic() - started
     manifest = {
         "job_id": ctx.job_id,

@@ -75,6 +75,32 @@ def quality_cell(output: dict[str, Any]) -> str:
     )
 
 
+def pertitle_table(manifest: dict[str, Any]) -> str:
+    """A per-title job's search, one row a rung: target, CRF, trials, VMAF, kept or why not."""
+    record = manifest.get("pertitle")
+    if not record:
+        return ""
+    e = html.escape
+
+    def trials(rung: dict[str, Any]) -> str:
+        return ", ".join(f"{t['crf']}: {t['vmaf']:.1f}" for t in rung["trials"])
+
+    rows = "".join(
+        f"<tr><td>{e(r['rung'])}</td><td>{r['target_vmaf']:g}</td><td>{r['crf']}</td>"
+        f"<td>{e(trials(r))}</td>"
+        f"<td>{r['sample_vmaf']:.1f}</td><td>{r.get('full_vmaf') or ''}</td>"
+        f"<td>{e(r['dropped'] or ('met' if r.get('met') else 'below target'))}</td></tr>"
+        for r in record["rungs"]
+    )
+    return (
+        f"<h2>Per-title search</h2><p>{len(record['samples'])} samples, {record['rounds']} "
+        f"rounds, {record['trial_encodes']} trial encodes (the rest cached)</p>"
+        '<table id="pertitle"><tr><th>rung</th><th>target VMAF</th><th>CRF</th>'
+        "<th>trials (CRF: VMAF)</th><th>samples' VMAF</th><th>full VMAF</th><th></th></tr>"
+        f"{rows}</table>"
+    )
+
+
 def render(manifest: dict[str, Any], trail: list[dict[str, Any]], directory: Path) -> str:
     """The report page as HTML text."""
     e = html.escape
@@ -127,6 +153,7 @@ job {manifest.get("elapsed_s")} s.</p>
 <h2>Renditions</h2>
 <table id="renditions"><tr><th>kind</th><th>file</th><th>resolution</th><th>codec</th>
 <th>bit rate</th><th>size</th><th>duration</th><th>quality</th></tr>{rows}</table>
+{pertitle_table(manifest)}
 <h2>Timeline</h2>
 <table id="timeline"><tr><th>at</th><th>kind</th><th>what</th><th>host</th><th></th>
 <th>detail</th></tr>{steps}</table>

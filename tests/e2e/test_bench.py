@@ -34,6 +34,7 @@ def test_suite_smoke_prints_and_writes_every_row(rabbitmq: str) -> None:
         "pipeline overhead", "many small jobs", "HLS ladder", "dispatch, complete audit",
         "audit consumer", "chunked scaling", "cold start", "object storage", "S3 staging",
         "memory", "measured quality", "fair share", "multi-codec ladder",
+        "per-title ladder", "per-title search cost", "per-title resubmission",
     }  # fmt: skip
     assert all(float(r.split(" | ")[4].rstrip("x")) > 0 for r in rows)
     assert "lines 1000" in printed and "2 workers, chunked" in printed
@@ -49,6 +50,19 @@ def test_quality_smoke_scores_only_the_measured_copy() -> None:
     for r in rows:
         assert r["ratio"] > 0 and r["renditions"] >= 1
         assert all(0 <= v <= 100 for v in r["vmaf_means"])
+
+
+def test_pertitle_smoke_compares_with_the_fixed_ladder() -> None:
+    printed = smoke("pertitle")
+    data = json.loads((Path(tempfile.gettempdir()) / "mediaapp-bench-quick" / "pertitle.json")
+                      .read_text())  # fmt: skip
+    assert set(data["sources"]) == {"easy", "hard"} and "matched" in printed
+    for source in data["sources"].values():
+        fixed, pt, again = source["fixed"], source["pertitle"], source["resubmitted"]
+        assert fixed["bytes"] > 0 and pt["bytes"] > 0 and pt["trial_encodes"] > 0
+        assert again["trial_encodes"] == 0 and again["bytes"] == pt["bytes"]  # cached search
+        assert all(0 < v <= 100 for v in [*fixed["vmaf"].values(), *pt["vmaf"].values()])
+    assert data["sources"]["easy"]["matched"]["bytes_ratio"] > 0
 
 
 def test_soak_smoke(rabbitmq: str) -> None:

@@ -1,0 +1,67 @@
+"""Per-title ladders on real workers (issue 16): the trial encodes of each search round run as
+parallel ``video.trial`` tasks (one a sample) on two workers, the ``video.search`` body folds
+them in and encodes the ladder; a resubmission finds every trial in the cache."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mediaapp.jobs import job as workflow
+from mediaapp.jobs.app import app
+from mediaapp.jobs.client import Job
+from mediaapp.ops.audit import read_log
+
+from ..conftest import Proc, child_env, wait_for, worker_cmd
+from ..media.test_pertitle import PROFILES
+from ..media_sources import HARD, generate_graph
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+def test_trials_run_as_parallel_tasks_on_two_workers(
+    spawn: Callable[..., Proc], audit_consumer: Path, clean_queues: None, media_root: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "pertitle.toml").write_text(PROFILES)
+    env = child_env(MEDIAAPP_PROFILES_DIR=str(tmp_path / "profiles"))
+    for i in range(2):
+        cmd, _ = worker_cmd("video_queue", "-c", "1", "-l", "info")
+        spawn(cmd, env, f"worker{i}").wait_for("ready.", timeout=60)
+    source = generate_graph(media_root, "pt-hard.mp4", HARD)
+    manifests, run = [], uuid.uuid4().hex[:12]
+    for attempt in ("a", "b"):
+        job_id = f"pertitle-e2e-{attempt}-{run}"
+        # send(), not submit(): the profile lives in the workers' profiles folder only.
+        workflow.send(app, job_id=job_id, name=source, profile="pt")
+        manifests.append(Job(job_id, app=app).wait(timeout=300))
+    first, second = manifests
+    record = first["pertitle"]
+    assert record["trial_tasks"] is True and record["rounds"] >= 2
+    assert record["trial_encodes"] > 0
+    for rung in record["rungs"]:
+        assert 1 <= len(rung["trials"]) <= 4 and rung["met"], rung
+    assert [o["height"] for o in first["outputs"] if o["kind"] == "hls-rendition"] == [270, 180]
+    # The same source again: every trial from the cache, the same CRFs.
+    assert second["pertitle"]["trial_encodes"] == 0
+    assert [r["crf"] for r in second["pertitle"]["rungs"]] == [r["crf"] for r in record["rungs"]]
+
+    job_id = f"pertitle-e2e-a-{run}"
+
+    def story() -> list[dict]:
+        return [r for r in read_log(audit_consumer) if r.get("job_id") == job_id]
+
+    wait_for(lambda: any(r["name"] == "job.finished" for r in story()), 30, "job.finished")
+    tasks = [r["name"] for r in story() if r["kind"] == "task"]
+    rounds = record["rounds"]
+    assert tasks.count("video.trial") == 2 * rounds and tasks.count("video.search") == rounds
+    hosts = {
+        r["body"]["hostname"] + str(r["body"]["pid"])
+        for r in story()
+        if r["name"] == "task.started" and r["body"]["task"] == "video.trial"
+    }
+    assert len(hosts) == 2, "the trials did not spread over the two workers"

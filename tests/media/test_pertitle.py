@@ -1,0 +1,146 @@
+"""Per-title ladders (issue 16): the CRF search on samples of an easy and a hard source, the
+full encode against its target, rungs that add nothing dropped, and the trial cache that makes
+a resubmission free. Media tier: real ffmpeg on 4 s 480x270 sources, no broker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mediaapp.media import command, pertitle, renditions, steps
+from mediaapp.ops.report import render
+from mediaapp.settings import Settings
+
+from ..media_sources import EASY, HARD, generate_graph
+
+pytestmark = pytest.mark.media
+RUNGS = "[{ height = 270, video_kbps = 3000, target_vmaf = 94 },\n" \
+        " { height = 180, video_kbps = 2000, target_vmaf = 90 }]"  # fmt: skip
+PROFILES = f"""
+[pt]
+kind = "hls"
+segment_s = 2
+rungs = {RUNGS}
+pertitle = {{ samples = 2, sample_s = 1.0, max_trials = 4, subsample = 3 }}
+
+[pt-dash]
+kind = "dash"
+segment_s = 2
+rungs = {RUNGS}
+pertitle = {{ samples = 2, sample_s = 1.0, max_trials = 3, subsample = 3 }}
+
+[pt-margin]
+kind = "hls"
+segment_s = 2
+rungs = [{{ height = 270, video_kbps = 3000, target_vmaf = 92 }},
+         {{ height = 180, video_kbps = 2000, target_vmaf = 92 }}]
+pertitle = {{ samples = 2, sample_s = 1.0, max_trials = 3, margin = 5.0, subsample = 3 }}
+"""
+
+
+@pytest.fixture
+def settings(tmp_path: Path, media_root: Path) -> Settings:
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "pertitle.toml").write_text(PROFILES)
+    return Settings(data_dir=tmp_path / "data", media_root=media_root, ffmpeg_threads=1,
+                    profiles_dir=str(tmp_path / "profiles"))  # fmt: skip
+
+
+@pytest.fixture
+def easy(media_root: Path) -> str:
+    return generate_graph(media_root, "pt-easy.mp4", EASY)
+
+
+@pytest.fixture
+def hard(media_root: Path) -> str:
+    return generate_graph(media_root, "pt-hard.mp4", HARD)
+
+
+def by_rung(manifest: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """The manifest's per-title record of each rung, by short side."""
+    return {r["short"]: r for r in manifest["pertitle"]["rungs"]}
+
+
+def test_the_hard_source_gets_lower_crfs_and_every_rung_meets_its_target(
+    settings: Settings, easy: str, hard: str
+) -> None:
+    runs = {name: steps.run(f"pt-{name}", src, "pt", settings)
+            for name, src in (("easy", easy), ("hard", hard))}  # fmt: skip
+    for name, manifest in runs.items():
+        record = manifest["pertitle"]
+        assert record["model"] == "vmaf_v0.6.1" and record["tolerance"] == 2.0
+        samples = record["samples"]
+        assert len(samples) == 2 and all(s["duration_s"] <= 1.0 for s in samples)
+        videos = [o for o in manifest["outputs"] if o["kind"] == "hls-rendition"]
+        assert [v["height"] for v in videos] == [270, 180], (name, record)
+        for rung in record["rungs"]:
+            assert rung["dropped"] is None, (name, rung)
+            assert 1 <= len(rung["trials"]) <= 4
+            assert rung["crf"] in [t["crf"] for t in rung["trials"]]
+            assert rung["reached_on_samples"] and rung["sample_vmaf"] >= rung["target_vmaf"]
+            # The search's answer holds on the whole source, within the tolerance.
+            assert rung["met"] and rung["full_vmaf"] >= rung["target_vmaf"] - 2.0, (name, rung)
+            video = next(v for v in videos if v["height"] == rung["height"])
+            assert rung["full_vmaf"] == video["quality"]["vmaf_mean"]
+            assert rung["bytes"] == video["size"]
+        # The full encode ran at the chosen CRFs, capped at the rung's video_kbps.
+        chosen = [r["crf"] for r in record["rungs"]]
+        ladder = next(c for c in manifest["commands"] if "index.m3u8" in c)
+        for crf, cap in zip(chosen, (3000, 2000), strict=True):
+            assert f"-crf:v {crf} " in ladder and f"-maxrate:v {cap}k" in ladder
+    easy_rungs, hard_rungs = by_rung(runs["easy"]), by_rung(runs["hard"])
+    for short in (270, 180):
+        assert hard_rungs[short]["crf"] < easy_rungs[short]["crf"], (easy_rungs, hard_rungs)
+    easy_bytes = sum(r["bytes"] for r in easy_rungs.values())
+    assert easy_bytes * 3 < sum(r["bytes"] for r in hard_rungs.values())
+
+
+def test_a_resubmission_runs_no_trial_encode(
+    settings: Settings, hard: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trials are cached by the samples' content hash: the same source again, as a new job,
+    encodes nothing before its ladder (counted at the ffmpeg call)."""
+    calls: list[str] = []
+    real_run = command.run
+
+    def counting(stream: Any, **kwargs: Any) -> Any:
+        result = real_run(stream, **kwargs)
+        calls.append(result.cmd)
+        return result
+
+    monkeypatch.setattr(command, "run", counting)
+    first = steps.run("pt-cache-1", hard, "pt-dash", settings)
+    trial_encodes = [c for c in calls if "/.pertitle/trial-" in c and "libx264" in c]
+    assert trial_encodes and first["pertitle"]["trial_encodes"] > 0
+    calls.clear()
+    second = steps.run("pt-cache-2", hard, "pt-dash", settings)
+    assert not [c for c in calls if "/.pertitle/" in c and ("libx264" in c or "libvmaf" in c)]
+    assert second["pertitle"]["trial_encodes"] == 0
+    assert all(t["cached"] for r in second["pertitle"]["rungs"] for t in r["trials"])
+    assert [r["crf"] for r in second["pertitle"]["rungs"]] == [
+        r["crf"] for r in first["pertitle"]["rungs"]
+    ]
+    assert all(len(r["trials"]) <= 3 for r in first["pertitle"]["rungs"])
+    reps = [o for o in second["outputs"] if o["kind"] == "dash-representation"]
+    assert [r["height"] for r in reps] == [270, 180] and all("quality" in r for r in reps)
+
+
+def test_a_rung_that_adds_nothing_is_dropped_and_the_manifest_says_why(
+    settings: Settings, easy: str
+) -> None:
+    manifest = steps.run("pt-drop", easy, "pt-margin", settings)
+    top, low = manifest["pertitle"]["rungs"]
+    # Same target on both: the 270p rung scores within 5 VMAF of the 180p one at more bits.
+    assert top["dropped"] and "within 5.0 of 1_180p" in top["dropped"], top
+    assert low["dropped"] is None and low["met"]
+    assert "full_vmaf" not in top
+    master = Path(next(o["path"] for o in manifest["outputs"] if o["kind"] == "hls-master"))
+    variants = renditions.parse_master(master.read_text())
+    assert [v["RESOLUTION"] for v in variants] == ["320x180"]
+    assert not (master.parent / pertitle.WORK_DIR).exists()
+    assert not (settings.output_root / "pt-drop" / pertitle.WORK_DIR).exists()
+    page = render(manifest, [], settings.output_root / "pt-drop")  # the report page
+    table = page.split('<table id="pertitle">')[1].split("</table>")[0]
+    assert "within 5.0 of 1_180p" in table and "met" in table
