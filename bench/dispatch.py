@@ -8,13 +8,19 @@ afterwards: each task id with each of its records, nothing lost, no duplicate):
 
 * **ours**: ``media.ping`` through ``media_exchange``, ``mediaapp audit`` on the ``#`` queue,
   lifecycle events and Celery's task events on (the defaults): 3 records a task (the message,
-  ``task.started``, ``task.succeeded``); the client pipelines its confirms.
+  ``task.started``, ``task.succeeded``: a short task's two events travel in one message); the
+  client pipelines its confirms and, like ``media.ping``, stores no result.
 * **floor**: the same app, worker and consumer with ``MEDIAAPP_LIFECYCLE_EVENTS=0`` and
   ``MEDIAAPP_TASK_EVENTS=0``: the ``#`` mirror alone, 1 record a task.
 * **stock**: plain Celery (bench/plain_app.py) with ``-E`` and sent events, a ``celery.events``
   receiver (bench/stock_audit.py) writing the same fsynced JSONL: 4 records a task
   (task-sent, -received, -started, -succeeded).
 * **plain**: plain Celery, no audit, no events (the ceiling; comparison only; not with --quick).
+
+The steps taken since the first measurement, each undone alone beside ours (not with --quick):
+``ours-2msg`` (``task.started`` and ``task.succeeded`` as two messages, bench/variants.py),
+``ours-result`` (``media.ping``'s result stored, the client subscribed to it) and
+``ours-noflower`` (without Celery's task events, which only Flower reads).
 
 Each way first runs 4 warm-up tasks (a loaded machine takes seconds to boot a worker).
 
@@ -45,13 +51,17 @@ from urllib.parse import quote
 import redis
 from kombu import Connection, Queue
 
-from bench import write_result
+from bench import LineTail, write_result
 from mediaapp.defaults import RABBITMQ_MANAGEMENT_PORT
 
 CELERY = str(Path(sys.executable).parent / "celery")
 #: Records each task leaves in its way's log, by record name.
+OURS = ("media.ping", "task.started", "task.succeeded")
 EXPECTED = {
-    "ours": ("media.ping", "task.started", "task.succeeded"),
+    "ours": OURS,
+    "ours-2msg": OURS,
+    "ours-result": OURS,
+    "ours-noflower": OURS,
     "floor": ("media.ping",),
     "stock": ("task-sent", "task-received", "task-started", "task-succeeded"),
     "plain": (),
@@ -70,14 +80,8 @@ def _wait_count(r: redis.Redis, key: str, n: int, timeout: float = 600) -> None:
 
 def _wait_lines(log: Path, n: int, timeout: float = 120) -> None:
     """Until ``log`` has ``n`` lines, counting only what was appended (cheap for the CPU)."""
-    deadline, seen, offset = time.perf_counter() + timeout, 0, 0
-    while seen < n and time.perf_counter() < deadline:
-        if log.exists():
-            with open(log, "rb") as fh:
-                fh.seek(offset)
-                chunk = fh.read()
-            offset += len(chunk)
-            seen += chunk.count(b"\n")
+    deadline, tail = time.perf_counter() + timeout, LineTail(log)
+    while tail.poll() < n and time.perf_counter() < deadline:
         time.sleep(0.02)
 
 
@@ -187,6 +191,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help=smoke)
     parser.add_argument("--broker", default="amqp://guest:guest@127.0.0.1:5672//")
     parser.add_argument("--backend", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--ways", help="comma-separated subset of floor,ours,stock,plain")
     args = parser.parse_args(argv)
     n = 100 if args.quick else args.tasks
     work = Path(tempfile.mkdtemp(prefix="mediaapp-dispatch-"))
@@ -210,9 +215,12 @@ def main(argv: list[str]) -> int:
         with plain.producer_or_acquire() as producer:
             return [plain.send_task("plain.ping", producer=producer).id for _ in range(k)]
 
-    def send_ours(k: int) -> list[str]:
+    def send_ours(k: int, stored: bool = False) -> list[str]:
+        # ignore_result as media.ping declares it (a by-name send does not know the task's
+        # default, and would subscribe to a result that never comes).
         with confirmed_batch(app) as producer:
-            return [app.send_task("media.ping", producer=producer).id for _ in range(k)]
+            return [app.send_task("media.ping", producer=producer, ignore_result=not stored).id
+                    for _ in range(k)]  # fmt: skip
 
     with app.connection_for_write() as conn:  # each run's records only: nothing left over
         routing.declare_topology(conn)
@@ -225,30 +233,41 @@ def main(argv: list[str]) -> int:
         log = work / f"{way}-{rep}.jsonl"
         e = {**env, "MEDIAAPP_PING_COUNTER": counter, "BENCH_COUNTER": counter,
              "MEDIAAPP_AUDIT_LOG": str(log)}  # fmt: skip
-        if way in ("ours", "floor"):
+        if way == "floor" or way.startswith("ours"):
             if way == "floor":
                 e.update(MEDIAAPP_LIFECYCLE_EVENTS="0", MEDIAAPP_TASK_EVENTS="0")
-            app.conf.task_send_sent_event = way == "ours"  # the client's own Celery event
+            if way == "ours-noflower":
+                e.update(MEDIAAPP_TASK_EVENTS="0")
+            flower = way not in ("floor", "ours-noflower")
+            app.conf.task_send_sent_event = flower  # the client's own Celery event
+            worker_app = "bench.variants" if way == "ours-2msg" else "mediaapp"
             procs = [([sys.executable, "-m", "mediaapp", "audit"], e),
-                     ([CELERY, "-A", "mediaapp", "worker", "-Q", "default_queue", "-c", "2",
+                     ([CELERY, "-A", worker_app, "worker", "-Q", "default_queue", "-c", "2",
                        "-l", "warning"], e)]  # fmt: skip
-            return run_way(way, n, procs, send_ours, counter, log, args)
+            stored = way == "ours-result"
+            return run_way(way, n, procs, lambda k: send_ours(k, stored), counter, log, args)
         plain.conf.task_send_sent_event = way == "stock"
         worker = [CELERY, "-A", "bench.plain_app", "worker", "-Q", "plain_queue", "-c", "2",
                   "-l", "warning", *(["-E"] if way == "stock" else [])]  # fmt: skip
         procs = [([sys.executable, "-m", "bench.stock_audit", str(log)], e)] * (way == "stock")
         return run_way(way, n, [*procs, (worker, e)], send_plain, counter, log, args)
 
-    ways = ("floor", "ours", "stock", *(() if args.quick else ("plain",)))
+    steps = () if args.quick else ("ours-2msg", "ours-result", "ours-noflower", "plain")
+    ways = ("floor", "ours", "stock", *steps)
+    if args.ways:
+        ways = tuple(w for w in ways if w in args.ways.split(","))
     runs: dict[str, list[dict[str, Any]]] = {way: [] for way in ways}
     for rep in range(1 if args.quick else args.reps):  # every other rep in reverse order,
         for way in ways if rep % 2 == 0 else ways[::-1]:  # so a drifting load hits all alike
             runs[way].append(measure(way, rep))
     rows = {way: _combine(rs) for way, rs in runs.items()}
-    ours = rows["ours"]["tasks_s"]
+    ours = rows["ours"]["tasks_s"] if "ours" in rows else 0.0
     print(f"dispatch: {n} trivial tasks, prefork -c 2, done when the audit log is complete "
           f"(mean of {len(runs['ours'])})")  # fmt: skip
     labels = {"ours": "ours (mirror + lifecycle + Celery events)",
+              "ours-2msg": "  ours, started + succeeded in 2 messages",
+              "ours-result": "  ours, media.ping's result stored",
+              "ours-noflower": "  ours without Celery's events (Flower's)",
               "floor": "mirror-only floor (no lifecycle events)",
               "stock": "stock Celery (-E, sent events, Receiver)",
               "plain": "plain Celery (no audit, no events)"}  # fmt: skip
@@ -259,12 +278,14 @@ def main(argv: list[str]) -> int:
                  f"{r['duplicates']} duplicates" if "records" in r else "")  # fmt: skip
         print(f"  {labels[way]:<44} {r['tasks_s']:7.0f} tasks/s  ours/this "
               f"{ours / r['tasks_s']:.3f}{traffic}{audit}")  # fmt: skip
-    data = {"tasks": n, "ways": rows,
-            "ours_over_floor": round(ours / rows["floor"]["tasks_s"], 3),
-            "ours_over_stock": round(ours / rows["stock"]["tasks_s"], 3)}  # fmt: skip
-    if "plain" in rows:
-        data["ours_over_plain"] = round(ours / rows["plain"]["tasks_s"], 3)
-    write_result("dispatch", data, args.quick)
+    data: dict[str, Any] = {"tasks": n, "ways": rows}
+    for way in ("floor", "stock", "plain"):
+        if way in rows and ours:
+            data[f"ours_over_{way}"] = round(ours / rows[way]["tasks_s"], 3)
+    if args.ways:  # a partial run: its figures are not the suite's
+        print(json.dumps(data["ways"]))
+    else:
+        write_result("dispatch", data, args.quick)
     complete = all(
         r["missing"] == 0 and not r["duplicates"] for r in rows.values() if "records" in r
     )
