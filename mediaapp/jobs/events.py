@@ -145,7 +145,8 @@ def publish_event(app: Celery, name: str, **fields: Any) -> None:
     """
     body = build_event(name, **fields)
     held: list[dict[str, Any]] | None = getattr(_local, "held", None)
-    if held is not None and getattr(_local, "task_depth", 0):
+    depth: int = getattr(_local, "task_depth", 0)
+    if held is not None and depth:
         held.append(body)
         return
     _send(app, body)
