@@ -37,3 +37,13 @@ def test_worker_main_starts_the_apps_worker_with_them(monkeypatch: pytest.Monkey
     assert worker_main.main(["-Q", "video_queue,default_queue", "-c", "2", "-n", "w1@box"]) == 0
     assert started == {"hostname": "w1@box", "queues": ["video_queue", "default_queue"],
                        "concurrency": 2, "loglevel": "INFO", "started": True}  # fmt: skip
+
+
+def test_the_demo_worker_proves_only_the_codec_of_its_job() -> None:
+    from mediaapp.ops.demo import demo_codec
+    from mediaapp.settings import Settings
+
+    settings = Settings.from_env({})
+    assert demo_codec("web", settings) == "h264"
+    assert demo_codec("hls-hdr10", settings) == "hevc"  # its job goes to video_hevc_queue
+    assert demo_codec("no-such-profile", settings) == "h264"  # refused by the worker, typed
