@@ -27,7 +27,9 @@ Each way first runs 4 warm-up tasks (a loaded machine takes seconds to boot a wo
 Two rounds by default (the second in reverse order, so a drifting machine load hits every
 way alike); the figures are their means. Broker traffic per task comes from the management
 API (this vhost's ``message_stats`` publish and deliver_get before and after, read once its
-5 s statistics interval has passed); --quick skips it.
+5 s statistics interval has passed); --quick skips it. CPU per task (bench/cputime.py: the
+way's processes, the client, RabbitMQ and Redis, from /proc) gives ``ours_over_<way>_cpu``,
+which a machine loaded by other work moves far less than the wall-clock rates.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from urllib.parse import quote
 import redis
 from kombu import Connection, Queue
 
-from bench import LineTail, write_result
+from bench import LineTail, cputime, write_result
 from mediaapp.defaults import RABBITMQ_MANAGEMENT_PORT
 
 CELERY = str(Path(sys.executable).parent / "celery")
@@ -126,6 +128,11 @@ def _check(way: str, log: Path, ids: list[str]) -> dict[str, int]:
             "missing": missing}  # fmt: skip
 
 
+def _role(cmd: list[str]) -> str:
+    """A way's process by what it is: the worker (main and pool) or the audit reader."""
+    return "worker" if "worker" in cmd else "audit"
+
+
 def run_way(
     way: str,
     n: int,
@@ -151,17 +158,21 @@ def run_way(
         if not args.quick:
             time.sleep(STATS_S)
         before = None if args.quick else _vhost_stats(args.broker)
-        started = time.perf_counter()
+        roles = {_role(cmd): proc.pid for (cmd, _), proc in zip(procs, started_procs, strict=True)}
+        cpu_before, started = cputime.snapshot(roles), time.perf_counter()
         ids = send(n)
         _wait_count(r, counter, WARM + n)
         _wait_lines(log, (WARM + n) * per_task)
         elapsed = time.perf_counter() - started
+        cpu = cputime.used(cpu_before, cputime.snapshot(roles))
         if before is not None:
             time.sleep(STATS_S)
         after = None if before is None else _vhost_stats(args.broker)
     finally:
         _stop(started_procs)
-    row: dict[str, Any] = {"way": way, "tasks_s": round(n / elapsed, 1)}
+    cpu_ms = {k: round(v * 1000 / n, 3) for k, v in cpu.items()}
+    row: dict[str, Any] = {"way": way, "tasks_s": round(n / elapsed, 1), "cpu_ms": cpu_ms,
+                           "cpu_ms_per_task": round(sum(cpu_ms.values()), 3)}  # fmt: skip
     if before and after:
         row.update({f"{k}_per_task": round((after[k] - before[k]) / n, 2) for k in before})
     if EXPECTED[way]:
@@ -173,9 +184,11 @@ def _combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One way's reps: mean tasks/s and traffic, every rep's rate, audit figures summed."""
     row = {**runs[-1], "tasks_s": round(sum(r["tasks_s"] for r in runs) / len(runs), 1),
            "tasks_s_reps": [r["tasks_s"] for r in runs]}  # fmt: skip
-    for key in ("publish_per_task", "deliver_get_per_task"):
+    for key in ("publish_per_task", "deliver_get_per_task", "cpu_ms_per_task"):
         if all(key in r for r in runs):
-            row[key] = round(sum(r[key] for r in runs) / len(runs), 2)
+            row[key] = round(sum(r[key] for r in runs) / len(runs), 3)
+    row["cpu_ms"] = {k: round(sum(r["cpu_ms"].get(k, 0) for r in runs) / len(runs), 3)
+                     for k in runs[-1]["cpu_ms"]}  # fmt: skip
     for key in ("records", "expected", "duplicates", "missing"):
         if key in row:
             row[key] = sum(r[key] for r in runs)
@@ -276,12 +289,16 @@ def main(argv: list[str]) -> int:
                    "deliveries a task" if "publish_per_task" in r else "")  # fmt: skip
         audit = (f"  audit {r['records']}/{r['expected']}, {r['missing']} missing, "
                  f"{r['duplicates']} duplicates" if "records" in r else "")  # fmt: skip
+        cpu = f"  {r['cpu_ms_per_task']:.2f} ms CPU a task"
         print(f"  {labels[way]:<44} {r['tasks_s']:7.0f} tasks/s  ours/this "
-              f"{ours / r['tasks_s']:.3f}{traffic}{audit}")  # fmt: skip
+              f"{ours / r['tasks_s']:.3f}{cpu}{traffic}{audit}")  # fmt: skip
     data: dict[str, Any] = {"tasks": n, "ways": rows}
     for way in ("floor", "stock", "plain"):
         if way in rows and ours:
             data[f"ours_over_{way}"] = round(ours / rows[way]["tasks_s"], 3)
+            # By CPU: the way's CPU per task over ours (>1 = ours cheaper), steady under load.
+            cpu_ratio = rows[way]["cpu_ms_per_task"] / rows["ours"]["cpu_ms_per_task"]
+            data[f"ours_over_{way}_cpu"] = round(cpu_ratio, 3)
     if args.ways:  # a partial run: its figures are not the suite's
         print(json.dumps(data["ways"]))
     else:
