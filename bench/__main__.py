@@ -9,10 +9,12 @@ from bench import (
     auditrate,
     coldstart,
     dispatch,
+    fairshare,
     hdr,
     ladder,
     manyjobs,
     memory,
+    multicodec,
     overhead,
     quality,
     scaling,
@@ -34,6 +36,8 @@ COMMANDS = {
     "storage": storage.main,
     "quality": quality.main,
     "hdr": hdr.main,
+    "fairshare": fairshare.main,
+    "multicodec": multicodec.main,
 }
 
 if __name__ == "__main__":

@@ -139,3 +139,26 @@ ENCODER_TEST_TIMEOUT_S = 20.0
 #: most urgent; a job submitted without one gets DEFAULT_PRIORITY, so bulk work can go below it.
 MAX_PRIORITY = 9
 DEFAULT_PRIORITY = 5
+#: Per-tenant fair share (mediaapp/jobs/tenants.py): a tenant's job is demoted one priority
+#: level per TENANT_SHARE jobs it already has in flight (queued or running), by at most
+#: FAIR_SHARE_MAX_DEMOTION levels (so an urgent job still overtakes its own tenant's backlog).
+TENANT_SHARE = 1
+FAIR_SHARE_MAX_DEMOTION = DEFAULT_PRIORITY
+#: Seconds a job counts in its tenant's backlog at most: a count whose decrement was lost (a
+#: purged message) heals by itself after this long.
+TENANT_BACKLOG_TTL_S = 6 * 3600.0
+#: Steps a tenant may run at once; 0 = no cap. A step over the cap is put back in the queue
+#: after this many seconds (jittered), neither a failure nor a delivery of a poison message.
+TENANT_MAX_RUNNING = 0
+TENANT_DEFER_S = 2.0
+#: Tenant names: what a Redis key, a metric label and a log line can carry safely.
+MAX_TENANT_CHARS = 64
+
+#: Multi-codec ladders (mediaapp/media/cmaf.py): a rung's ``video_kbps`` is for the profile's
+#: own codec; another codec of the rung gets it scaled by these factors (HEVC and AV1 give
+#: the same picture for fewer bits), and SVT-AV1 takes the speed of the x264 preset named.
+CODEC_KBPS_FACTOR = {"h264": 1.0, "hevc": 0.7, "av1": 0.6}
+SVTAV1_PRESETS = {"ultrafast": 12, "superfast": 11, "veryfast": 10, "faster": 9, "fast": 8,
+                  "medium": 7, "slow": 6, "slower": 5}  # fmt: skip
+#: The software encoder of each codec of a ladder.
+LADDER_ENCODERS = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1"}

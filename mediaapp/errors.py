@@ -7,6 +7,9 @@ survives Celery's JSON result serializer and comes back to the client with its o
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 #: Longest error message kept, in characters: a message quoting a 10 MiB file name must not
 #: become a 10 MiB result, event and audit line.
 MAX_MESSAGE_CHARS = 2000
@@ -175,6 +178,24 @@ class FFmpegStalled(FFmpegKilled):
     """An ffmpeg command stopped reporting progress and was killed (a hung decoder, a dead disk)."""
 
     code = "ffmpeg_stalled"
+
+
+class EncoderFault(FFmpegError, TransientError):
+    """A hardware encoder failed as hardware does (out of memory, device lost, no device,
+    driver not loaded): the worker stops using it and the step runs again in software.
+    Rebuilt from its message alone (``hardware encoder <name> failed: ...``)."""
+
+    code = "encoder_fault"
+
+    def __init__(self, message: str, *, encoder: str = "", reason: str = "", **kw: Any) -> None:
+        super().__init__(message, **kw)
+        named = re.match(r"hardware encoder (\S+) failed: (.*)", str(message), re.S)
+        self.encoder = encoder or (named[1] if named else "")
+        self.reason = reason or (named[2] if named else str(message))
+
+    def to_dict(self) -> dict[str, object]:
+        """The error with the encoder it names."""
+        return {**super().to_dict(), "encoder": self.encoder, "reason": self.reason}
 
 
 class JobCancelled(MediaError):

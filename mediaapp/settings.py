@@ -106,6 +106,19 @@ class Settings(BaseSettings):
     #: Narrows what a worker offers: codecs (h264, hevc, av1) or encoder names, comma-separated;
     #: "" = every encoder that passes its start-up test. Never adds one that failed it.
     capabilities: str = ""
+    #: Encode with a proven hardware encoder of the codec (NVENC, QSV) when the worker has one;
+    #: off: always the software one. A hardware fault falls back to software either way.
+    prefer_hardware: bool = True
+    # Per-tenant fair share (mediaapp/jobs/tenants.py; README "Per-tenant fair share").
+    #: Jobs in flight per priority level a tenant's new job is demoted by (its weight: larger =
+    #: a bigger share); ``tenant_shares`` overrides it per tenant, ``acme=4,small=1``.
+    tenant_share: int = Field(default=defaults.TENANT_SHARE, ge=1)
+    tenant_shares: str = ""
+    #: Steps one tenant may run at once (0 = no cap); ``tenant_caps`` per tenant, ``acme=2``.
+    tenant_max_running: int = Field(default=defaults.TENANT_MAX_RUNNING, ge=0)
+    tenant_caps: str = ""
+    #: Seconds a job counts in its tenant's backlog at most (heals a lost decrement).
+    tenant_backlog_ttl_s: float = Field(default=defaults.TENANT_BACKLOG_TTL_S, gt=0)
 
     @classmethod
     def settings_customise_sources(
@@ -134,6 +147,12 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown {', '.join(unknown)}: use {', '.join(sorted(known))}")
         return ",".join(items)
+
+    @field_validator("tenant_shares", "tenant_caps")
+    @classmethod
+    def _tenant_numbers(cls, value: str) -> str:
+        _tenant_map(value)  # raises ValueError on a bad entry
+        return value
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:
@@ -171,6 +190,14 @@ class Settings(BaseSettings):
         """``capabilities`` as a tuple; empty = no narrowing."""
         return tuple(self.capabilities.split(",")) if self.capabilities else ()
 
+    def share_of(self, tenant: str) -> int:
+        """Jobs per priority level for ``tenant`` (``tenant_shares``, else ``tenant_share``)."""
+        return max(1, _tenant_map(self.tenant_shares).get(tenant, self.tenant_share))
+
+    def cap_of(self, tenant: str) -> int:
+        """Steps ``tenant`` may run at once (``tenant_caps``, else ``tenant_max_running``)."""
+        return _tenant_map(self.tenant_caps).get(tenant, self.tenant_max_running)
+
     @property
     def broker_folder(self) -> Path:
         """Message folder of the embedded broker (shared by every process using these settings)."""
@@ -203,6 +230,19 @@ class _MappingEnvSource(EnvSettingsSource):
         return parse_env_vars(
             self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str
         )
+
+
+def _tenant_map(raw: str) -> dict[str, int]:
+    """``acme=4,small=1`` as a dict; a bad entry raises ValueError naming it."""
+    found: dict[str, int] = {}
+    for item in (i.strip() for i in raw.split(",")):
+        if not item:
+            continue
+        name, _, number = item.partition("=")
+        if not name.strip() or not number.strip().isdigit():
+            raise ValueError(f"{item!r} is not tenant=number (e.g. acme=4,small=1)")
+        found[name.strip()] = int(number)
+    return found
 
 
 def _parse_bool(raw: str) -> bool:

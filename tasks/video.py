@@ -11,16 +11,16 @@ from typing import Any
 
 from celery.exceptions import ChordError
 
-from mediaapp.jobs import job
+from mediaapp.jobs import job, tenants
 from mediaapp.jobs.app import app
 from mediaapp.jobs.events import error_dict, publish_event
 from mediaapp.jobs.step import MediaStep
-from mediaapp.media import steps
+from mediaapp.media import multicodec, steps
 from mediaapp.media.context import JobContext
 
 
 @app.task(name="video.probe", base=MediaStep, bind=True)
-def probe(self: MediaStep, *, job_id: str, name: str) -> dict[str, Any]:
+def probe(self: MediaStep, *, job_id: str, name: str, tenant: str | None = None) -> dict[str, Any]:
     """Probe an input: duration, streams, codecs, size, frame rate, rotation, bit rate."""
     return steps.probe_input(name, self.settings)
 
@@ -33,15 +33,19 @@ def transcode(
     name: str,
     profile: str = "web",
     subtitles: list[dict[str, Any]] | None = None,
+    tenant: str | None = None,
 ) -> dict[str, Any]:
     """Probe the input and run a profile on it: the job's manifest, or a chord of its steps.
-    ``subtitles``: sidecar files given with the job (checked in :meth:`JobContext.open`)."""
+    ``subtitles``: sidecar files given with the job (checked in :meth:`JobContext.open`);
+    ``tenant``: read by the step base class (fair share) and passed on to the chord's steps."""
     ctx = JobContext.open(job_id, name, profile, self.settings, subtitles)
     return job.transcode(self, ctx, self.progress("transcode"))
 
 
 @app.task(name="video.thumbnail", base=MediaStep, bind=True)
-def thumbnail(self: MediaStep, *, job_id: str, name: str) -> dict[str, Any]:
+def thumbnail(
+    self: MediaStep, *, job_id: str, name: str, tenant: str | None = None
+) -> dict[str, Any]:
     """Make a poster JPEG; the result is its manifest entry."""
     return steps.thumbnail(JobContext.open(job_id, name, "web", self.settings))
 
@@ -58,10 +62,29 @@ def package(self: MediaStep, rungs: list[dict[str, Any]], **job: Any) -> dict[st
     return steps.package_rungs(self.context(job), rungs)
 
 
+@app.task(name="video.variants", base=MediaStep, bind=True)
+def variants(
+    self: MediaStep, *, codec: str, index: int | None = None, **job: Any
+) -> dict[str, Any]:
+    """Encode one codec's variants of a multi-codec ladder (on a worker that proved it)."""
+    step = codec if index is None else f"{codec} rung {index}"
+    return multicodec.encode_variants(self.context(job), codec, index, self.progress(step))
+
+
+@app.task(name="video.package_variants", base=MediaStep, bind=True)
+def package_variants(self: MediaStep, parts: list[dict[str, Any]], **job: Any) -> dict[str, Any]:
+    """Package a multi-codec ladder (HLS and DASH over CMAF); the result is the job manifest."""
+    return multicodec.package_variants(self.context(job), parts)
+
+
 @app.task(name="video.chunk", base=MediaStep, bind=True)
-def encode_chunk(self: MediaStep, *, chunk: dict[str, Any], **job: Any) -> dict[str, Any]:
-    """Encode one chunk of a chunked job into every rendition (or reuse it by content)."""
-    return steps.encode_chunk(self.context(job), chunk, self.progress(f"chunk {chunk['index']}"))
+def encode_chunk(
+    self: MediaStep, *, chunk: dict[str, Any], codec: str | None = None, **job: Any
+) -> dict[str, Any]:
+    """Encode one chunk of a chunked job into every rendition (of ``codec``, in a multi-codec
+    ladder), or reuse it by content."""
+    step = f"chunk {chunk['index']}" + (f" {codec}" if codec else "")
+    return steps.encode_chunk(self.context(job), chunk, self.progress(step), codec)
 
 
 @app.task(name="video.audio", base=MediaStep, bind=True)
@@ -102,6 +125,8 @@ def fail_job(request: Any, exc: BaseException, traceback: Any, *, job_id: str) -
     else:
         # call_errbacks=False: this *is* the errback; calling it again would recurse.
         app.backend.mark_as_failure(job_id, exc, request=request, call_errbacks=False)
+    tenant = (request.kwargs or {}).get("tenant")
+    tenants.release(app.backend, job_id, tenant)  # the job is over: out of its tenant's backlog
     publish_event(
         app,
         "job.finished",
@@ -110,5 +135,6 @@ def fail_job(request: Any, exc: BaseException, traceback: Any, *, job_id: str) -
         task_id=job_id,
         task=request.task,
         input=(request.kwargs or {}).get("name"),
+        tenant=tenant,
         error=error_dict(exc),
     )

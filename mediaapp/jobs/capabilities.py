@@ -11,11 +11,15 @@ Two Celery signals, both in the worker's main process:
   ``event.worker.capabilities``, so it reaches the audit queue only).
 
 The remote-control command ``capabilities`` answers what a running worker found
-(``mediaapp workers`` asks every worker).
+(``mediaapp workers`` asks every worker), less the hardware encoders it disabled after a
+fault (mediaapp/jobs/fallback.py), listed under ``disabled`` with the reason. Those live in
+the result backend (``mediaapp-disabled-<worker>``): the pool's processes see the faults, the
+main process answers; cleared when the worker starts (it proves its encoders again).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -50,7 +54,11 @@ def on_after_setup(sender: str | None = None, instance: Any = None, **_: Any) ->
         if queue is not None:
             app.amqp.queues.select_add(queue)
     _found.clear()
-    _found.update(caps.to_dict(), worker=sender, queues=consumed_queues(app))
+    _found.update(caps.to_dict(), worker=sender, queues=consumed_queues(app), disabled={})
+    try:  # a new life: nothing disabled (a restarted worker proved its encoders again)
+        app.backend.delete(disabled_key(str(sender)))
+    except Exception:
+        log.warning("could not clear the disabled encoders of %s", sender, exc_info=True)
     log.info(
         "capabilities: %s (refused: %s); consuming %s",
         ", ".join(caps.codecs) or "none",
@@ -68,7 +76,40 @@ def on_ready(sender: Any = None, **_: Any) -> None:
 @inspect_command()
 def capabilities(state: Any) -> dict[str, Any]:
     """Remote control: this worker's capabilities (empty for a worker without video_queue)."""
-    return dict(_found)
+    if not _found:
+        return {}
+    app, off = getattr(getattr(state, "consumer", None), "app", None), {}
+    try:
+        off = disabled(app, str(_found["worker"])) if app is not None else {}
+    except Exception:  # the backend is down: say what was proven, and that this is unknown
+        log.warning("could not read the disabled encoders", exc_info=True)
+        return {**_found, "disabled": None}
+    return without(_found, off)
+
+
+def found() -> dict[str, Any]:
+    """What this worker proved at start-up (inherited by its pool processes); {} elsewhere."""
+    return _found
+
+
+def disabled_key(worker: str) -> bytes:
+    """The result-backend key of the encoders ``worker`` disabled (JSON encoder → reason)."""
+    return f"mediaapp-disabled-{worker}".encode()
+
+
+def disabled(app: Any, worker: str) -> dict[str, str]:
+    """Encoder → reason, for each hardware encoder ``worker`` disabled after a fault."""
+    raw = app.backend.get(disabled_key(worker))
+    return dict(json.loads(raw)) if raw else {}
+
+
+def without(caps: dict[str, Any], off: dict[str, str]) -> dict[str, Any]:
+    """``caps`` less the ``off`` encoders, which are listed under ``disabled`` instead."""
+    encoders = {
+        codec: {kind: [e for e in names if e not in off] for kind, names in kinds.items()}
+        for codec, kinds in caps.get("encoders", {}).items()
+    }
+    return {**caps, "encoders": encoders, "disabled": dict(off)}
 
 
 _connected = False

@@ -18,7 +18,7 @@ from mediaapp.errors import (
     JobTimeout,
     MediaError,
 )
-from mediaapp.jobs import job
+from mediaapp.jobs import job, tenants
 from mediaapp.jobs.outage import BACKEND_ERRORS, waiting_out_outage
 from mediaapp.jobs.progress import CANCELLED, PROGRESS
 from mediaapp.jobs.watch import Watch
@@ -197,12 +197,13 @@ def _submit(
     app: Celery | None,
     priority: int | None = None,
     subtitles: list[dict[str, Any]] | None = None,
+    tenant: str | None = None,
 ) -> Job:
     app = app or _app()
     name = media_name(path)
     job_id = job_id or job.new_job_id()
     job.send(app, job_id=job_id, name=name, profile=profile, task=task, priority=priority,
-             subtitles=subtitles)  # fmt: skip
+             subtitles=subtitles, tenant=tenant)  # fmt: skip
     return Job(job_id, app=app, name=name)
 
 
@@ -214,16 +215,20 @@ def submit(
     job_id: str | None = None,
     app: Celery | None = None,
     subtitles: list[dict[str, Any]] | None = None,
+    tenant: str | None = None,
 ) -> Job:
     """Submit a transcode of ``path`` (inside the media root) with a named profile.
 
     ``priority`` 0..9 (9 most urgent, default 5): a job overtakes every queued job of a
     lower priority. ``subtitles``: sidecar files, ``[{"path": "clip.srt", "language": "en"}]``
     (inside the media root too), carried as WebVTT renditions (README: Captions).
+    ``tenant``: whose job it is; a tenant with a backlog cannot starve the others (README:
+    Per-tenant fair share).
     """
     # Fail fast in the caller for a typo; the worker checks again.
     get_profile(profile, get_settings().profiles_dir)
     job.check_priority(priority)
+    tenants.check_tenant(tenant)
     sidecars = [
         {**s, "path": media_name(s["path"])}
         for s in subtitles or ()
@@ -231,7 +236,9 @@ def submit(
     ]
     if subtitles and len(sidecars) != len(subtitles):
         raise InvalidInput("subtitles: each one is {'path': ..., 'language': ...}")
-    return _submit("video.transcode", path, profile, job_id, app, priority, sidecars or None)
+    return _submit(
+        "video.transcode", path, profile, job_id, app, priority, sidecars or None, tenant
+    )
 
 
 def probe(
@@ -240,9 +247,10 @@ def probe(
     priority: int | None = None,
     job_id: str | None = None,
     app: Celery | None = None,
+    tenant: str | None = None,
 ) -> Job:
     """Submit a probe of ``path``; the result is its streams and numbers."""
-    return _submit("video.probe", path, "", job_id, app, priority)
+    return _submit("video.probe", path, "", job_id, app, priority, tenant=tenant)
 
 
 def thumbnail(
@@ -251,9 +259,10 @@ def thumbnail(
     priority: int | None = None,
     job_id: str | None = None,
     app: Celery | None = None,
+    tenant: str | None = None,
 ) -> Job:
     """Submit a poster-JPEG job for ``path``."""
-    return _submit("video.thumbnail", path, "", job_id, app, priority)
+    return _submit("video.thumbnail", path, "", job_id, app, priority, tenant=tenant)
 
 
 __all__ = ["Job", "MediaError", "media_name", "probe", "submit", "thumbnail"]

@@ -217,6 +217,7 @@ def _task_fields(task: Any, task_id: str | None, kwargs: dict[str, Any] | None) 
         "task_id": task_id or getattr(request, "id", None),
         "job_id": kwargs.get("job_id") or getattr(request, "kwargs", {}).get("job_id"),
         "input": kwargs.get("name") or getattr(request, "kwargs", {}).get("name"),
+        "tenant": kwargs.get("tenant") or (getattr(request, "kwargs", None) or {}).get("tenant"),
         "retries": getattr(request, "retries", 0),
         # A redelivered attempt (after a worker crash) is visible as such in the audit log.
         "redelivered": bool((getattr(request, "delivery_info", None) or {}).get("redelivered")),
@@ -303,6 +304,7 @@ def _on_retry(sender: Any = None, request: Any = None, reason: Any = None, **_: 
         "task": getattr(sender, "name", None),
         "task_id": getattr(request, "id", None),
         "job_id": (getattr(request, "kwargs", None) or {}).get("job_id"),
+        "tenant": (getattr(request, "kwargs", None) or {}).get("tenant"),
         "retries": getattr(request, "retries", 0),
         "reason": str(reason),
         "error": error_dict(reason if isinstance(reason, BaseException) else None),
@@ -320,6 +322,7 @@ def _on_revoked(sender: Any = None, request: Any = None, terminated: Any = None,
         task=getattr(sender, "name", None),
         task_id=getattr(request, "id", None),
         job_id=(getattr(request, "kwargs", None) or {}).get("job_id"),
+        tenant=(getattr(request, "kwargs", None) or {}).get("tenant"),
         terminated=bool(terminated),
     )
 

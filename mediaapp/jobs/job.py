@@ -7,6 +7,8 @@ replaces itself with a chord whose body inherits the job id, so the job's result
 the manifest::
 
     per_rendition   video.rung (R of them) (<job>-rung<i>)    → video.package  (<job>)
+    multi-codec     video.variants (per codec, <job>-<codec>[-rung<i>], on the codec's
+                    capability queue)                           → video.package_variants (<job>)
     chunked         video.previews (<job>-previews, mp4 only),
                     video.chunk (N of them) (<job>-chunk<i>),
                     video.audio (<job>-audio)                   → video.assemble (<job>)
@@ -27,8 +29,9 @@ from celery.result import AsyncResult
 
 from mediaapp import defaults
 from mediaapp.errors import InvalidInput, MediaError
+from mediaapp.jobs import tenants
 from mediaapp.jobs.routing import CAPABILITY_QUEUES, MEDIA_EXCHANGE, VIDEO_QUEUE, encode_key
-from mediaapp.media import steps
+from mediaapp.media import multicodec, steps
 from mediaapp.media.context import JobContext
 from mediaapp.media.outputs import SAFE_JOB_ID
 from mediaapp.media.profiles import get_profile
@@ -81,9 +84,14 @@ def rung_task_id(job_id: str, index: int) -> str:
     return f"{job_id}-rung{index}"
 
 
-def chunk_task_id(job_id: str, index: int) -> str:
-    """Chunk ``index`` of a chunked job."""
-    return f"{job_id}-chunk{index}"
+def chunk_task_id(job_id: str, index: int, codec: str | None = None) -> str:
+    """Chunk ``index`` of a chunked job (in ``codec``, for a multi-codec ladder)."""
+    return f"{job_id}-chunk{index}" + (f"-{codec}" if codec else "")
+
+
+def variant_task_id(job_id: str, codec: str, index: int | None = None) -> str:
+    """The ``codec`` variants (of rung ``index``, per rendition) of a multi-codec job."""
+    return f"{job_id}-{codec}" + (f"-rung{index}" if index is not None else "")
 
 
 def part_task_id(job_id: str, part: str) -> str:
@@ -137,6 +145,7 @@ def send(
     task: str = "video.transcode",
     priority: int | None = None,
     subtitles: list[dict[str, Any]] | None = None,
+    tenant: str | None = None,
 ) -> AsyncResult:
     """Publish a job (routes and topology come from the app's ``task_routes``).
 
@@ -145,10 +154,14 @@ def send(
     ``video.fail_job`` as its errback, which the chord of a fanned-out job inherits and which
     records a failed chunk's or rung's typed error under the job id. Every step carries
     ``priority`` (0..9, 9 first); the steps a worker sends later (chords, retries) inherit it.
+    A ``tenant``'s job goes out demoted by the tenant's backlog (fair share, tenants.py).
     """
     check_job_id(job_id)
     prio = check_priority(priority)
     labels: dict[str, Any] = {"job_id": job_id, "name": name}
+    if tenant := tenants.check_tenant(tenant):
+        labels["tenant"] = tenant
+        prio = tenants.admit(app.backend, job_id, tenant, prio)
     if task != "video.transcode":
         return app.send_task(task, kwargs=labels, task_id=job_id, priority=prio)
     return app.send_task(
@@ -164,7 +177,8 @@ def send(
 def transcode(task: Task, ctx: JobContext, on_progress: steps.ProgressCallback) -> dict[str, Any]:
     """Run the job here (single), or replace ``task`` with the chord of its strategy."""
     settings = ctx.settings
-    if settings.ladder_strategy == "per_rendition" and ctx.profile.kind == "hls":
+    multi = ctx.profile.cmaf
+    if settings.ladder_strategy == "per_rendition" and ctx.profile.kind == "hls" and not multi:
         _replace(task, ctx, _rungs(task.app, ctx, steps.prepare_rungs(ctx)))
     workers = video_workers(task.app, settings) if settings.chunking != "never" else 1
     # With one worker "auto" never chunks: skip the plan on the common path.
@@ -174,6 +188,9 @@ def transcode(task: Task, ctx: JobContext, on_progress: steps.ProgressCallback) 
         if plan.chunked:
             chunks = steps.split(ctx, plan.chunk_s)
             _replace(task, ctx, _chunks(task.app, ctx, chunks, plan.to_dict()))
+    if multi:  # each codec on the workers that proved it, in parallel
+        parts = multicodec.prepare_variants(ctx, settings.ladder_strategy)
+        _replace(task, ctx, _variants(task.app, ctx, parts))
     return steps.transcode(ctx, on_progress, settings.ladder_strategy)
 
 
@@ -183,9 +200,11 @@ def _labels(ctx: JobContext) -> dict[str, Any]:
 
 def _codec(profile: str) -> str:
     """The codec a profile encodes; an unknown or broken profile is the worker's to refuse,
-    typed and dead-lettered like any bad job (a producer's message is never lost here)."""
+    typed and dead-lettered like any bad job (a producer's message is never lost here). A
+    multi-codec ladder's first step only probes and fans out: any video worker takes it."""
     try:
-        return get_profile(profile, get_settings().profiles_dir).codec
+        chosen = get_profile(profile, get_settings().profiles_dir)
+        return "h264" if chosen.cmaf else chosen.codec
     except MediaError:
         return "h264"
 
@@ -210,6 +229,17 @@ def _rungs(app: Celery, ctx: JobContext, indexes: list[int]) -> tuple[list[Any],
     return header, app.signature("video.package", kwargs=_labels(ctx))
 
 
+def _variants(app: Celery, ctx: JobContext, parts: list[dict[str, Any]]) -> tuple[list[Any], Any]:
+    header = [
+        app.signature("video.variants", kwargs={**_labels(ctx), **part}).set(
+            task_id=variant_task_id(ctx.job_id, part["codec"], part["index"]),
+            **needs(part["codec"], "variants"),
+        )
+        for part in parts
+    ]
+    return header, app.signature("video.package_variants", kwargs=_labels(ctx))
+
+
 def _chunks(
     app: Celery, ctx: JobContext, chunks: list[dict[str, Any]], plan: dict[str, Any]
 ) -> tuple[list[Any], Any]:
@@ -223,10 +253,18 @@ def _chunks(
                 task_id=part_task_id(ctx.job_id, "previews")
             )
         )
+    # A multi-codec ladder's chunk is a step per codec, each on the codec's workers.
+    codecs: tuple[str | None, ...] = (
+        tuple(reversed(ctx.profile.codecs)) if ctx.profile.cmaf else (None,)
+    )
     header += [
-        app.signature("video.chunk", kwargs={**labels, "chunk": c}).set(
-            task_id=chunk_task_id(ctx.job_id, c["index"]), **needs(ctx.profile.codec, "chunk")
+        app.signature(
+            "video.chunk", kwargs={**labels, "chunk": c, **({"codec": k} if k else {})}
+        ).set(
+            task_id=chunk_task_id(ctx.job_id, c["index"], k),
+            **needs(k or ctx.profile.codec, "chunk"),
         )
+        for k in codecs
         for c in chunks
     ]
     header.append(
@@ -239,6 +277,9 @@ def _replace(task: Task, ctx: JobContext, workflow: tuple[list[Any], Any]) -> No
     """Record the steps (clients show their progress), then become the chord: its body
     inherits this task's id, the job id."""
     header, body = workflow
+    if tenant := (task.request.kwargs or {}).get("tenant"):  # every step carries the tenant
+        for sig in (*header, body):
+            sig.kwargs["tenant"] = tenant
     ids = [sig.id for sig in header]
     task.backend.set(steps_key(ctx.job_id), json.dumps(ids).encode())
     raise task.replace(chord(group(header), body))

@@ -95,6 +95,9 @@ TASK_ROUTING_KEYS = {
     "video.thumbnail": ("video_queue", "video.thumbnail"),
     "video.rung": ("video_queue", "video.rung"),
     "video.package": ("video_queue", "video.package"),
+    # Multi-codec ladders: a codec's variants (HEVC, AV1: encode.<codec>.variants), packaging.
+    "video.variants": ("video_queue", "video.variants"),
+    "video.package_variants": ("video_queue", "video.package_variants"),
     "video.fail_job": ("video_queue", "video.fail_job"),
     # Chunked jobs: one task per chunk, the audio track once, previews, then the join.
     "video.chunk": ("video_queue", "video.chunk"),

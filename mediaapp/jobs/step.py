@@ -1,6 +1,7 @@
 """The policy every step of a job shares, in one base class (dramatiq's middleware, as a
-Celery ``Task``): refuse poison messages, honour cancel, report progress, and retry what the
-error tree calls retryable. A task in ``tasks/`` then reads as one call into the media layer.
+Celery ``Task``): refuse poison messages, honour cancel, report progress, retry what the
+error tree calls retryable, and fall back to software when a hardware encoder fails. A task
+in ``tasks/`` then reads as one call into the media layer.
 """
 
 from __future__ import annotations
@@ -8,11 +9,12 @@ from __future__ import annotations
 import random
 from typing import Any, NoReturn
 
-from celery import Task
+from celery import Task, states
 from celery.exceptions import Ignore
 
 from mediaapp import defaults
-from mediaapp.errors import JobCancelled, MediaError, PoisonMessage
+from mediaapp.errors import EncoderFault, JobCancelled, MediaError, PoisonMessage
+from mediaapp.jobs import fallback, tenants
 from mediaapp.jobs.cancel import raise_if_cancelled
 from mediaapp.jobs.deliveries import count_delivery
 from mediaapp.jobs.events import publish_event
@@ -46,16 +48,28 @@ class MediaStep(Task):
         # Celery calls this inside its tracer with the request already set (so no
         # super().__call__, which would push a second request without the message's id).
         job_id = kwargs.get("job_id")
-        self._check_deliveries()
+        tenant = kwargs.get("tenant")
+        cap = self.settings.cap_of(tenant) if tenant else 0
+        if tenant and cap:  # before the delivery count: a deferred step is no poison delivery
+            self._within_cap(tenant, cap)
         try:
+            self._check_deliveries()
             if job_id:
                 raise_if_cancelled(self.backend, job_id)
-            with phases.collecting():  # the manifest's phases_s: where the step's time went
+            with (
+                phases.collecting(),  # the manifest's phases_s: where the step's time went
+                fallback.encoding(self, self.settings),  # hardware encoder, or software
+            ):
                 return self.run(*args, **kwargs)
         except JobCancelled as exc:
             self._cancelled(job_id or self.request.id, exc)
+        except EncoderFault as exc:  # the device failed: disable it here, re-run in software
+            fallback.fall_back(self, exc)
         except MediaError as exc:
             self._fail_or_retry(exc)
+        finally:
+            if tenant and cap:
+                tenants.leave(self.backend, self.request.id, tenant)
 
     def context(self, labels: dict[str, Any]) -> JobContext:
         """The job's context from a step's kwargs (built by the transcode step, no probe)."""
@@ -95,6 +109,21 @@ class MediaStep(Task):
                 f"worker (limit {defaults.MAX_DELIVERIES})"
             )
 
+    def _within_cap(self, tenant: str, cap: int) -> None:
+        """Count this step against its tenant's cap; over it, put the step back in its queue
+        (same id, retries and priority, after a short jittered delay) and drop this delivery:
+        not a failure, not a retry, not a poison delivery."""
+        running = tenants.enter(self.backend, self.request.id, tenant, cap)
+        if running is None:
+            return
+        delay = defaults.TENANT_DEFER_S * random.uniform(1, 1.5)  # noqa: S311 - jitter
+        self.signature_from_request(countdown=delay).apply_async()
+        self.backend.store_result(self.request.id, None, states.PENDING)  # queued again
+        publish_event(self.app, "task.deferred", task=self.name, task_id=self.request.id,
+                      job_id=(self.request.kwargs or {}).get("job_id"), tenant=tenant,
+                      running=running, cap=cap, countdown_s=round(delay, 2))  # fmt: skip
+        raise Ignore()
+
     def _fail_or_retry(self, exc: MediaError) -> NoReturn:
         """Retry what is worth retrying, up to the configured limit; fail the rest at once."""
         if exc.retryable and self.request.retries < self.settings.max_retries:
@@ -107,9 +136,9 @@ class MediaStep(Task):
         if remote_outputs(self.settings):  # whatever it published: manifest first, then the rest
             publication.discard_published(job_id, self.settings)
         self.update_state(state=CANCELLED, meta=exc.to_dict())
+        tenants.release(self.backend, job_id, (self.request.kwargs or {}).get("tenant"))
         if self.request.id != job_id:  # a step of a fanned-out job: the job is cancelled
             self.backend.store_result(job_id, exc.to_dict(), CANCELLED)
-        publish_event(
-            self.app, "job.cancelled", job_id=job_id, task_id=self.request.id, task=self.name
-        )
+        publish_event(self.app, "job.cancelled", job_id=job_id, task_id=self.request.id,
+                      task=self.name, tenant=(self.request.kwargs or {}).get("tenant"))  # fmt: skip
         raise Ignore()  # keep the CANCELLED state; the message is done with

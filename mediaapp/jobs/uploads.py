@@ -19,7 +19,7 @@ from kombu.message import Message
 
 from mediaapp import defaults
 from mediaapp.errors import InvalidInput
-from mediaapp.jobs import claims, job, routing
+from mediaapp.jobs import claims, job, routing, tenants
 from mediaapp.jobs.events import error_dict, publish_event
 from mediaapp.jobs.outage import BACKEND_ERRORS
 from mediaapp.limits import quote
@@ -64,7 +64,12 @@ def upload_to_job(body: Any, raw_size: int = 0) -> dict[str, Any]:
             job.check_priority(priority)
         except InvalidInput as exc:
             raise InvalidInput(f"upload event 'priority': {exc}: {quote(priority)}") from None
-    return {"name": name, "profile": profile, "event_id": event_id, "priority": priority}
+    try:
+        tenant = tenants.check_tenant(body.get("tenant"))
+    except InvalidInput as exc:
+        raise InvalidInput(f"upload event 'tenant': {exc}") from None
+    return {"name": name, "profile": profile, "event_id": event_id, "priority": priority,
+            "tenant": tenant}  # fmt: skip
 
 
 class UploadConsumer(Consumer):
@@ -130,7 +135,8 @@ class UploadConsumer(Consumer):
             time.sleep(1)
             message.requeue()
             return
-        fields = {"job_id": job_id, "input": upload["name"], "event_id": upload["event_id"]}
+        fields = {"job_id": job_id, "input": upload["name"], "event_id": upload["event_id"],
+                  "tenant": upload.get("tenant")}  # fmt: skip
         if not first:
             publish_event(self.app, "upload.duplicate", redelivered=redelivered, **fields)
             message.ack()
@@ -142,6 +148,7 @@ class UploadConsumer(Consumer):
             name=upload["name"],
             profile=upload["profile"],
             priority=upload["priority"],
+            tenant=upload.get("tenant"),
         )
         claims.mark_sent(self.app.backend, job_id)
         publish_event(self.app, "upload.accepted", **fields)

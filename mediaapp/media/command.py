@@ -33,12 +33,14 @@ import ffmpeg
 from mediaapp import defaults
 from mediaapp.errors import (
     ConfigurationError,
+    EncoderFault,
     FFmpegError,
     FFmpegKilled,
     FFmpegStalled,
     FFmpegTimeout,
     OutOfSpace,
 )
+from mediaapp.media import hardware
 from mediaapp.media.ffprogress import ProgressCallback, parse_progress_block
 from mediaapp.media.phases import timed
 from mediaapp.media.probe import SAFE_FORMATS
@@ -230,6 +232,7 @@ def run(
         if isinstance(stream_or_args, Sequence) and not isinstance(stream_or_args, str)
         else build_args(stream_or_args, limits)
     )
+    args = hardware.substitute(args)  # the step's worker may run a hardware encoder
     cmd = shlex.join(args)
     timeout = limits.timeout_s if timeout_s is None else timeout_s
     # Stall detection needs the -progress feed (every command built here has it).
@@ -271,7 +274,12 @@ def run(
         if ENOSPC_TEXT in stderr_tail:
             raise out_of_space(args, stderr_tail)
         error_type, message = failure
+        if (device := hardware.fault(args, stderr_tail)) and error_type is FFmpegError:
+            raise EncoderFault(f"hardware encoder {device[0]} failed: {device[1]}",
+                               encoder=device[0], reason=device[1], cmd=cmd,
+                               returncode=proc.returncode, stderr=stderr_tail)  # fmt: skip
         raise error_type(message, cmd=cmd, returncode=proc.returncode, stderr=stderr_tail)
+    hardware.record(args)
     log.debug("ffmpeg finished in %.2f s", elapsed)
     return RunResult(cmd=cmd, elapsed_s=elapsed, stderr_tail=stderr_tail)
 

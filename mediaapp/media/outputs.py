@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mediaapp.errors import InvalidInput, NotMedia
-from mediaapp.media import command, phases
+from mediaapp.media import command, hardware, phases
 from mediaapp.media.probe import ProbeResult, probe
 from mediaapp.settings import Settings
 
@@ -217,6 +217,7 @@ class Work:
         self.commands += [c for c in (part.get("command"), *part.get("commands", ())) if c]
         self.encode_s += part.get("encode_s") or 0.0
         self.outputs += [OutputEntry.from_dict(o) for o in part.get("outputs", ())]
+        hardware.absorb(part)  # which encoder made its renditions, and any fallback
 
     def report(self, **fields_: Any) -> dict[str, Any]:
         """A step's JSON-ready result: its outputs, commands and ffmpeg seconds."""
@@ -225,4 +226,5 @@ class Work:
             "outputs": [o.to_dict() for o in self.outputs],
             "commands": self.commands,
             "encode_s": round(self.encode_s, 3),
+            **hardware.recorded(),
         }

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mediaapp.errors import NotMedia
-from mediaapp.media import captions, command, hdr, manifests, renditions
+from mediaapp.media import captions, cmafpack, command, hdr, manifests, renditions
 from mediaapp.media.context import JobContext
 from mediaapp.media.outputs import OutputEntry, Work, duration_tolerance, sha256
 from mediaapp.media.probe import ProbeResult
@@ -42,6 +42,9 @@ def encode_ladder(
     ``strategy="chunked"``: ``joined`` maps each rung's name to its encoded, concatenated
     video and ``audio`` is the job's one audio track; they are packaged without re-encoding.
     """
+    if ctx.profile.cmaf:  # several codecs: CMAF for HLS and DASH at once
+        cmafpack.encode_ladder(work, ctx, on_progress, strategy, joined=joined, audio=audio)
+        return
     src, info, profile, out_dir = ctx.src, ctx.source, ctx.profile, ctx.out_dir
     final = out_dir / profile.kind
     tmp = out_dir / f".{profile.kind}.part-{uuid.uuid4().hex[:8]}"

@@ -10,7 +10,7 @@ the file and the field named. The ffmpeg arguments are derived from a profile in
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ class Rung:
 
     height: int
     video_kbps: int
+    #: The codecs of this rung (``h264``, ``hevc``, ``av1``); empty: the profile's own codec.
+    codecs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,22 @@ class Profile:
         """The video codec family: ``hevc`` for libx265 (kept HDR), else ``h264``."""
         return "hevc" if self.video_codec == "libx265" else "h264"
 
+    def rung_codecs(self, rung: Rung) -> tuple[str, ...]:
+        """The codecs ``rung`` is encoded in (its own list, else the profile's codec)."""
+        return rung.codecs or (self.codec,)
+
+    @property
+    def codecs(self) -> tuple[str, ...]:
+        """Every codec of the ladder, H.264 first, then HEVC, then AV1."""
+        used = {c for r in self.rungs for c in self.rung_codecs(r)} or {self.codec}
+        return tuple(c for c in RUNG_CODECS if c in used)
+
+    @property
+    def cmaf(self) -> bool:
+        """A multi-codec ladder (or AV1): CMAF segments shared by HLS and DASH
+        (:mod:`mediaapp.media.cmafpack`); one-codec ladders keep their own packaging."""
+        return len(self.codecs) > 1 or "av1" in self.codecs
+
 
 _FIELD_TYPES: dict[str, type] = {
     "kind": str, "height": int, "video_codec": str, "preset": str, "crf": int,
@@ -83,6 +101,8 @@ _FIELD_TYPES: dict[str, type] = {
 }  # fmt: skip
 #: H.264 everywhere; HEVC (Main10, HDR kept, fMP4 segments) for HLS ladders.
 _CODECS = ("libx264", "libx265")
+#: Codecs a rung may list (``codecs = ["h264", "hevc", "av1"]``), in the order variants go.
+RUNG_CODECS = ("h264", "hevc", "av1")
 _PRESETS = {"ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"}
 
 
@@ -101,6 +121,38 @@ def _quality(source: str, name: str, table: dict[str, Any]) -> Quality:
     if not isinstance(subsample, int) or isinstance(subsample, bool) or not 1 <= subsample <= 100:
         raise _bad(source, name, "quality.subsample", f"must be 1 to 100, got {subsample!r}")
     return Quality(measure, subsample)
+
+
+def _rung_codecs(source: str, name: str, i: int, rung: Any) -> tuple[str, ...]:
+    """A rung's ``codecs`` list: known codecs, each once (absent: the profile's codec)."""
+    if not isinstance(rung, dict) or "codecs" not in rung:
+        return ()
+    codecs = rung["codecs"]
+    field_name = f"rungs[{i}].codecs"
+    if not isinstance(codecs, list) or not codecs:
+        raise _bad(source, name, field_name, f"expected a non-empty list, got {codecs!r}")
+    for codec in codecs:
+        if codec not in RUNG_CODECS:
+            raise _bad(source, name, field_name,
+                       f"{codec!r} is not one of {', '.join(RUNG_CODECS)}")  # fmt: skip
+    if len(set(codecs)) != len(codecs):
+        raise _bad(source, name, field_name, f"lists a codec twice: {codecs!r}")
+    return tuple(codecs)
+
+
+def _check_codecs(source: str, name: str, kind: str, rungs: list[Rung], own: str) -> None:
+    """A multi-codec ladder is an HLS profile (its CMAF package carries DASH too) whose lowest
+    rung has H.264, so a player that only has H.264 always has a variant to play."""
+    if not any(r.codecs for r in rungs):
+        return
+    where = next(i for i, r in enumerate(rungs) if r.codecs)
+    if kind != "hls":
+        raise _bad(source, name, f"rungs[{where}].codecs", "codec lists are for hls profiles only")
+    used = {c for r in rungs for c in r.codecs or (own,)}
+    if (len(used) > 1 or "av1" in used) and "h264" not in (rungs[-1].codecs or (own,)):
+        raise _bad(source, name, f"rungs[{len(rungs) - 1}].codecs",
+                   "the lowest rung of a multi-codec ladder needs h264 (for H.264-only "
+                   "players)")  # fmt: skip
 
 
 def parse_profile(name: str, table: dict[str, Any], source: str) -> Profile:
@@ -132,8 +184,10 @@ def parse_profile(name: str, table: dict[str, Any], source: str) -> Profile:
         raise _bad(source, name, "video_codec", "libx265 (HEVC) is for hls profiles only")
     if not 0 <= values.get("crf", 23) <= 51:
         raise _bad(source, name, "crf", "must be between 0 and 51")
-    rungs = []
+    rungs, codec_lists = [], []
     for i, rung in enumerate(values.pop("rungs", [])):
+        codec_lists.append(_rung_codecs(source, name, i, rung))
+        rung = {k: v for k, v in rung.items() if k != "codecs"} if isinstance(rung, dict) else rung
         if not isinstance(rung, dict) or set(rung) != {"height", "video_kbps"}:
             raise _bad(source, name, f"rungs[{i}]", "needs exactly height and video_kbps")
         if not all(isinstance(v, int) and v > 0 for v in rung.values()):
@@ -141,7 +195,9 @@ def parse_profile(name: str, table: dict[str, Any], source: str) -> Profile:
         rungs.append(Rung(rung["height"], rung["video_kbps"]))
     if kind in ("hls", "dash") and not rungs:
         raise _bad(source, name, "rungs", f"a {kind} profile needs at least one rung")
+    rungs = [replace(r, codecs=c) for r, c in zip(rungs, codec_lists, strict=True)]
     rungs.sort(key=lambda r: -r.height)
+    _check_codecs(source, name, kind, rungs, "hevc" if codec == "libx265" else "h264")
     if "quality" in values:
         values["quality"] = _quality(source, name, values["quality"])
     return Profile(name=name, rungs=tuple(rungs), **values)

@@ -157,8 +157,10 @@ def rendition_files(entry: OutputEntry, index: int) -> list[Path]:
     segments, or a DASH representation's init segment and fragments (``index``: its place
     among the job's representations, which is ffmpeg's ``stream`` number)."""
     path = Path(entry.path)
-    if entry.kind == "hls-rendition":
-        return [path.parent / name for _, name in renditions.media_playlist(path)]
+    if entry.kind == "hls-rendition":  # fMP4 (HEVC, CMAF variants): its init segment first
+        init = renditions.init_segment(path)
+        segments = [path.parent / name for _, name in renditions.media_playlist(path)]
+        return [init, *segments] if init else segments
     if entry.kind == "dash-representation":
         fragments = sorted(path.parent.glob(f"chunk-stream{index}-*.m4s"))
         return [path.parent / f"init-stream{index}.m4s", *fragments]

@@ -40,7 +40,9 @@ def estimate_output_bytes(profile: Profile, duration_s: float, source_bytes: int
     """A generous estimate of a job's outputs: duration x the profile's capped bit rates."""
     if not duration_s:  # unknown duration: assume the outputs are as large as the source
         return int(source_bytes * defaults.OUTPUT_ESTIMATE_FACTOR)
-    video_kbps = sum(r.video_kbps for r in profile.rungs) or profile.maxrate_kbps
+    # Every codec of a rung at the rung's rate (multi-codec ladders): generous, as it should be.
+    video_kbps = (sum(r.video_kbps * len(profile.rung_codecs(r)) for r in profile.rungs)
+                  or profile.maxrate_kbps)  # fmt: skip
     if profile.kind in ("audio", "thumbs"):
         video_kbps = 0
     audio_kbps = profile.audio_bitrate_kbps * (2 if profile.kind == "audio" else 1)

@@ -24,7 +24,9 @@ from mediaapp.media import (
     captions,
     chunking,
     chunkplan,
+    cmaf,
     command,
+    hardware,
     hdr,
     mp4,
     packaging,
@@ -85,7 +87,7 @@ def run(
     subtitles: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A whole job in this process, no broker: the media layer used as a library."""
-    with phases.collecting():
+    with phases.collecting(), hardware.choosing():
         ctx = JobContext.open(job_id, name, profile, settings, subtitles)
         return transcode(ctx, on_progress, strategy)
 
@@ -161,6 +163,7 @@ def publish(
         "created_at": datetime.now(UTC).isoformat(),
         "strategy": strategy,
         **({"captions": work.captions} if work.captions else {}),
+        **hardware.recorded(),  # encoders per rendition; fallback from a hardware fault
         **extra,
     }
     if remote_outputs(ctx.settings):  # outputs uploaded under the job's prefix, manifest last
@@ -211,9 +214,14 @@ def package_rungs(ctx: JobContext, rungs: list[dict[str, Any]]) -> dict[str, Any
 # Chunked parallel encoding (see mediaapp/media/chunking.py for the picture).
 
 
-def video_outputs(ctx: JobContext) -> list[Rendition]:
-    """The video outputs a chunk is encoded into: the mp4, or every rung of the ladder."""
+def video_outputs(ctx: JobContext, codec: str | None = None) -> list[Rendition]:
+    """The video outputs a chunk is encoded into: the mp4, or every rung of the ladder (of a
+    multi-codec ladder, every variant, or ``codec``'s)."""
     info, profile = ctx.source, ctx.profile
+    if profile.cmaf:
+        return [Rendition(v.name, v.rung.height, cmaf.video_options(v, info, profile),
+                          v.rung.width, v.colour_mode(info))
+                for v in cmaf.plan_variants(info, profile, codec)]  # fmt: skip
     mode = hdr.mode(info.colour, profile.codec)
     if profile.kind == "mp4":
         width, height = target_size(info, profile.height)
@@ -260,21 +268,25 @@ def split(ctx: JobContext, chunk_s: float) -> list[dict[str, Any]]:
 
 
 def encode_chunk(
-    ctx: JobContext, chunk: dict[str, Any], on_progress: ProgressCallback | None = None
+    ctx: JobContext,
+    chunk: dict[str, Any],
+    on_progress: ProgressCallback | None = None,
+    codec: str | None = None,
 ) -> dict[str, Any]:
-    """Encode (or reuse) one chunk of a chunked job into every rendition."""
+    """Encode (or reuse) one chunk of a chunked job into every rendition (of ``codec``)."""
     chunk_store.fetch_source(
         chunking.work_dir(ctx.out_dir), chunk["name"], chunk["sha256"], ctx.settings
     )
-    return chunking.encode_chunk(
+    part = chunking.encode_chunk(
         chunking.work_dir(ctx.out_dir),
         SourceChunk(**chunk),
-        video_outputs(ctx),
+        video_outputs(ctx, codec),
         renditions.frame_rate(ctx.source),
         _segment_s(ctx),
         ctx.settings,
         on_progress,
     )
+    return {**part, **hardware.recorded(), **({"codec": codec} if codec else {})}
 
 
 def encode_audio(ctx: JobContext, on_progress: ProgressCallback | None = None) -> dict[str, Any]:
@@ -305,13 +317,14 @@ def assemble(ctx: JobContext, parts: list[dict[str, Any]], plan: dict[str, Any])
     started = time.monotonic()
     info, profile, out_dir = ctx.source, ctx.profile, ctx.out_dir
     wd = chunking.work_dir(out_dir)
-    chunks = sorted((p for p in parts if p["part"] == "chunk"), key=lambda c: c["index"])
+    encoded = [p for p in parts if p["part"] == "chunk"]  # one per chunk (and codec)
+    chunks = sorted({c["index"]: c for c in encoded}.values(), key=lambda c: c["index"])
     work = Work(ctx.limits)
     for part in parts:
         work.absorb(part)
     frame_s = 1 / renditions.frame_rate(info)
     audio = wd / "audio.m4a" if info.audio is not None else None
-    _gather(ctx, chunks, audio)
+    _gather(ctx, encoded, audio)
     joins: dict[str, dict[str, Any]] = {}
     if profile.kind == "mp4":  # the chunks straight into the final file, audio muxed in
         final = out_dir / f"{ctx.stem}.{profile.name}.mp4"
@@ -357,8 +370,8 @@ def _gather(ctx: JobContext, chunks: list[dict[str, Any]], audio: Path | None) -
     if not chunk_store.remote(ctx.settings):
         return  # the cache folder is shared as it is
     wd = chunking.work_dir(ctx.out_dir)
-    names = [r.name for r in video_outputs(ctx)]
     for c in chunks:
+        names = [r.name for r in video_outputs(ctx, c.get("codec"))]
         missing = {
             r: p for r in names if not (p := wd / chunking.encoded_name(c["index"], r)).is_file()
         }

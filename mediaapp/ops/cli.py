@@ -35,6 +35,8 @@ def cli() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Only JSON on stdout (id on stderr).")
 @click.option("--priority", type=click.IntRange(0, 9), default=None,
               help="0..9, 9 most urgent (default 5): overtakes queued lower ones.")  # fmt: skip
+@click.option("--tenant", default=None,
+              help="Whose job: a tenant's backlog cannot starve others (fair share).")  # fmt: skip
 @click.option("--subtitles", "subtitles", multiple=True, metavar="FILE[:LANG]",
               help="A .srt/.vtt in the media root, carried as captions; repeatable.")  # fmt: skip
 def submit(
@@ -45,6 +47,7 @@ def submit(
     timeout: float | None,
     as_json: bool,
     priority: int | None,
+    tenant: str | None,
     subtitles: tuple[str, ...],
 ) -> None:
     """Submit PATH (inside the media root), or the job in --spec, for transcoding."""
@@ -62,6 +65,8 @@ def submit(
         {"path": f, "language": lang or None} for f, _, lang in given
     ]
     extra: dict[str, Any] = {"subtitles": sidecars} if sidecars else {}
+    if tenant or job_spec.get("tenant"):
+        extra["tenant"] = tenant or job_spec.get("tenant")
     job = submit_job(path, profile=profile or job_spec.get("profile") or "web", priority=priority,
                      **extra)  # fmt: skip
     # With --json, stdout is one JSON document that scripts can parse: the id goes to stderr.
@@ -221,6 +226,8 @@ def workers(as_json: bool, timeout: float) -> None:
         click.echo(f"{worker}: {offered or 'nothing'}  queues={','.join(caps['queues'])}")
         for encoder, why in caps["refused"].items():
             click.echo(f"    refused {encoder}: {why}")
+        for encoder, why in (caps.get("disabled") or {}).items():
+            click.echo(f"    disabled {encoder} after a fault: {why}")
         if caps["dropped"]:
             click.echo(f"    MEDIAAPP_CAPABILITIES claims dropped: {', '.join(caps['dropped'])}")
     click.echo(f"{len(found)} worker(s)")

@@ -94,6 +94,8 @@ def print_manifest(manifest: dict[str, Any], *, as_json: bool = False) -> None:
             f"{out['bit_rate'] // 1000} kb/s" if out.get("bit_rate") else "",
         )
     _out().print(table)
+    for fell in manifest.get("fallback") or ():  # a hardware encoder failed: re-run in software
+        click.echo(f"fallback: {fell['from']} -> {fell['to']} ({fell['reason']})")
 
 
 def print_trail(records: list[dict[str, Any]]) -> None:

@@ -47,11 +47,11 @@ def worker_argv(
     return [*start, "-Q", queue, "-c", str(concurrency), "-l", level, "-n", node]
 
 
-def demo_codec(profile: str, settings: Settings) -> str:
-    """The one codec the demo's job encodes: its worker proves that codec's encoders only (the
-    others' test encodes were ~0.5 s of its boot), and so consumes its queue."""
+def demo_codecs(profile: str, settings: Settings) -> str:
+    """The codecs the demo's job encodes (``h264,hevc,av1`` for a multi-codec ladder): its
+    worker proves only their encoders (the others' test encodes were ~0.5 s of its boot)."""
     try:
-        return get_profile(profile, settings.profiles_dir).codec
+        return ",".join(get_profile(profile, settings.profiles_dir).codecs)
     except MediaError:  # the worker refuses the job, typed: H.264 is its route then
         return "h264"
 
@@ -99,7 +99,7 @@ def run_demo(
     )
     name = str(source.relative_to(media_root))
     env = {**os.environ, "MEDIAAPP_MEDIA_ROOT": str(media_root)}
-    env.setdefault("MEDIAAPP_CAPABILITIES", demo_codec(profile, settings))
+    env.setdefault("MEDIAAPP_CAPABILITIES", demo_codecs(profile, settings))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     logs = settings.data_dir / "demo-logs"
     logs.mkdir(exist_ok=True)

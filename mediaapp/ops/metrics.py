@@ -18,6 +18,9 @@ Metric names (all prefixed ``mediaapp_``; the README lists them too):
 - ``task_retries_total{task}`` (counter): retries scheduled
 - ``dead_lettered_total{task}`` (counter): tasks failed for good (message dead-lettered)
 - ``messages_audited_total{kind}`` (counter): audit records written (task, event, rejected)
+- ``tenant_jobs_total{tenant,state}`` (counter): jobs of a tenant that finished or were cancelled
+- ``tenant_steps_started_total{tenant}`` (counter): steps a tenant's jobs started
+- ``tenant_deferred_total{tenant}`` (counter): steps put back in the queue by the tenant's cap
 - ``queue_messages{queue}`` (gauge): messages waiting per queue, read at scrape time
 - ``audit_lag_messages`` (gauge): messages waiting in audit_queue
 """
@@ -103,6 +106,16 @@ class PipelineMetrics:
         self.dead = Counter(
             "mediaapp_dead_lettered", "Tasks failed for good (dead-lettered)", ["task"], registry=r
         )
+        # Fair share: per-tenant figures (tenant names are bounded, tenants.SAFE_TENANT).
+        self.tenant_jobs = Counter(
+            "mediaapp_tenant_jobs", "Jobs ended, by tenant", ["tenant", "state"], registry=r
+        )
+        self.tenant_started = Counter(
+            "mediaapp_tenant_steps_started", "Steps started, by tenant", ["tenant"], registry=r
+        )
+        self.tenant_deferred = Counter(
+            "mediaapp_tenant_deferred", "Steps deferred by the tenant cap", ["tenant"], registry=r
+        )
         self.audited = Counter(
             "mediaapp_messages_audited", "Audit records written", ["kind"], registry=r
         )
@@ -117,6 +130,8 @@ class PipelineMetrics:
         body = record.get("body") or {}
         name = record.get("name")
         task = body.get("task") or "unknown"
+        if body.get("tenant"):
+            self._observe_tenant(name, body)
         if name == "task.succeeded":
             self._observe_run(task, body)
             if body.get("bytes_in"):
@@ -138,6 +153,17 @@ class PipelineMetrics:
                 self.job_duration.observe(body["runtime_s"])
         elif name == "job.cancelled":
             self.cancelled.inc()
+
+    def _observe_tenant(self, name: Any, body: dict[str, Any]) -> None:
+        tenant = str(body["tenant"])
+        if name == "job.finished":
+            self.tenant_jobs.labels(tenant, body.get("state") or "UNKNOWN").inc()
+        elif name == "job.cancelled":
+            self.tenant_jobs.labels(tenant, "CANCELLED").inc()
+        elif name == "task.started":
+            self.tenant_started.labels(tenant).inc()
+        elif name == "task.deferred":
+            self.tenant_deferred.labels(tenant).inc()
 
     def _observe_run(self, task: str, body: dict[str, Any]) -> None:
         if body.get("runtime_s") is not None:

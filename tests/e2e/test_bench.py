@@ -33,7 +33,7 @@ def test_suite_smoke_prints_and_writes_every_row(rabbitmq: str) -> None:
     assert {r.split(" | ")[0].strip("| ") for r in rows} == {
         "pipeline overhead", "many small jobs", "HLS ladder", "dispatch, complete audit",
         "audit consumer", "chunked scaling", "cold start", "object storage", "S3 staging",
-        "memory", "measured quality",
+        "memory", "measured quality", "fair share", "multi-codec ladder",
     }  # fmt: skip
     assert all(float(r.split(" | ")[4].rstrip("x")) > 0 for r in rows)
     assert "lines 1000" in printed and "2 workers, chunked" in printed

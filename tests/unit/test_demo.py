@@ -39,11 +39,12 @@ def test_worker_main_starts_the_apps_worker_with_them(monkeypatch: pytest.Monkey
                        "concurrency": 2, "loglevel": "INFO", "started": True}  # fmt: skip
 
 
-def test_the_demo_worker_proves_only_the_codec_of_its_job() -> None:
-    from mediaapp.ops.demo import demo_codec
+def test_the_demo_worker_proves_only_the_codecs_of_its_job() -> None:
+    from mediaapp.ops.demo import demo_codecs
     from mediaapp.settings import Settings
 
     settings = Settings.from_env({})
-    assert demo_codec("web", settings) == "h264"
-    assert demo_codec("hls-hdr10", settings) == "hevc"  # its job goes to video_hevc_queue
-    assert demo_codec("no-such-profile", settings) == "h264"  # refused by the worker, typed
+    assert demo_codecs("web", settings) == "h264"
+    assert demo_codecs("hls-hdr10", settings) == "hevc"  # its job goes to video_hevc_queue
+    assert demo_codecs("hls-multi", settings) == "h264,hevc,av1"  # a step per codec
+    assert demo_codecs("no-such-profile", settings) == "h264"  # refused by the worker, typed

@@ -36,3 +36,16 @@ def test_errors_survive_celerys_json_result_serializer(cls: type[errors.MediaErr
     stored = backend.prepare_exception(cls("clip.mp4: broken"), serializer="json")
     back = backend.exception_to_python(stored)
     assert type(back) is cls and str(back) == "clip.mp4: broken"
+
+
+def test_an_encoder_fault_is_retryable_and_names_its_encoder_after_the_json_round_trip() -> None:
+    fault = errors.EncoderFault(
+        "hardware encoder h264_nvenc failed: OpenEncodeSessionEx failed: out of memory (10)"
+    )
+    assert fault.retryable and isinstance(fault, errors.FFmpegError)
+    assert fault.exit_code == errors.TransientError.exit_code
+    backend = Backend(app=__import__("mediaapp").app)
+    back = backend.exception_to_python(backend.prepare_exception(fault, serializer="json"))
+    assert type(back) is errors.EncoderFault
+    assert back.to_dict()["encoder"] == "h264_nvenc"
+    assert back.reason == "OpenEncodeSessionEx failed: out of memory (10)"
