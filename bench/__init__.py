@@ -24,3 +24,20 @@ def write_result(name: str, data: Any, quick: bool) -> Path:
     path = results_dir(quick) / f"{name}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
+
+
+class LineTail:
+    """Counts the lines appended to a growing file, reading only what is new (by offset)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset, self.lines = Path(path), 0, 0
+
+    def poll(self) -> int:
+        """Read what was appended since the last call; return the lines seen so far."""
+        if self.path.exists():
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+            self.offset += len(chunk)
+            self.lines += chunk.count(b"\n")
+        return self.lines

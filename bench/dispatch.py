@@ -8,7 +8,8 @@ afterwards: each task id with each of its records, nothing lost, no duplicate):
 
 * **ours**: ``media.ping`` through ``media_exchange``, ``mediaapp audit`` on the ``#`` queue,
   lifecycle events and Celery's task events on (the defaults): 3 records a task (the message,
-  ``task.started``, ``task.succeeded``); the client pipelines its confirms.
+  ``task.started``, ``task.succeeded``: a short task's two events travel in one message); the
+  client pipelines its confirms and, like ``media.ping``, stores no result.
 * **floor**: the same app, worker and consumer with ``MEDIAAPP_LIFECYCLE_EVENTS=0`` and
   ``MEDIAAPP_TASK_EVENTS=0``: the ``#`` mirror alone, 1 record a task.
 * **stock**: plain Celery (bench/plain_app.py) with ``-E`` and sent events, a ``celery.events``
@@ -16,12 +17,19 @@ afterwards: each task id with each of its records, nothing lost, no duplicate):
   (task-sent, -received, -started, -succeeded).
 * **plain**: plain Celery, no audit, no events (the ceiling; comparison only; not with --quick).
 
+The steps taken since the first measurement, each undone alone beside ours (not with --quick):
+``ours-2msg`` (``task.started`` and ``task.succeeded`` as two messages, bench/variants.py),
+``ours-result`` (``media.ping``'s result stored, the client subscribed to it) and
+``ours-noflower`` (without Celery's task events, which only Flower reads).
+
 Each way first runs 4 warm-up tasks (a loaded machine takes seconds to boot a worker).
 
 Two rounds by default (the second in reverse order, so a drifting machine load hits every
 way alike); the figures are their means. Broker traffic per task comes from the management
 API (this vhost's ``message_stats`` publish and deliver_get before and after, read once its
-5 s statistics interval has passed); --quick skips it.
+5 s statistics interval has passed); --quick skips it. CPU per task (bench/cputime.py: the
+way's processes, the client, RabbitMQ and Redis, from /proc) gives ``ours_over_<way>_cpu``,
+which a machine loaded by other work moves far less than the wall-clock rates.
 """
 
 from __future__ import annotations
@@ -45,13 +53,17 @@ from urllib.parse import quote
 import redis
 from kombu import Connection, Queue
 
-from bench import write_result
+from bench import LineTail, cputime, write_result
 from mediaapp.defaults import RABBITMQ_MANAGEMENT_PORT
 
 CELERY = str(Path(sys.executable).parent / "celery")
 #: Records each task leaves in its way's log, by record name.
+OURS = ("media.ping", "task.started", "task.succeeded")
 EXPECTED = {
-    "ours": ("media.ping", "task.started", "task.succeeded"),
+    "ours": OURS,
+    "ours-2msg": OURS,
+    "ours-result": OURS,
+    "ours-noflower": OURS,
     "floor": ("media.ping",),
     "stock": ("task-sent", "task-received", "task-started", "task-succeeded"),
     "plain": (),
@@ -70,14 +82,8 @@ def _wait_count(r: redis.Redis, key: str, n: int, timeout: float = 600) -> None:
 
 def _wait_lines(log: Path, n: int, timeout: float = 120) -> None:
     """Until ``log`` has ``n`` lines, counting only what was appended (cheap for the CPU)."""
-    deadline, seen, offset = time.perf_counter() + timeout, 0, 0
-    while seen < n and time.perf_counter() < deadline:
-        if log.exists():
-            with open(log, "rb") as fh:
-                fh.seek(offset)
-                chunk = fh.read()
-            offset += len(chunk)
-            seen += chunk.count(b"\n")
+    deadline, tail = time.perf_counter() + timeout, LineTail(log)
+    while tail.poll() < n and time.perf_counter() < deadline:
         time.sleep(0.02)
 
 
@@ -122,6 +128,11 @@ def _check(way: str, log: Path, ids: list[str]) -> dict[str, int]:
             "missing": missing}  # fmt: skip
 
 
+def _role(cmd: list[str]) -> str:
+    """A way's process by what it is: the worker (main and pool) or the audit reader."""
+    return "worker" if "worker" in cmd else "audit"
+
+
 def run_way(
     way: str,
     n: int,
@@ -147,17 +158,21 @@ def run_way(
         if not args.quick:
             time.sleep(STATS_S)
         before = None if args.quick else _vhost_stats(args.broker)
-        started = time.perf_counter()
+        roles = {_role(cmd): proc.pid for (cmd, _), proc in zip(procs, started_procs, strict=True)}
+        cpu_before, started = cputime.snapshot(roles), time.perf_counter()
         ids = send(n)
         _wait_count(r, counter, WARM + n)
         _wait_lines(log, (WARM + n) * per_task)
         elapsed = time.perf_counter() - started
+        cpu = cputime.used(cpu_before, cputime.snapshot(roles))
         if before is not None:
             time.sleep(STATS_S)
         after = None if before is None else _vhost_stats(args.broker)
     finally:
         _stop(started_procs)
-    row: dict[str, Any] = {"way": way, "tasks_s": round(n / elapsed, 1)}
+    cpu_ms = {k: round(v * 1000 / n, 3) for k, v in cpu.items()}
+    row: dict[str, Any] = {"way": way, "tasks_s": round(n / elapsed, 1), "cpu_ms": cpu_ms,
+                           "cpu_ms_per_task": round(sum(cpu_ms.values()), 3)}  # fmt: skip
     if before and after:
         row.update({f"{k}_per_task": round((after[k] - before[k]) / n, 2) for k in before})
     if EXPECTED[way]:
@@ -169,9 +184,11 @@ def _combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One way's reps: mean tasks/s and traffic, every rep's rate, audit figures summed."""
     row = {**runs[-1], "tasks_s": round(sum(r["tasks_s"] for r in runs) / len(runs), 1),
            "tasks_s_reps": [r["tasks_s"] for r in runs]}  # fmt: skip
-    for key in ("publish_per_task", "deliver_get_per_task"):
+    for key in ("publish_per_task", "deliver_get_per_task", "cpu_ms_per_task"):
         if all(key in r for r in runs):
-            row[key] = round(sum(r[key] for r in runs) / len(runs), 2)
+            row[key] = round(sum(r[key] for r in runs) / len(runs), 3)
+    row["cpu_ms"] = {k: round(sum(r["cpu_ms"].get(k, 0) for r in runs) / len(runs), 3)
+                     for k in runs[-1]["cpu_ms"]}  # fmt: skip
     for key in ("records", "expected", "duplicates", "missing"):
         if key in row:
             row[key] = sum(r[key] for r in runs)
@@ -187,6 +204,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--quick", action="store_true", help=smoke)
     parser.add_argument("--broker", default="amqp://guest:guest@127.0.0.1:5672//")
     parser.add_argument("--backend", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--ways", help="comma-separated subset of floor,ours,stock,plain")
     args = parser.parse_args(argv)
     n = 100 if args.quick else args.tasks
     work = Path(tempfile.mkdtemp(prefix="mediaapp-dispatch-"))
@@ -210,9 +228,12 @@ def main(argv: list[str]) -> int:
         with plain.producer_or_acquire() as producer:
             return [plain.send_task("plain.ping", producer=producer).id for _ in range(k)]
 
-    def send_ours(k: int) -> list[str]:
+    def send_ours(k: int, stored: bool = False) -> list[str]:
+        # ignore_result as media.ping declares it (a by-name send does not know the task's
+        # default, and would subscribe to a result that never comes).
         with confirmed_batch(app) as producer:
-            return [app.send_task("media.ping", producer=producer).id for _ in range(k)]
+            return [app.send_task("media.ping", producer=producer, ignore_result=not stored).id
+                    for _ in range(k)]  # fmt: skip
 
     with app.connection_for_write() as conn:  # each run's records only: nothing left over
         routing.declare_topology(conn)
@@ -225,30 +246,41 @@ def main(argv: list[str]) -> int:
         log = work / f"{way}-{rep}.jsonl"
         e = {**env, "MEDIAAPP_PING_COUNTER": counter, "BENCH_COUNTER": counter,
              "MEDIAAPP_AUDIT_LOG": str(log)}  # fmt: skip
-        if way in ("ours", "floor"):
+        if way == "floor" or way.startswith("ours"):
             if way == "floor":
                 e.update(MEDIAAPP_LIFECYCLE_EVENTS="0", MEDIAAPP_TASK_EVENTS="0")
-            app.conf.task_send_sent_event = way == "ours"  # the client's own Celery event
+            if way == "ours-noflower":
+                e.update(MEDIAAPP_TASK_EVENTS="0")
+            flower = way not in ("floor", "ours-noflower")
+            app.conf.task_send_sent_event = flower  # the client's own Celery event
+            worker_app = "bench.variants" if way == "ours-2msg" else "mediaapp"
             procs = [([sys.executable, "-m", "mediaapp", "audit"], e),
-                     ([CELERY, "-A", "mediaapp", "worker", "-Q", "default_queue", "-c", "2",
+                     ([CELERY, "-A", worker_app, "worker", "-Q", "default_queue", "-c", "2",
                        "-l", "warning"], e)]  # fmt: skip
-            return run_way(way, n, procs, send_ours, counter, log, args)
+            stored = way == "ours-result"
+            return run_way(way, n, procs, lambda k: send_ours(k, stored), counter, log, args)
         plain.conf.task_send_sent_event = way == "stock"
         worker = [CELERY, "-A", "bench.plain_app", "worker", "-Q", "plain_queue", "-c", "2",
                   "-l", "warning", *(["-E"] if way == "stock" else [])]  # fmt: skip
         procs = [([sys.executable, "-m", "bench.stock_audit", str(log)], e)] * (way == "stock")
         return run_way(way, n, [*procs, (worker, e)], send_plain, counter, log, args)
 
-    ways = ("floor", "ours", "stock", *(() if args.quick else ("plain",)))
+    steps = () if args.quick else ("ours-2msg", "ours-result", "ours-noflower", "plain")
+    ways = ("floor", "ours", "stock", *steps)
+    if args.ways:
+        ways = tuple(w for w in ways if w in args.ways.split(","))
     runs: dict[str, list[dict[str, Any]]] = {way: [] for way in ways}
     for rep in range(1 if args.quick else args.reps):  # every other rep in reverse order,
         for way in ways if rep % 2 == 0 else ways[::-1]:  # so a drifting load hits all alike
             runs[way].append(measure(way, rep))
     rows = {way: _combine(rs) for way, rs in runs.items()}
-    ours = rows["ours"]["tasks_s"]
+    ours = rows["ours"]["tasks_s"] if "ours" in rows else 0.0
     print(f"dispatch: {n} trivial tasks, prefork -c 2, done when the audit log is complete "
           f"(mean of {len(runs['ours'])})")  # fmt: skip
     labels = {"ours": "ours (mirror + lifecycle + Celery events)",
+              "ours-2msg": "  ours, started + succeeded in 2 messages",
+              "ours-result": "  ours, media.ping's result stored",
+              "ours-noflower": "  ours without Celery's events (Flower's)",
               "floor": "mirror-only floor (no lifecycle events)",
               "stock": "stock Celery (-E, sent events, Receiver)",
               "plain": "plain Celery (no audit, no events)"}  # fmt: skip
@@ -257,14 +289,20 @@ def main(argv: list[str]) -> int:
                    "deliveries a task" if "publish_per_task" in r else "")  # fmt: skip
         audit = (f"  audit {r['records']}/{r['expected']}, {r['missing']} missing, "
                  f"{r['duplicates']} duplicates" if "records" in r else "")  # fmt: skip
+        cpu = f"  {r['cpu_ms_per_task']:.2f} ms CPU a task"
         print(f"  {labels[way]:<44} {r['tasks_s']:7.0f} tasks/s  ours/this "
-              f"{ours / r['tasks_s']:.3f}{traffic}{audit}")  # fmt: skip
-    data = {"tasks": n, "ways": rows,
-            "ours_over_floor": round(ours / rows["floor"]["tasks_s"], 3),
-            "ours_over_stock": round(ours / rows["stock"]["tasks_s"], 3)}  # fmt: skip
-    if "plain" in rows:
-        data["ours_over_plain"] = round(ours / rows["plain"]["tasks_s"], 3)
-    write_result("dispatch", data, args.quick)
+              f"{ours / r['tasks_s']:.3f}{cpu}{traffic}{audit}")  # fmt: skip
+    data: dict[str, Any] = {"tasks": n, "ways": rows}
+    for way in ("floor", "stock", "plain"):
+        if way in rows and ours:
+            data[f"ours_over_{way}"] = round(ours / rows[way]["tasks_s"], 3)
+            # By CPU: the way's CPU per task over ours (>1 = ours cheaper), steady under load.
+            cpu_ratio = rows[way]["cpu_ms_per_task"] / rows["ours"]["cpu_ms_per_task"]
+            data[f"ours_over_{way}_cpu"] = round(cpu_ratio, 3)
+    if args.ways:  # a partial run: its figures are not the suite's
+        print(json.dumps(data["ways"]))
+    else:
+        write_result("dispatch", data, args.quick)
     complete = all(
         r["missing"] == 0 and not r["duplicates"] for r in rows.values() if "records" in r
     )

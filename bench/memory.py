@@ -23,6 +23,7 @@ There is no side-by-side baseline here: the targets are absolute (150 MB, 100 MB
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -35,7 +36,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench import write_result
+from bench import LineTail, results_dir, write_result
 from bench.overhead import make_clip
 
 WORKER_MB, AUDIT_MB, FLAT_MB = 150, 100, 10
@@ -166,19 +167,14 @@ def audit_backlog(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     env = {**os.environ, "MEDIAAPP_BROKER_URL": args.broker, "MEDIAAPP_AUDIT_LOG": str(log)}
     proc = subprocess.Popen([sys.executable, "-m", "mediaapp", "audit"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    lines, offset, at_tenth, rss = 0, 0, 0.0, 0.0
+    lines, at_tenth, rss, tail = 0, 0.0, 0.0, LineTail(log)
     started = time.perf_counter()
     deadline = started + 600
     try:
         while lines < n and time.perf_counter() < deadline:
             time.sleep(0.05)
             rss = _status(proc.pid).get("VmRSS", rss)
-            if log.exists():
-                with open(log, "rb") as fh:
-                    fh.seek(offset)
-                    chunk = fh.read()
-                offset += len(chunk)
-                lines += chunk.count(b"\n")
+            lines = tail.poll()
             if not at_tenth and lines >= n // 10:
                 at_tenth = rss
         elapsed = time.perf_counter() - started
@@ -218,5 +214,8 @@ def main(argv: list[str]) -> int:
               f"RSS {a['rss_at_tenth_mb']} MB at 10 %, {a['rss_at_end_mb']} MB at 100 %, "
               f"peak {a['peak_mb']} MB  target ≤ {AUDIT_MB}, growth ≤ {FLAT_MB}")  # fmt: skip
     shutil.rmtree(work, ignore_errors=True)  # a 4K clip and its ladder
+    previous = results_dir(args.quick) / "memory.json"
+    if previous.exists():  # --only one part: the other keeps its last figures
+        result = {**json.loads(previous.read_text()), **result}
     write_result("memory", result, args.quick)
     return 0

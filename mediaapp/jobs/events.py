@@ -28,6 +28,10 @@ from mediaapp.limits import bounded
 log = logging.getLogger(__name__)
 _HOST = socket.gethostname()
 
+#: Name of a message carrying several events (``events``: their bodies, in order); the audit
+#: log has one line per event in it, never one for the bundle.
+BUNDLE = "events.bundle"
+
 #: Publisher retry policy: a broker hiccup delays an event a little instead of losing it.
 RETRY_POLICY = {"max_retries": 5, "interval_start": 0.1, "interval_step": 0.5, "interval_max": 2}
 
@@ -136,10 +140,38 @@ def publish_event(app: Celery, name: str, **fields: Any) -> None:
     """Publish one lifecycle event; never raises (an event must not fail the work it reports).
 
     Inside a task the event is confirmed by :func:`flush_events` when the task ends; anywhere
-    else (the worker's consumer, clients) it is confirmed before this returns.
+    else (the worker's consumer, clients) it is confirmed before this returns. Inside a short
+    task it is held and goes out with the task's other events in one message when it ends.
     """
     body = build_event(name, **fields)
-    message_id = uuid.uuid4().hex
+    held: list[dict[str, Any]] | None = getattr(_local, "held", None)
+    depth: int = getattr(_local, "task_depth", 0)
+    if held is not None and depth:
+        held.append(body)
+        return
+    _send(app, body)
+
+
+def bundle(bodies: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several events in one message (a short task's): one publish, one confirm, one delivery."""
+    if len(bodies) == 1:
+        return bodies[0]
+    # Each body is bounded already: bounding the bundle again would only cost time.
+    return {"event": BUNDLE, "ts": time.time(), "hostname": _HOST, "pid": os.getpid(),
+            "events": bodies}  # fmt: skip
+
+
+def unbundle(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events one message carries: itself, or each event of a bundle."""
+    parts = doc.get("events") if doc.get("event") == BUNDLE else None
+    if not isinstance(parts, list):
+        return [doc]
+    return [part if isinstance(part, dict) else {"body": part} for part in parts]
+
+
+def _send(app: Celery, body: dict[str, Any]) -> None:
+    """Publish through this task's outbox (confirmed at its end), or with a confirm of its own."""
+    message_id, name = uuid.uuid4().hex, body["event"]
     if getattr(_local, "task_depth", 0):
         try:
             outbox = _outbox_for(app)
@@ -201,12 +233,22 @@ def _on_prerun(
 ) -> None:
     sender.request._mediaapp_started = time.monotonic()
     _local.task_depth = getattr(_local, "task_depth", 0) + 1
+    if _local.task_depth == 1 and getattr(sender, "short", False):
+        # A short task (``short=True``): its events wait for its end and go in one message. A
+        # crash before then leaves no task.started of that attempt; the redelivered attempt's
+        # events say ``redelivered``.
+        _local.held = []
     publish_event(sender.app, "task.started", **_task_fields(sender, task_id, kwargs))
 
 
 def _on_postrun(sender: Any = None, **_: Any) -> None:
     # Before the task returns, so before acks_late acks its message: an acked task's events
     # are confirmed by the broker, on the durable audit queue.
+    held = getattr(_local, "held", None)
+    if held is not None and getattr(_local, "task_depth", 0) == 1:
+        _local.held = None
+        if held:
+            _send(sender.app, bundle(held))
     flush_events(sender.app)
     _local.task_depth = max(getattr(_local, "task_depth", 0) - 1, 0)
 

@@ -157,16 +157,22 @@ def prove(encoder: str, codec: str, limits: command.Limits) -> Trial:
     return Trial(encoder, codec, hardware, True, "", round(time.monotonic() - started, 3))
 
 
+#: Why an encoder outside the claims has no trial.
+NOT_CLAIMED = "not claimed (MEDIAAPP_CAPABILITIES): not tested"
+
+
 @lru_cache(maxsize=4)
-def _detect(limits: command.Limits) -> tuple[str, tuple[Trial, ...]]:
+def _detect(limits: command.Limits, claims: tuple[str, ...]) -> tuple[str, tuple[Trial, ...]]:
     listed = listed_encoders(limits)
     jobs = [(e, c) for c, names in defaults.CAPABILITY_ENCODERS.items() for e in names]
+    tested = {e for e, c in jobs if e in listed and (not claims or {e, c} & set(claims))}
     # A few at a time: the software tests take a core for up to a second each.
     with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = {e: pool.submit(prove, e, c, limits) for e, c in jobs if e in listed}
+        futures = {e: pool.submit(prove, e, c, limits) for e, c in jobs if e in tested}
         trials = tuple(
             futures[e].result() if e in futures
-            else Trial(e, c, e not in defaults.SOFTWARE_ENCODERS, False, "not listed by -encoders")
+            else Trial(e, c, e not in defaults.SOFTWARE_ENCODERS, False,
+                       "not listed by -encoders" if e not in listed else NOT_CLAIMED)
             for e, c in jobs
         )  # fmt: skip
     return command.ffmpeg_version(limits), trials
@@ -175,9 +181,11 @@ def _detect(limits: command.Limits) -> tuple[str, tuple[Trial, ...]]:
 def detect(
     limits: command.Limits = command.DEFAULT_LIMITS, claims: Iterable[str] = ()
 ) -> Capabilities:
-    """This process's capabilities (detected once per ffmpeg binary), narrowed by ``claims``."""
-    version, trials = _detect(limits)
-    caps, claimed = Capabilities(ffmpeg=version, trials=trials), tuple(claims)
+    """This process's capabilities (detected once per ffmpeg binary), narrowed by ``claims``:
+    only the claimed encoders are tested (a worker's boot waits for no encoder it won't use)."""
+    claimed = tuple(claims)
+    version, trials = _detect(limits, claimed)
+    caps = Capabilities(ffmpeg=version, trials=trials)
     return caps.narrow(claimed) if claimed else caps
 
 

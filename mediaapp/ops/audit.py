@@ -29,6 +29,7 @@ from kombu.mixins import ConsumerMixin
 
 from mediaapp import defaults
 from mediaapp.jobs import routing
+from mediaapp.jobs.events import BUNDLE, unbundle
 from mediaapp.limits import bounded
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,18 @@ def message_record(body: Any, message: Message) -> dict[str, Any]:
             body=doc,
         )
     return record
+
+
+def message_records(body: Any, message: Message) -> list[dict[str, Any]]:
+    """The audit lines of one message: its own, or one per event of a bundle (ids ``<id>.<n>``,
+    so a redelivered bundle's lines are flagged duplicate like any other copy)."""
+    record = message_record(body, message)
+    if record["kind"] != "event" or record["name"] != BUNDLE:
+        return [record]
+    mid, parts = record["message_id"], unbundle(record["body"])
+    return [{**record, "message_id": f"{mid}.{n}" if mid else None, "body": part,
+             "name": part.get("event") or record["routing_key"], "task_id": part.get("task_id"),
+             "job_id": part.get("job_id")} for n, part in enumerate(parts)]  # fmt: skip
 
 
 def rejected_record(message: Message, exc: BaseException) -> dict[str, Any]:
@@ -244,17 +257,18 @@ class AuditConsumer(ConsumerMixin):
 
     def on_message(self, body: Any, message: Message) -> None:
         """Queue the record; the message is acked after its batch is on disk."""
-        self._add(message_record(body, message), message)
+        self._add(message_records(body, message), message)
 
     def on_decode_error(self, message: Message, exc: Exception) -> None:
         """Pickle, malformed JSON, unknown content types: recorded as rejected, never decoded."""
         log.warning("audit: refused message (%s) on %s", exc, message.delivery_info)
-        self._add(rejected_record(message, exc), message)
+        self._add([rejected_record(message, exc)], message)
 
-    def _add(self, record: dict[str, Any], message: Message) -> None:
+    def _add(self, records: list[dict[str, Any]], message: Message) -> None:
+        # A message's lines join one batch whole: it is acked only once all of them are written.
         if not self._pending:
             self._oldest = time.monotonic()
-        self._pending.append((record, message))
+        self._pending.extend((record, message) for record in records)
         if len(self._pending) >= self.batch_lines and time.monotonic() >= self._retry_at:
             self.flush()
 
@@ -291,7 +305,7 @@ class AuditConsumer(ConsumerMixin):
         if self.connection.transport.driver_type == "amqp":
             batch[-1][1].ack(multiple=True)
         else:
-            for _, message in batch:
+            for message in {id(m): m for _, m in batch}.values():  # a bundle's lines share one
                 message.ack()
 
     def _write_failed(self, exc: OSError) -> None:

@@ -62,6 +62,7 @@ def test_a_hevc_step_reaches_only_the_worker_that_proved_hevc(
             kwargs={"payload": i},
             exchange=routing.MEDIA_EXCHANGE.name,
             routing_key=key,
+            ignore_result=False,  # media.ping stores its result only when asked
         )
         for i in range(6)
     ]

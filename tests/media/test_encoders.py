@@ -70,3 +70,22 @@ def test_an_unknown_capability_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError) as info:
         Settings.from_env({"MEDIAAPP_CAPABILITIES": "h264,h266"})
     assert str(info.value).startswith("MEDIAAPP_CAPABILITIES='h264,h266': unknown h266: use av1,")
+
+
+def test_a_worker_tests_only_the_encoders_it_claims(monkeypatch: pytest.MonkeyPatch) -> None:
+    tried: list[str] = []
+    real = encoders.prove
+
+    def prove(encoder: str, codec: str, limits: command.Limits) -> encoders.Trial:
+        tried.append(encoder)
+        return real(encoder, codec, limits)
+
+    monkeypatch.setattr(encoders, "prove", prove)
+    encoders.clear_cache()
+    try:
+        caps = encoders.detect(claims=("h264",))
+    finally:
+        encoders.clear_cache()
+    assert caps.codecs == ("h264",) and "libx264" in tried
+    assert not {"libx265", "libsvtav1"} & set(tried)  # no test encode of what it won't use
+    assert caps.refused()["libx265"] == encoders.NOT_CLAIMED

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from mediaapp.errors import NotMedia
+from mediaapp.jobs import events
 from mediaapp.jobs.events import build_event, error_dict, result_summary
 from mediaapp.ops.audit import message_record, rejected_record
 
@@ -68,3 +69,29 @@ def test_an_event_and_a_refused_message_are_audited_too() -> None:
     refused = rejected_record(_message({"id": "t"}, raw), ValueError("not JSON"))
     assert refused["kind"] == "rejected" and refused["body_size"] == len(raw)
     assert len(refused["body_b64"]) <= 4096 * 4 // 3 + 4  # evidence, capped
+
+
+def _run_task(short: bool, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """A task's signals as the worker fires them; what it publishes, message by message."""
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(events, "_send", lambda app, body: sent.append(body))
+    request = SimpleNamespace(id="t1", kwargs={}, retries=0, delivery_info={})
+    task = SimpleNamespace(name="media.ping", request=request, app=None, short=short)
+    events._on_prerun(sender=task, task_id="t1", kwargs={})
+    events._on_success(sender=task, result={"pong": 1})
+    events._on_postrun(sender=task)
+    return sent
+
+
+def test_a_short_tasks_events_go_out_together_when_it_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (message,) = _run_task(True, monkeypatch)
+    assert message["event"] == events.BUNDLE
+    assert [e["event"] for e in events.unbundle(message)] == ["task.started", "task.succeeded"]
+    assert getattr(events._local, "held", None) is None and not events._local.task_depth
+
+
+def test_another_tasks_events_go_out_as_they_happen(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert [m["event"] for m in _run_task(False, monkeypatch)] == ["task.started",
+                                                                   "task.succeeded"]  # fmt: skip
