@@ -139,3 +139,8 @@ ENCODER_TEST_TIMEOUT_S = 20.0
 #: most urgent; a job submitted without one gets DEFAULT_PRIORITY, so bulk work can go below it.
 MAX_PRIORITY = 9
 DEFAULT_PRIORITY = 5
+
+#: Measured quality (``quality.measure``): frames scored per rendition unless the profile says
+#: (``quality.sample``; 0 scores the whole duration), and the most windows they are spread over.
+QUALITY_SAMPLE_FRAMES = 8
+QUALITY_WINDOWS = 4

@@ -17,15 +17,16 @@ import json
 import math
 import tempfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from statistics import fmean
 from typing import Any
 
 import ffmpeg
 
+from mediaapp import defaults
 from mediaapp.errors import NotMedia
-from mediaapp.media import command, renditions
+from mediaapp.media import command, qsample, renditions
 from mediaapp.media.context import JobContext
 from mediaapp.media.inputs import scale_square
 from mediaapp.media.outputs import OutputEntry, Work
@@ -49,10 +50,14 @@ class Score:
     model: str
     frames_scored: int
     subsample: int
+    #: Frames of the rendition on the output grid, and the windows scored (first frame, frame
+    #: count); no windows: the whole duration was scored (one frame in ``subsample``).
+    frames_total: int = 0
+    windows: tuple[tuple[int, int], ...] = field(default_factory=tuple)
 
     def to_dict(self) -> dict[str, Any]:
         """The manifest's JSON form."""
-        return asdict(self)
+        return {**asdict(self), "windows": [list(w) for w in self.windows]}
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,10 @@ class Target:
     files: tuple[Path, ...]
     width: int
     height: int
+    #: Segmented renditions: each segment's nominal start (seconds from the first frame), and
+    #: how many of ``files`` come before the segments (a DASH init segment).
+    starts_s: tuple[float, ...] = ()
+    head: int = 0
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -107,6 +116,118 @@ def _scored_frames(video: Any, subsample: int) -> Any:
     return video.filter("select", f"not(mod(n,{subsample}))+eq(mod(n,{subsample}),{subsample - 1})")
 
 
+@dataclass(frozen=True)
+class Read:
+    """How one input is read for one window: its files, where to seek (seconds after the
+    container's start; 0: from the start) and what to add to its timestamps so that they
+    count from the input's first video frame (``-copyts -start_at_zero`` keeps them)."""
+
+    files: tuple[Path, ...]
+    ss: float
+    shift_s: float
+    span_s: float
+
+
+def source_reads(src: Path, start: qsample.VideoStart, windows: Sequence[qsample.Window],
+                 fps: float) -> list[Read]:  # fmt: skip
+    """The source sought to the keyframe each window follows (so nothing before it decodes)."""
+    reads = []
+    for w in windows:
+        ss = math.ceil((start.offset_s + w.seek_s) * 1e6) / 1e6 if w.seek_s > 0 else 0.0
+        span = (w.start + w.frames + 2) / fps - w.seek_s + 0.5
+        reads.append(Read((src,), ss, -start.offset_s, span))
+    return reads
+
+
+def target_reads(target: Target, windows: Sequence[qsample.Window], fps: float) -> list[Read]:
+    """A rendition read for each window: a single file sought half a frame before the window;
+    a segmented one from the segment the window starts in (a keyframe), without a seek."""
+    head = target.files[: target.head]
+    segments = target.files[target.head :]
+    first = qsample.video_start([*head, segments[0]])
+    reads = []
+    for w in windows:
+        at, end = (w.start - 0.5) / fps, (w.start + w.frames + 2) / fps
+        if not target.starts_s:
+            ss = max(0.0, first.offset_s + at) if w.start > 0 else 0.0
+            reads.append(Read(target.files, ss, -first.offset_s, end - max(at, 0) + 0.5))
+            continue
+        i = max((k for k, t in enumerate(target.starts_s) if t <= at), default=0)
+        while True:  # the nominal start may be a little off: check the real one
+            last = max(i + 1, sum(t < end for t in target.starts_s))
+            part = qsample.video_start([*head, *segments[i:last]])
+            if part.first_s - first.first_s <= at or i == 0:
+                break
+            i -= 1
+        shift = part.container_s - first.first_s
+        reads.append(Read((*head, *segments[i:last]), 0.0, shift, end - shift + 0.5))
+    return reads
+
+
+def _window_chain(read: Read, window: qsample.Window, fps: float, subsample: int) -> Any:
+    """One window of one input, on the output grid with frame numbers as timestamps, only the
+    frames libvmaf reads (each scored frame and the one before it)."""
+    options: dict[str, Any] = {"t": f"{read.span_s:.6f}", "threads": 1}
+    if read.ss > 0:
+        options["ss"] = f"{read.ss:.6f}"
+    video = (
+        command.segments_input(read.files, **options)
+        .video.filter("setpts", f"PTS{read.shift_s:+.6f}/TB")
+        .filter("fps", fps)
+        .filter("trim", start_pts=window.start, end_pts=window.start + window.frames)
+    )
+    if subsample <= 1:
+        return video
+    if window.first:  # a lone scored frame first, then (previous, scored) pairs
+        return _scored_frames(video, subsample)
+    return video.filter("select", f"lt(mod(n,{subsample}),2)")
+
+
+def _windows(reads: Sequence[Read], windows: Sequence[qsample.Window], fps: float,
+             subsample: int) -> Any:  # fmt: skip
+    """All the windows of one input, in order, their timestamps kept."""
+    chains = [_window_chain(r, w, fps, subsample) for r, w in zip(reads, windows, strict=True)]
+    if len(chains) == 1:
+        return chains[0]
+    return ffmpeg.filter(chains, "interleave", nb_inputs=len(chains))
+
+
+def sampled_stream(
+    src: Path, fps: float, targets: Sequence[Target], logs: Sequence[Path], subsample: int,
+    windows: Sequence[qsample.Window], source: qsample.VideoStart, threads: int = 2,
+) -> Any:  # fmt: skip
+    """Like :func:`score_stream`, on ``windows`` only: each input is read once per window
+    (:func:`source_reads`, :func:`target_reads`). Both sides keep their timestamps, counted
+    from their first video frame on the output grid, so libvmaf pairs frame n with frame n
+    whatever a seek did; the source is split and scaled only on the frames scored.
+    """
+    reference = _windows(source_reads(src, source, windows, fps), windows, fps, subsample)
+    branches = reference.filter_multi_output("split", len(targets))
+    outputs = []
+    for i, (target, log) in enumerate(zip(targets, logs, strict=True)):
+        reads = target_reads(target, windows, fps)
+        distorted = _windows(reads, windows, fps, subsample).filter("format", "yuv420p")
+        scaled = scale_square(branches.stream(i), target.width, target.height)
+        outputs.append(_libvmaf(distorted, scaled, log, subsample, threads))
+    return ffmpeg.merge_outputs(*outputs).global_args("-copyts", "-start_at_zero")
+
+
+def _libvmaf(distorted: Any, reference: Any, log: Path, subsample: int, threads: int) -> Any:
+    """libvmaf (PSNR and SSIM in the same pass) writing ``log``, to a null output."""
+    scored = ffmpeg.filter(
+        [distorted, reference],  # distorted first
+        "libvmaf",
+        model=f"version={MODEL}",
+        feature="name=psnr|name=float_ssim",
+        n_subsample=min(subsample, 2),
+        n_threads=threads,
+        log_fmt="json",
+        log_path=str(log),
+        shortest=1,  # a rendition a frame short is not scored against a repeated frame
+    )
+    return scored.output("-", f="null")
+
+
 def score_stream(
     src: Path, fps: float, targets: Sequence[Target], logs: Sequence[Path], subsample: int,
     threads: int = 2,
@@ -126,30 +247,31 @@ def score_stream(
             .filter("fps", fps),
             subsample,
         ).filter("format", "yuv420p")
-        scored = ffmpeg.filter(
-            [distorted, scaled.filter("setpts", "PTS-STARTPTS")],  # distorted first
-            "libvmaf",
-            model=f"version={MODEL}",
-            feature="name=psnr|name=float_ssim",
-            n_subsample=min(subsample, 2),
-            n_threads=threads,
-            log_fmt="json",
-            log_path=str(log),
-            shortest=1,  # a rendition a frame short is not scored against a repeated frame
-        )
-        outputs.append(scored.output("-", f="null"))
+        reference = scaled.filter("setpts", "PTS-STARTPTS")
+        outputs.append(_libvmaf(distorted, reference, log, subsample, threads))
     return ffmpeg.merge_outputs(*outputs)
 
 
 def score(
     work: Work, src: Path, fps: float, targets: Sequence[Target], subsample: int,
     threads: int = 2, duration_s: float | None = None,
+    windows: Sequence[qsample.Window] = (), source: qsample.VideoStart | None = None,
 ) -> list[Score]:  # fmt: skip
-    """Score ``targets`` against ``src`` in one ffmpeg run (accounted in ``work``)."""
+    """Score ``targets`` against ``src`` in one ffmpeg run (accounted in ``work``): on
+    ``windows`` only when given (see :func:`sampled_stream`), else the whole duration."""
     with tempfile.TemporaryDirectory(prefix="mediaapp-vmaf-") as tmp:
         logs = [Path(tmp) / f"{i}.json" for i in range(len(targets))]
-        work.run(score_stream(src, fps, targets, logs, subsample, threads), duration_s=duration_s)
-        return [parse_log(json.loads(log.read_text()), subsample) for log in logs]
+        if windows:
+            start = source or qsample.video_start([src])
+            stream = sampled_stream(src, fps, targets, logs, subsample, windows, start, threads)
+        else:
+            stream = score_stream(src, fps, targets, logs, subsample, threads)
+        work.run(stream, duration_s=duration_s)
+        spans = tuple((w.start, w.frames) for w in windows)
+        return [
+            replace(parse_log(json.loads(log.read_text()), subsample), windows=spans)
+            for log in logs
+        ]
 
 
 def rendition_files(entry: OutputEntry, index: int) -> list[Path]:
@@ -165,25 +287,50 @@ def rendition_files(entry: OutputEntry, index: int) -> list[Path]:
     return [path]
 
 
+def rendition_target(entry: OutputEntry, index: int, segment_s: float) -> Target:
+    """A video entry as a :class:`Target`, with its segments' nominal starts (an HLS
+    playlist's durations; DASH fragments are one ``segment_s`` each)."""
+    files = tuple(rendition_files(entry, index))
+    size = (entry.width or 0, entry.height or 0)
+    if entry.kind == "hls-rendition":
+        durations = [d for d, _ in renditions.media_playlist(Path(entry.path))]
+        return Target(files, *size, qsample.segment_starts(durations))
+    if entry.kind == "dash-representation":
+        return Target(files, *size, tuple(k * segment_s for k in range(len(files) - 1)), 1)
+    return Target(files, *size)
+
+
 def score_outputs(work: Work, ctx: JobContext) -> None:
-    """Add ``quality`` to every video rendition in ``work`` when the profile asks for it."""
+    """Add ``quality`` to every video rendition in ``work`` when the profile asks for it:
+    on ``quality.sample`` frames in a few windows when the source seeks by an index, else
+    on the whole duration."""
     wanted = ctx.profile.quality
     entries = [e for e in work.outputs if e.kind in VIDEO_KINDS]
     if not wanted.measure or not entries:
         return
     targets, representation = [], 0  # DASH representations are numbered in order
     for e in entries:
-        files = rendition_files(e, representation)
-        targets.append(Target(tuple(files), e.width or 0, e.height or 0))
+        targets.append(rendition_target(e, representation, ctx.profile.segment_s))
         representation += e.kind == "dash-representation"
+    fps = renditions.frame_rate(ctx.source)
+    total = round((ctx.source.duration_s or 0) * fps)
+    windows: list[qsample.Window] = []
+    source = None
+    if wanted.sample:
+        source = qsample.video_start([ctx.src], keyframes=True)
+        if source.format in qsample.SEEKABLE:
+            windows = qsample.plan(total, fps, source.keyframes_s, wanted.sample,
+                                   wanted.subsample, defaults.QUALITY_WINDOWS)  # fmt: skip
     scores = score(
         work,
         ctx.src,
-        renditions.frame_rate(ctx.source),
+        fps,
         targets,
         wanted.subsample,
         threads=ctx.settings.ffmpeg_threads or 2,
         duration_s=ctx.source.duration_s,
+        windows=windows,
+        source=source,
     )
     for entry, result in zip(entries, scores, strict=True):
-        entry.extra["quality"] = result.to_dict()
+        entry.extra["quality"] = replace(result, frames_total=total).to_dict()
