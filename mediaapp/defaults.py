@@ -142,5 +142,5 @@ DEFAULT_PRIORITY = 5
 
 #: Measured quality (``quality.measure``): frames scored per rendition unless the profile says
 #: (``quality.sample``; 0 scores the whole duration), and the most windows they are spread over.
-QUALITY_SAMPLE_FRAMES = 8
+QUALITY_SAMPLE_FRAMES = 6
 QUALITY_WINDOWS = 4

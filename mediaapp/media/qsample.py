@@ -92,18 +92,15 @@ def segment_starts(durations: Sequence[float]) -> tuple[float, ...]:
 
 
 def plan(
-    total: int, fps: float, keyframes_s: tuple[float, ...], sample: int, subsample: int,
-    windows: int,
+    total: int, fps: float, keyframes_s: Sequence[float], sample: int, windows: int,
+    subsample: int = 2,
 ) -> list[Window]:  # fmt: skip
     """At most ``windows`` windows spread over ``total`` output frames that together score
-    ``sample`` frames, each starting just after the latest source keyframe before its spot.
-
-    Empty when the sample is the whole duration anyway (``sample`` 0, or as many frames as
-    one in ``subsample`` of ``total``): then the whole of each input is scored.
-    """
-    step = max(1, subsample)
-    if sample <= 0 or sample >= math.ceil(total / step) or total <= 0:
+    ``sample`` frames (one in ``subsample``), each starting just after the latest source
+    keyframe before its spot. Empty when ``sample`` is 0 (the whole duration is scored)."""
+    if sample <= 0 or total <= 0:
         return []
+    step = max(1, subsample)
     count = max(1, min(windows, sample))
     starts: dict[int, float] = {}
     for i in range(count):

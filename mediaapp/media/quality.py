@@ -34,6 +34,10 @@ from mediaapp.media.outputs import OutputEntry, Work
 #: libvmaf's built-in default model (no model file to ship), named so the figures say what
 #: they are: VMAF scores from another model are not comparable.
 MODEL = "vmaf_v0.6.1"
+#: Bytes ffmpeg reads to find a rendition's streams (our own files: the first packets say
+#: all). Its default (5 MB, decoding frames of an MPEG-TS segment to guess its frame rate)
+#: was a third of the CPU of reading a short window.
+RENDITION_PROBE_BYTES = 32768
 #: Manifest entries that are a video rendition (scored); the rest (posters, playlists...) are not.
 VIDEO_KINDS = ("video", "hls-rendition", "dash-representation")
 
@@ -119,13 +123,14 @@ def _scored_frames(video: Any, subsample: int) -> Any:
 @dataclass(frozen=True)
 class Read:
     """How one input is read for one window: its files, where to seek (seconds after the
-    container's start; 0: from the start) and what to add to its timestamps so that they
-    count from the input's first video frame (``-copyts -start_at_zero`` keeps them)."""
+    container's start; 0: from the start), how long to read (seconds), and what to add to
+    its timestamps (kept as demuxed: ``-copyts``) to count from its first video frame."""
 
     files: tuple[Path, ...]
     ss: float
-    shift_s: float
     span_s: float
+    shift_s: float
+    probe_bytes: int | None = None
 
 
 def source_reads(src: Path, start: qsample.VideoStart, windows: Sequence[qsample.Window],
@@ -134,14 +139,15 @@ def source_reads(src: Path, start: qsample.VideoStart, windows: Sequence[qsample
     reads = []
     for w in windows:
         ss = math.ceil((start.offset_s + w.seek_s) * 1e6) / 1e6 if w.seek_s > 0 else 0.0
-        span = (w.start + w.frames + 2) / fps - w.seek_s + 0.5
-        reads.append(Read((src,), ss, -start.offset_s, span))
+        span = (w.start + w.frames + 2) / fps - w.seek_s
+        reads.append(Read((src,), ss, span, -start.first_s))
     return reads
 
 
 def target_reads(target: Target, windows: Sequence[qsample.Window], fps: float) -> list[Read]:
     """A rendition read for each window: a single file sought half a frame before the window;
-    a segmented one from the segment the window starts in (a keyframe), without a seek."""
+    a segmented one from the segment the window starts in (a keyframe), without a seek. A
+    segment starts on the first frame at or after its nominal start: a frame of margin."""
     head = target.files[: target.head]
     segments = target.files[target.head :]
     first = qsample.video_start([*head, segments[0]])
@@ -149,34 +155,35 @@ def target_reads(target: Target, windows: Sequence[qsample.Window], fps: float) 
     for w in windows:
         at, end = (w.start - 0.5) / fps, (w.start + w.frames + 2) / fps
         if not target.starts_s:
-            ss = max(0.0, first.offset_s + at) if w.start > 0 else 0.0
-            reads.append(Read(target.files, ss, -first.offset_s, end - max(at, 0) + 0.5))
+            ss = first.offset_s + at if w.start > 0 else 0.0
+            reads.append(Read(target.files, ss, end - max(at, 0.0), -first.first_s,
+                              RENDITION_PROBE_BYTES))  # fmt: skip
             continue
-        i = max((k for k, t in enumerate(target.starts_s) if t <= at), default=0)
-        while True:  # the nominal start may be a little off: check the real one
-            last = max(i + 1, sum(t < end for t in target.starts_s))
-            part = qsample.video_start([*head, *segments[i:last]])
-            if part.first_s - first.first_s <= at or i == 0:
-                break
-            i -= 1
-        shift = part.container_s - first.first_s
-        reads.append(Read((*head, *segments[i:last]), 0.0, shift, end - shift + 0.5))
+        starts = target.starts_s
+        i = max((k for k, t in enumerate(starts) if t <= at - 1 / fps), default=0)
+        last = max(i + 1, sum(t < end for t in starts))
+        files = (*head, *segments[i:last])
+        span = end - starts[i] + 1 / fps
+        reads.append(Read(files, 0.0, span, -first.first_s, RENDITION_PROBE_BYTES))
     return reads
 
 
 def _window_chain(read: Read, window: qsample.Window, fps: float, subsample: int) -> Any:
-    """One window of one input, on the output grid with frame numbers as timestamps, only the
-    frames libvmaf reads (each scored frame and the one before it)."""
+    """One window of one input, on the output grid with frame numbers as timestamps (for
+    both sides alike, whatever their seeks did), only the frames libvmaf reads (each scored
+    frame and the one before it)."""
     options: dict[str, Any] = {"t": f"{read.span_s:.6f}", "threads": 1}
     if read.ss > 0:
         options["ss"] = f"{read.ss:.6f}"
+    if read.probe_bytes:
+        options["probesize"] = read.probe_bytes
     video = (
         command.segments_input(read.files, **options)
         .video.filter("setpts", f"PTS{read.shift_s:+.6f}/TB")
         .filter("fps", fps)
         .filter("trim", start_pts=window.start, end_pts=window.start + window.frames)
     )
-    if subsample <= 1:
+    if subsample <= 2:  # every frame: scored, or the previous of one
         return video
     if window.first:  # a lone scored frame first, then (previous, scored) pairs
         return _scored_frames(video, subsample)
@@ -209,7 +216,7 @@ def sampled_stream(
         distorted = _windows(reads, windows, fps, subsample).filter("format", "yuv420p")
         scaled = scale_square(branches.stream(i), target.width, target.height)
         outputs.append(_libvmaf(distorted, scaled, log, subsample, threads))
-    return ffmpeg.merge_outputs(*outputs).global_args("-copyts", "-start_at_zero")
+    return ffmpeg.merge_outputs(*outputs).global_args("-copyts")
 
 
 def _libvmaf(distorted: Any, reference: Any, log: Path, subsample: int, threads: int) -> Any:
@@ -315,18 +322,20 @@ def score_outputs(work: Work, ctx: JobContext) -> None:
     fps = renditions.frame_rate(ctx.source)
     total = round((ctx.source.duration_s or 0) * fps)
     windows: list[qsample.Window] = []
-    source = None
-    if wanted.sample:
+    source, subsample = None, wanted.subsample
+    if 0 < wanted.sample < math.ceil(total / subsample):  # else the sample is everything
         source = qsample.video_start([ctx.src], keyframes=True)
         if source.format in qsample.SEEKABLE:
+            # In a window every frame decoded is used: (previous, scored) pairs, one in 2.
+            subsample = min(subsample, 2)
             windows = qsample.plan(total, fps, source.keyframes_s, wanted.sample,
-                                   wanted.subsample, defaults.QUALITY_WINDOWS)  # fmt: skip
+                                   defaults.QUALITY_WINDOWS, subsample)  # fmt: skip
     scores = score(
         work,
         ctx.src,
         fps,
         targets,
-        wanted.subsample,
+        subsample,
         threads=ctx.settings.ffmpeg_threads or 2,
         duration_s=ctx.source.duration_s,
         windows=windows,
