@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mediaapp import defaults
 from mediaapp.media import command, steps
 from mediaapp.media.context import JobContext
 from mediaapp.ops.report import quality_cell, render
@@ -70,7 +71,9 @@ def scored(manifest: dict) -> list[dict]:
     return [o["quality"] for o in videos]
 
 
-def check_ranges(q: dict, subsample: int, frames: int = 60, sample: int = 8) -> None:
+def check_ranges(
+    q: dict, subsample: int, frames: int = 60, sample: int = defaults.QUALITY_SAMPLE_FRAMES
+) -> None:
     assert set(q) == {"vmaf_mean", "vmaf_p5", "vmaf_min", "psnr_mean", "ssim_mean", "model",
                       "frames_scored", "subsample", "frames_total", "windows"}  # fmt: skip
     assert 0 <= q["vmaf_min"] <= q["vmaf_p5"] <= q["vmaf_mean"] <= 100
@@ -96,7 +99,7 @@ def test_a_bad_encode_scores_lower_than_a_good_one(settings: Settings, source: s
     check_ranges(good[0], 5)
     check_ranges(bad[0], 3)
     video = next(o for o in good_manifest["outputs"] if "quality" in o)
-    assert "8 of 60 in 2 windows" in quality_cell(video)
+    assert f"{defaults.QUALITY_SAMPLE_FRAMES} of 60 in 2 windows" in quality_cell(video)
     assert bad[0]["vmaf_mean"] < good[0]["vmaf_mean"] - 15, (bad, good)
     assert bad[0]["psnr_mean"] < good[0]["psnr_mean"] and bad[0]["ssim_mean"] < good[0]["ssim_mean"]
     # Frame n against frame n: one frame off, testsrc2 scores ~26 dB PSNR and VMAF ~58.
