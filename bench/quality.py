@@ -56,6 +56,26 @@ def cpu_s() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def whole_figures(
+    name: str, times: dict[str, list[float]], cpu: dict[str, list[float]],
+    phases: dict[str, list[float]], scores: dict[str, list[dict[str, Any]]], plain: float,
+    plain_cpu: float,
+) -> dict[str, Any]:  # fmt: skip
+    """The whole duration scored (``sample = 0``) against the same plain job: before windows."""
+    wall, used = statistics.median(times[f"{name}-whole"]), statistics.median(cpu[f"{name}-whole"])
+    q = scores[f"{name}-whole"]
+    figures = {"median_s": round(wall, 3), "ratio": round(wall / plain, 3),
+               "cpu_s": round(used, 2), "cpu_ratio": round(used / plain_cpu, 3),
+               "quality_phase_median_s": round(statistics.median(phases[f"{name}-whole"]), 3),
+               "frames_scored": q[0]["frames_scored"],
+               "vmaf_means": [x["vmaf_mean"] for x in q]}  # fmt: skip
+    print(f"  {name:<5} whole duration (sample = 0): {wall:7.3f} s, ratio {wall / plain:.3f}x "
+          f"(CPU {used:.1f} s, {used / plain_cpu:.3f}x), quality phase "
+          f"{figures['quality_phase_median_s']:.2f} s, {figures['frames_scored']} frames  "
+          f"VMAF {figures['vmaf_means']}")  # fmt: skip
+    return figures
+
+
 def main(argv: list[str]) -> int:
     """Measure and print the table; write JSON under bench/results/."""
     parser = argparse.ArgumentParser(prog="python -m bench quality")
@@ -63,6 +83,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--profiles", default="hls,web")
     parser.add_argument("--quick", action="store_true", help="smoke mode: 320x240 2 s, 1 rep")
     parser.add_argument("--sample", type=int, default=None, help="quality.sample (0: whole)")
+    parser.add_argument("--whole", action="store_true",
+                        help="also the whole duration scored (sample = 0), as before")  # fmt: skip
     args = parser.parse_args(argv)
     size, seconds, reps = ("1920x1080", 10, args.reps) if not args.quick else ("320x240", 2, 1)
     work = Path(tempfile.mkdtemp(prefix="mediaapp-quality-"))
@@ -76,19 +98,21 @@ def main(argv: list[str]) -> int:
     from mediaapp.settings import get_settings
 
     names = args.profiles.split(",")
-    (profiles_dir / "measured.toml").write_text(
-        "\n".join(measured_copy(get_profile(n), f"{n}-measured", 5, args.sample) for n in names)
-    )
+    copies = [measured_copy(get_profile(n), f"{n}-measured", 5, args.sample) for n in names]
+    if args.whole:
+        copies += [measured_copy(get_profile(n), f"{n}-whole", 5, 0) for n in names]
+    (profiles_dir / "measured.toml").write_text("\n".join(copies))
+    variants = ("", "-measured", "-whole") if args.whole else ("", "-measured")
     clip = media / "quality.mp4"
     make_clip(clip, size, seconds)
     settings = get_settings()
-    times: dict[str, list[float]] = {f"{n}{s}": [] for n in names for s in ("", "-measured")}
+    times: dict[str, list[float]] = {f"{n}{s}": [] for n in names for s in variants}
     cpu: dict[str, list[float]] = {key: [] for key in times}
     phases: dict[str, list[float]] = {key: [] for key in times}
     scores: dict[str, list[dict[str, Any]]] = {}
     for rep in range(reps):
         for name in names:  # alternately, the order swapped every rep
-            for profile in (name, f"{name}-measured")[:: 1 if rep % 2 == 0 else -1]:
+            for profile in [name + v for v in variants][:: 1 if rep % 2 == 0 else -1]:
                 started, used = time.perf_counter(), cpu_s()
                 manifest = steps.run(f"{profile}-{rep}", clip.name, profile, settings)
                 times[profile].append(time.perf_counter() - started)
@@ -123,6 +147,8 @@ def main(argv: list[str]) -> int:
               f"{measured_cpu / plain_cpu:.3f}x)  quality phase {quality_s:.2f} s, "
               f"{sampled['frames_scored']} of {sampled['frames_total']} frames in "
               f"{len(sampled['windows']) or 'all'} windows  VMAF {vmaf}")  # fmt: skip
+        if args.whole:
+            rows[-1]["whole"] = whole_figures(name, times, cpu, phases, scores, plain, plain_cpu)
     write_result("quality", rows, args.quick)
     shutil.rmtree(work, ignore_errors=True)
     return 0
