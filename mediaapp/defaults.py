@@ -141,6 +141,9 @@ MAX_PRIORITY = 9
 DEFAULT_PRIORITY = 5
 
 #: Measured quality (``quality.measure``): frames scored per rendition unless the profile says
-#: (``quality.sample``; 0 scores the whole duration), and the most windows they are spread over.
-QUALITY_SAMPLE_FRAMES = 6
+#: (``quality.sample``; 0 scores the whole duration): this many per minute of video, at least
+#: the minimum and at most the maximum (frames); and the most windows they are spread over.
+QUALITY_SAMPLE_PER_MIN = 12
+QUALITY_SAMPLE_MIN = 4
+QUALITY_SAMPLE_MAX = 120
 QUALITY_WINDOWS = 4

@@ -15,7 +15,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from mediaapp import defaults
 from mediaapp.errors import ConfigurationError, UnknownProfile
 
 SHIPPED = Path(__file__).with_name("profiles.toml")
@@ -39,8 +38,9 @@ class Quality:
     measure: bool = False
     subsample: int = 5
     #: Frames scored per rendition, in a few windows after source keyframes (so only they are
-    #: decoded); 0: the whole duration (every input decoded end to end).
-    sample: int = defaults.QUALITY_SAMPLE_FRAMES
+    #: decoded); 0: the whole duration (every input decoded end to end); None: by duration
+    #: (:func:`mediaapp.media.qsample.default_sample`).
+    sample: int | None = None
 
 
 @dataclass(frozen=True)
@@ -102,12 +102,14 @@ def _quality(source: str, name: str, table: dict[str, Any]) -> Quality:
             raise _bad(source, name, f"quality.{key}",
                        "unknown field (known: measure, subsample, sample)")  # fmt: skip
     measure, subsample = table.get("measure", False), table.get("subsample", 5)
-    sample = table.get("sample", defaults.QUALITY_SAMPLE_FRAMES)
+    sample = table.get("sample")
     if not isinstance(measure, bool):
         raise _bad(source, name, "quality.measure", f"expected true or false, got {measure!r}")
     if not isinstance(subsample, int) or isinstance(subsample, bool) or not 1 <= subsample <= 100:
         raise _bad(source, name, "quality.subsample", f"must be 1 to 100, got {subsample!r}")
-    if not isinstance(sample, int) or isinstance(sample, bool) or not 0 <= sample <= 10_000:
+    if sample is not None and (
+        not isinstance(sample, int) or isinstance(sample, bool) or not 0 <= sample <= 10_000
+    ):
         raise _bad(source, name, "quality.sample", f"must be 0 to 10000, got {sample!r}")
     return Quality(measure, subsample, sample)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import av
 
+from mediaapp import defaults
 from mediaapp.media.probe import SAFE_FORMATS
 
 
@@ -89,6 +90,13 @@ def segment_starts(durations: Sequence[float]) -> tuple[float, ...]:
         starts.append(at)
         at += duration
     return tuple(starts)
+
+
+def default_sample(duration_s: float) -> int:
+    """Frames to score when the profile does not say: a few per minute of video, so the cost
+    stays a small share of the encode's however long the source (bounded both ways)."""
+    per_minute = round(duration_s / 60 * defaults.QUALITY_SAMPLE_PER_MIN)
+    return max(defaults.QUALITY_SAMPLE_MIN, min(defaults.QUALITY_SAMPLE_MAX, per_minute))
 
 
 def plan(

@@ -323,12 +323,15 @@ def score_outputs(work: Work, ctx: JobContext) -> None:
     total = round((ctx.source.duration_s or 0) * fps)
     windows: list[qsample.Window] = []
     source, subsample = None, wanted.subsample
-    if 0 < wanted.sample < math.ceil(total / subsample):  # else the sample is everything
+    sample = wanted.sample
+    if sample is None:
+        sample = qsample.default_sample(ctx.source.duration_s or 0)
+    if 0 < sample < math.ceil(total / subsample):  # else the sample is everything
         source = qsample.video_start([ctx.src], keyframes=True)
         if source.format in qsample.SEEKABLE:
             # In a window every frame decoded is used: (previous, scored) pairs, one in 2.
             subsample = min(subsample, 2)
-            windows = qsample.plan(total, fps, source.keyframes_s, wanted.sample,
+            windows = qsample.plan(total, fps, source.keyframes_s, sample,
                                    defaults.QUALITY_WINDOWS, subsample)  # fmt: skip
     scores = score(
         work,

@@ -72,7 +72,7 @@ def scored(manifest: dict) -> list[dict]:
 
 
 def check_ranges(
-    q: dict, subsample: int, frames: int = 60, sample: int = defaults.QUALITY_SAMPLE_FRAMES
+    q: dict, subsample: int, frames: int = 60, sample: int = defaults.QUALITY_SAMPLE_MIN
 ) -> None:
     assert set(q) == {"vmaf_mean", "vmaf_p5", "vmaf_min", "psnr_mean", "ssim_mean", "model",
                       "frames_scored", "subsample", "frames_total", "windows"}  # fmt: skip
@@ -99,7 +99,7 @@ def test_a_bad_encode_scores_lower_than_a_good_one(settings: Settings, source: s
     check_ranges(good[0], 5)
     check_ranges(bad[0], 3)
     video = next(o for o in good_manifest["outputs"] if "quality" in o)
-    assert f"{defaults.QUALITY_SAMPLE_FRAMES} of 60 in 2 windows" in quality_cell(video)
+    assert f"{defaults.QUALITY_SAMPLE_MIN} of 60 in 2 windows" in quality_cell(video)
     assert bad[0]["vmaf_mean"] < good[0]["vmaf_mean"] - 15, (bad, good)
     assert bad[0]["psnr_mean"] < good[0]["psnr_mean"] and bad[0]["ssim_mean"] < good[0]["ssim_mean"]
     # Frame n against frame n: one frame off, testsrc2 scores ~26 dB PSNR and VMAF ~58.

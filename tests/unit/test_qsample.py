@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from mediaapp.media.qsample import Window, plan, segment_starts
+from mediaapp.media.qsample import Window, default_sample, plan, segment_starts
 
 pytestmark = pytest.mark.unit
 
@@ -55,3 +55,9 @@ def test_window_scored_frames_and_segment_starts() -> None:
     assert Window(0, 16, True).scored(5) == 4 and Window(32, 17, False).scored(5) == 4
     assert Window(5, 7, False).scored(1) == 7
     assert segment_starts([4.0, 4.0, 2.0]) == (0.0, 4.0, 8.0)
+
+
+def test_the_default_sample_grows_with_the_duration_within_bounds() -> None:
+    assert default_sample(2) == 4 and default_sample(10) == 4  # at least 4 frames
+    assert default_sample(60) == 12 and default_sample(300) == 60  # 12 a minute
+    assert default_sample(6 * 3600) == 120  # at most 120

@@ -60,7 +60,7 @@ def test_quality_option_is_validated(tmp_path: Path) -> None:
     ok.write_text("[a]\nquality = { measure = true }\n\n[b]\n[b.quality]\nsubsample = 10\n"
                   "sample = 0\n")  # fmt: skip
     loaded = profiles.load_file(ok)
-    assert loaded["a"].quality == profiles.Quality(measure=True, subsample=5, sample=6)
+    assert loaded["a"].quality == profiles.Quality(measure=True, subsample=5, sample=None)
     assert loaded["b"].quality == profiles.Quality(measure=False, subsample=10, sample=0)
     assert profiles.get_profile("web").quality.measure is False  # off unless asked
     bad = tmp_path / "bad.toml"
