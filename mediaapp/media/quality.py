@@ -1,11 +1,13 @@
 """Measured quality: every video rendition of a job scored against its source (VMAF, PSNR, SSIM).
 
-One ffmpeg process per job. The source is decoded once, resampled to the output frame rate as
-the encode was, split, and scaled to each rendition's size with the same scaler
+One ffmpeg process per job. The source is resampled to the output frame rate as the encode
+was, split, and scaled to each rendition's size with the same scaler
 (:func:`~mediaapp.media.inputs.scale_square`); libvmaf then compares each rendition with its
-copy, PSNR and SSIM in the same pass, on one frame in ``subsample`` (cheap: the decodes are
-the cost). Both sides start at 0 (``setpts=PTS-STARTPTS``) on the same frame grid (``fps``),
-so frame n is compared with frame n whatever timebase the rendition's container has.
+copy, PSNR and SSIM in the same pass. Usually on a sample: a few windows, each input sought
+to each (:func:`sampled_stream`, windows planned in :mod:`~mediaapp.media.qsample`), as the
+decodes of whole inputs cost more than a quality figure may; else the whole duration, one
+frame in ``subsample`` (:func:`score_stream`: both sides from 0, ``setpts=PTS-STARTPTS``).
+Either way both sides are on the same frame grid (``fps``), so frame n meets frame n.
 
 libvmaf writes per-frame scores to a JSON log; the figures kept in the manifest are pooled
 here (libvmaf pools no percentile, and p5 is what tells a bad scene inside a good mean).
@@ -14,6 +16,7 @@ here (libvmaf pools no percentile, and p5 is what tells a bad scene inside a goo
 from __future__ import annotations
 
 import json
+import logging
 import math
 import tempfile
 from collections.abc import Sequence
@@ -25,11 +28,13 @@ from typing import Any
 import ffmpeg
 
 from mediaapp import defaults
-from mediaapp.errors import NotMedia
+from mediaapp.errors import FFmpegError, FFmpegKilled, NotMedia
 from mediaapp.media import command, qsample, renditions
 from mediaapp.media.context import JobContext
 from mediaapp.media.inputs import scale_square
 from mediaapp.media.outputs import OutputEntry, Work
+
+log = logging.getLogger(__name__)
 
 #: libvmaf's built-in default model (no model file to ship), named so the figures say what
 #: they are: VMAF scores from another model are not comparable.
@@ -265,20 +270,32 @@ def score(
     windows: Sequence[qsample.Window] = (), source: qsample.VideoStart | None = None,
 ) -> list[Score]:  # fmt: skip
     """Score ``targets`` against ``src`` in one ffmpeg run (accounted in ``work``): on
-    ``windows`` only when given (see :func:`sampled_stream`), else the whole duration."""
+    ``windows`` only when given (:func:`sampled_stream`, one frame in 2 there), else, or if
+    a window's seek found nothing to score, the whole duration (one in ``subsample``)."""
     with tempfile.TemporaryDirectory(prefix="mediaapp-vmaf-") as tmp:
         logs = [Path(tmp) / f"{i}.json" for i in range(len(targets))]
         if windows:
             start = source or qsample.video_start([src])
-            stream = sampled_stream(src, fps, targets, logs, subsample, windows, start, threads)
-        else:
-            stream = score_stream(src, fps, targets, logs, subsample, threads)
-        work.run(stream, duration_s=duration_s)
-        spans = tuple((w.start, w.frames) for w in windows)
-        return [
-            replace(parse_log(json.loads(log.read_text()), subsample), windows=spans)
-            for log in logs
-        ]
+            pairs = min(subsample, 2)
+            stream = sampled_stream(src, fps, targets, logs, pairs, windows, start, threads)
+            try:
+                return _run(work, stream, logs, pairs, windows, duration_s)
+            except FFmpegKilled:
+                raise  # timed out, stalled or cancelled: not a seek's fault
+            except (FFmpegError, NotMedia) as exc:
+                log.warning("sampled quality scoring failed (%s): scoring the whole duration", exc)
+        stream = score_stream(src, fps, targets, logs, subsample, threads)
+        return _run(work, stream, logs, subsample, (), duration_s)
+
+
+def _run(work: Work, stream: Any, logs: Sequence[Path], subsample: int,
+         windows: Sequence[qsample.Window], duration_s: float | None) -> list[Score]:  # fmt: skip
+    """Run a scoring graph and pool its logs, each with the windows it read."""
+    work.run(stream, duration_s=duration_s)
+    spans = tuple((w.start, w.frames) for w in windows)
+    return [
+        replace(parse_log(json.loads(path.read_text()), subsample), windows=spans) for path in logs
+    ]
 
 
 def rendition_files(entry: OutputEntry, index: int) -> list[Path]:
@@ -330,9 +347,8 @@ def score_outputs(work: Work, ctx: JobContext) -> None:
         source = qsample.video_start([ctx.src], keyframes=True)
         if source.format in qsample.SEEKABLE:
             # In a window every frame decoded is used: (previous, scored) pairs, one in 2.
-            subsample = min(subsample, 2)
             windows = qsample.plan(total, fps, source.keyframes_s, sample,
-                                   defaults.QUALITY_WINDOWS, subsample)  # fmt: skip
+                                   defaults.QUALITY_WINDOWS, min(subsample, 2))  # fmt: skip
     scores = score(
         work,
         ctx.src,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mediaapp import defaults
-from mediaapp.media import command, steps
+from mediaapp.media import command, quality, steps
 from mediaapp.media.context import JobContext
 from mediaapp.ops.report import quality_cell, render
 from mediaapp.settings import Settings
@@ -99,7 +99,7 @@ def test_a_bad_encode_scores_lower_than_a_good_one(settings: Settings, source: s
     check_ranges(good[0], 5)
     check_ranges(bad[0], 3)
     video = next(o for o in good_manifest["outputs"] if "quality" in o)
-    assert f"{defaults.QUALITY_SAMPLE_MIN} of 60 in 2 windows" in quality_cell(video)
+    assert f"{defaults.QUALITY_SAMPLE_MIN} of 60 frames in 2 windows" in quality_cell(video)
     assert bad[0]["vmaf_mean"] < good[0]["vmaf_mean"] - 15, (bad, good)
     assert bad[0]["psnr_mean"] < good[0]["psnr_mean"] and bad[0]["ssim_mean"] < good[0]["ssim_mean"]
     # Frame n against frame n: one frame off, testsrc2 scores ~26 dB PSNR and VMAF ~58.
@@ -132,6 +132,21 @@ def test_a_source_without_an_index_is_scored_whole(settings: Settings, source: s
     q = scored(steps.run("q-ts", ts.name, "good", settings))[0]
     check_ranges(q, 5, sample=0)
     assert q["psnr_mean"] > 40, q
+
+
+def test_a_failed_sample_falls_back_to_the_whole_duration(
+    settings: Settings, source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window whose seek finds nothing is no reason to fail a finished job: read it all."""
+
+    def broken(*args: object, **kwargs: object) -> object:
+        return command.input_file(settings.media_root / "missing.mp4").output("-", f="null")
+
+    monkeypatch.setattr(quality, "sampled_stream", broken)
+    manifest = steps.run("q-fallback", source, "good", settings)
+    check_ranges(scored(manifest)[0], 5, sample=0)
+    assert not any("missing.mp4" in c for c in manifest["commands"])  # failed: not kept
+    assert sum("libvmaf" in c for c in manifest["commands"]) == 1
 
 
 def test_every_rung_is_scored_in_every_ladder_strategy(settings: Settings, source: str) -> None:
