@@ -318,7 +318,9 @@ def rendition_target(entry: OutputEntry, index: int, segment_s: float) -> Target
     size = (entry.width or 0, entry.height or 0)
     if entry.kind == "hls-rendition":
         durations = [d for d, _ in renditions.media_playlist(Path(entry.path))]
-        return Target(files, *size, qsample.segment_starts(durations))
+        init = renditions.init_segment(Path(entry.path))  # fMP4 (HEVC) segments need it
+        head = (init,) if init else ()
+        return Target((*head, *files), *size, qsample.segment_starts(durations), len(head))
     if entry.kind == "dash-representation":
         return Target(files, *size, tuple(k * segment_s for k in range(len(files) - 1)), 1)
     return Target(files, *size)

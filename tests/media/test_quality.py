@@ -38,6 +38,13 @@ rungs = [{ height = 240, video_kbps = 600 }, { height = 120, video_kbps = 60 }]
 [qhls.quality]
 measure = true
 
+[qhevc]
+kind = "hls"
+video_codec = "libx265"
+segment_s = 1
+rungs = [{ height = 240, video_kbps = 600 }]
+quality = { measure = true }
+
 [whole]
 kind = "mp4"
 crf = 18
@@ -147,6 +154,13 @@ def test_a_failed_sample_falls_back_to_the_whole_duration(
     check_ranges(scored(manifest)[0], 5, sample=0)
     assert not any("missing.mp4" in c for c in manifest["commands"])  # failed: not kept
     assert sum("libvmaf" in c for c in manifest["commands"]) == 1
+
+
+def test_fmp4_hevc_rungs_are_read_with_their_init_segment(settings: Settings, source: str) -> None:
+    """HEVC rungs are fMP4 segments: neither a window nor the whole reads without the init."""
+    q = scored(steps.run("q-hevc", source, "qhevc", settings))[0]
+    check_ranges(q, 5)
+    assert q["psnr_mean"] > 35 and q["vmaf_mean"] > 85, q
 
 
 def test_every_rung_is_scored_in_every_ladder_strategy(settings: Settings, source: str) -> None:
