@@ -303,8 +303,10 @@ def rendition_files(entry: OutputEntry, index: int) -> list[Path]:
     segments, or a DASH representation's init segment and fragments (``index``: its place
     among the job's representations, which is ffmpeg's ``stream`` number)."""
     path = Path(entry.path)
-    if entry.kind == "hls-rendition":
-        return [path.parent / name for _, name in renditions.media_playlist(path)]
+    if entry.kind == "hls-rendition":  # fMP4 (HEVC, CMAF variants): its init segment first
+        init = renditions.init_segment(path)
+        segments = [path.parent / name for _, name in renditions.media_playlist(path)]
+        return [init, *segments] if init else segments
     if entry.kind == "dash-representation":
         fragments = sorted(path.parent.glob(f"chunk-stream{index}-*.m4s"))
         return [path.parent / f"init-stream{index}.m4s", *fragments]
@@ -318,9 +320,8 @@ def rendition_target(entry: OutputEntry, index: int, segment_s: float) -> Target
     size = (entry.width or 0, entry.height or 0)
     if entry.kind == "hls-rendition":
         durations = [d for d, _ in renditions.media_playlist(Path(entry.path))]
-        init = renditions.init_segment(Path(entry.path))  # fMP4 (HEVC) segments need it
-        head = (init,) if init else ()
-        return Target((*head, *files), *size, qsample.segment_starts(durations), len(head))
+        head = 1 if renditions.init_segment(Path(entry.path)) else 0  # first in files
+        return Target(files, *size, qsample.segment_starts(durations), head)
     if entry.kind == "dash-representation":
         return Target(files, *size, tuple(k * segment_s for k in range(len(files) - 1)), 1)
     return Target(files, *size)
