@@ -92,7 +92,8 @@ def _rows(name: str, d: Any) -> list[dict[str, Any]]:
                     f"{mb['plain_up']} MB/s (boto3 upload_file)", st["upload_ratio"],
                     "≥ 0.9", st["upload_ratio"] >= 0.9)]  # fmt: skip
     if name == "quality":
-        return [row("measured quality", f"{r['profile']}, {r['clip']}, VMAF+PSNR+SSIM 1 in 5",
+        return [row("measured quality", f"{r['profile']}, {r['clip']}, VMAF+PSNR+SSIM on "
+                    f"{r.get('frames_scored', '?')} of {r.get('frames_total', '?')} frames",
                     f"{r['measured_median_s']:.2f} s", f"{r['plain_median_s']:.2f} s (off)",
                     r["ratio"], "≤ 1.15", r["ratio"] <= 1.15)
                 for r in d]  # fmt: skip

@@ -124,6 +124,14 @@ S3_PART_BYTES = 8 * 1024**2
 CHUNK_CACHE_MAX_BYTES = 20 * 1024**3
 CHUNK_CACHE_MAX_AGE_S = 7 * 24 * 3600.0
 
+#: Measured quality (``quality.measure``): frames scored per rendition unless the profile says
+#: (``quality.sample``; 0 scores the whole duration): this many per minute of video, at least
+#: the minimum and at most the maximum (frames); and the most windows they are spread over.
+QUALITY_SAMPLE_PER_MIN = 12
+QUALITY_SAMPLE_MIN = 4
+QUALITY_SAMPLE_MAX = 120
+QUALITY_WINDOWS = 4
+
 #: Encoder capabilities (mediaapp/media/encoders.py): the codecs a worker can prove, and per
 #: codec the encoders tried at start-up, software first. A one-frame test encode of this
 #: size must finish within the timeout (seconds), or the encoder is refused.

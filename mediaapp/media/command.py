@@ -172,15 +172,16 @@ def concat_input(list_path: Path) -> Any:
     )
 
 
-def segments_input(paths: Sequence[Path]) -> Any:
+def segments_input(paths: Sequence[Path], **options: Any) -> Any:
     """An input node reading files of our own, in order, as one byte stream (an HLS rung's
     MPEG-TS segments, a DASH representation's init segment and fragments).
 
     The ``concat`` protocol over ``file:`` URLs only; a name holding ``|`` (the protocol's
     separator) is refused rather than split. One file is plain :func:`input_file`.
+    ``options`` are input options (``ss``, ``t``...).
     """
     if len(paths) == 1:
-        return input_file(paths[0])
+        return input_file(paths[0], **options)
     urls = [output_target(p) for p in paths]
     if not paths or any("|" in u for u in urls):
         raise ConfigurationError(f"cannot read {[str(p) for p in paths]} as one stream")
@@ -188,6 +189,7 @@ def segments_input(paths: Sequence[Path]) -> Any:
         "concat:" + "|".join(urls),
         protocol_whitelist="file,concat",
         format_whitelist=SAFE_FORMATS,
+        **options,
     )
 
 

@@ -42,6 +42,10 @@ class Quality:
 
     measure: bool = False
     subsample: int = 5
+    #: Frames scored per rendition, in a few windows after source keyframes (so only they are
+    #: decoded); 0: the whole duration (every input decoded end to end); None: by duration
+    #: (:func:`mediaapp.media.qsample.default_sample`).
+    sample: int | None = None
 
 
 @dataclass(frozen=True)
@@ -147,16 +151,23 @@ def _bad(source: str, name: str, key: str, why: str) -> ConfigurationError:
 
 
 def _quality(source: str, name: str, table: dict[str, Any]) -> Quality:
-    """The ``quality`` sub-table: ``measure`` (bool) and ``subsample`` (1 to 100 frames)."""
+    """The ``quality`` sub-table: ``measure`` (bool), ``subsample`` (1 to 100 frames) and
+    ``sample`` (frames scored, 0 to 10000; 0: all)."""
     for key in table:
-        if key not in ("measure", "subsample"):
-            raise _bad(source, name, f"quality.{key}", "unknown field (known: measure, subsample)")
+        if key not in ("measure", "subsample", "sample"):
+            raise _bad(source, name, f"quality.{key}",
+                       "unknown field (known: measure, subsample, sample)")  # fmt: skip
     measure, subsample = table.get("measure", False), table.get("subsample", 5)
+    sample = table.get("sample")
     if not isinstance(measure, bool):
         raise _bad(source, name, "quality.measure", f"expected true or false, got {measure!r}")
     if not isinstance(subsample, int) or isinstance(subsample, bool) or not 1 <= subsample <= 100:
         raise _bad(source, name, "quality.subsample", f"must be 1 to 100, got {subsample!r}")
-    return Quality(measure, subsample)
+    if sample is not None and (
+        not isinstance(sample, int) or isinstance(sample, bool) or not 0 <= sample <= 10_000
+    ):
+        raise _bad(source, name, "quality.sample", f"must be 0 to 10000, got {sample!r}")
+    return Quality(measure, subsample, sample)
 
 
 def _rung_codecs(source: str, name: str, i: int, rung: Any) -> tuple[str, ...]:

@@ -71,7 +71,7 @@ def quality_cell(output: dict[str, Any]) -> str:
     return (
         f"VMAF {q['vmaf_mean']:.1f} (p5 {q['vmaf_p5']:.1f}, min {q['vmaf_min']:.1f}), "
         f"PSNR {q['psnr_mean']:.1f} dB, SSIM {q['ssim_mean']:.4f}; "
-        f"{q['frames_scored']} frames, 1 in {q['subsample']}, {q['model']}"
+        f"{q['frames_scored']}{sampled(q)}, 1 in {q['subsample']}, {q['model']}"
     )
 
 
@@ -99,6 +99,14 @@ def pertitle_table(manifest: dict[str, Any]) -> str:
         "<th>trials (CRF: VMAF)</th><th>samples' VMAF</th><th>full VMAF</th><th></th></tr>"
         f"{rows}</table>"
     )
+
+
+def sampled(q: dict[str, Any]) -> str:
+    """Say " of N frames in K windows" when the score is a sample (not the whole duration)."""
+    windows = q.get("windows") or []
+    if not windows or not q.get("frames_total"):
+        return " frames"
+    return f" of {q['frames_total']} frames in {len(windows)} window{'s' * (len(windows) > 1)}"
 
 
 def render(manifest: dict[str, Any], trail: list[dict[str, Any]], directory: Path) -> str:

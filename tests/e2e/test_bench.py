@@ -50,6 +50,7 @@ def test_quality_smoke_scores_only_the_measured_copy() -> None:
     for r in rows:
         assert r["ratio"] > 0 and r["renditions"] >= 1
         assert all(0 <= v <= 100 for v in r["vmaf_means"])
+        assert 0 < r["frames_scored"] < r["frames_total"] and r["windows"]  # a sample, said so
 
 
 def test_pertitle_smoke_compares_with_the_fixed_ladder() -> None:

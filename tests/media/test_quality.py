@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mediaapp.media import steps
+from mediaapp import defaults
+from mediaapp.media import command, quality, steps
 from mediaapp.media.context import JobContext
-from mediaapp.ops.report import render
+from mediaapp.ops.report import quality_cell, render
 from mediaapp.settings import Settings
 
 from ..media_sources import generate
@@ -36,6 +37,18 @@ segment_s = 1
 rungs = [{ height = 240, video_kbps = 600 }, { height = 120, video_kbps = 60 }]
 [qhls.quality]
 measure = true
+
+[qhevc]
+kind = "hls"
+video_codec = "libx265"
+segment_s = 1
+rungs = [{ height = 240, video_kbps = 600 }]
+quality = { measure = true }
+
+[whole]
+kind = "mp4"
+crf = 18
+quality = { measure = true, sample = 0 }
 
 [qdash]
 kind = "dash"
@@ -65,13 +78,25 @@ def scored(manifest: dict) -> list[dict]:
     return [o["quality"] for o in videos]
 
 
-def check_ranges(q: dict, subsample: int, frames: int = 60) -> None:
+def check_ranges(
+    q: dict, subsample: int, frames: int = 60, sample: int = defaults.QUALITY_SAMPLE_MIN
+) -> None:
     assert set(q) == {"vmaf_mean", "vmaf_p5", "vmaf_min", "psnr_mean", "ssim_mean", "model",
-                      "frames_scored", "subsample"}  # fmt: skip
+                      "frames_scored", "subsample", "frames_total", "windows"}  # fmt: skip
     assert 0 <= q["vmaf_min"] <= q["vmaf_p5"] <= q["vmaf_mean"] <= 100
     assert 0 < q["psnr_mean"] <= 100 and 0 < q["ssim_mean"] <= 1
-    assert q["model"] == "vmaf_v0.6.1" and q["subsample"] == subsample
-    assert q["frames_scored"] == math.ceil(frames / subsample)
+    assert q["model"] == "vmaf_v0.6.1"
+    assert abs(q["frames_total"] - frames) <= 1  # the duration as probed, audio included
+    if not sample:  # the whole duration, one frame in subsample
+        assert q["windows"] == [] and q["subsample"] == subsample
+        assert q["frames_scored"] == math.ceil(frames / subsample)
+        return
+    # The source has a keyframe every second (30 frames): one window from frame 0, one
+    # after the keyframe at 1 s (sought to it), the sample split between them, each scored
+    # frame after its previous one (one in 2).
+    span = (sample // 2 - 1) * 2
+    assert q["windows"] == [[0, span + 1], [32, span + 2]], q
+    assert q["frames_scored"] == sample and q["subsample"] == 2
 
 
 def test_a_bad_encode_scores_lower_than_a_good_one(settings: Settings, source: str) -> None:
@@ -80,6 +105,8 @@ def test_a_bad_encode_scores_lower_than_a_good_one(settings: Settings, source: s
     bad = scored(steps.run("q-bad", source, "bad", settings))
     check_ranges(good[0], 5)
     check_ranges(bad[0], 3)
+    video = next(o for o in good_manifest["outputs"] if "quality" in o)
+    assert f"{defaults.QUALITY_SAMPLE_MIN} of 60 frames in 2 windows" in quality_cell(video)
     assert bad[0]["vmaf_mean"] < good[0]["vmaf_mean"] - 15, (bad, good)
     assert bad[0]["psnr_mean"] < good[0]["psnr_mean"] and bad[0]["ssim_mean"] < good[0]["ssim_mean"]
     # Frame n against frame n: one frame off, testsrc2 scores ~26 dB PSNR and VMAF ~58.
@@ -89,6 +116,51 @@ def test_a_bad_encode_scores_lower_than_a_good_one(settings: Settings, source: s
     row = next(r for r in table.split("<tr>") if "q-320x240.good.mp4" in r)
     assert f"VMAF {good[0]['vmaf_mean']:.1f} (p5 {good[0]['vmaf_p5']:.1f}" in row
     assert f"SSIM {good[0]['ssim_mean']:.4f}" in row and "vmaf_v0.6.1" in row
+
+
+def test_a_sample_scores_as_the_whole_duration_does(settings: Settings, source: str) -> None:
+    """The windows are frame-aligned after their seeks (one frame off, testsrc2 scores ~26 dB
+    PSNR) and their figures are those of the whole duration, within sampling noise."""
+    sampled = scored(steps.run("q-sampled", source, "good", settings))[0]
+    whole = scored(steps.run("q-whole", source, "whole", settings))[0]
+    check_ranges(sampled, 5)
+    check_ranges(whole, 5, sample=0)
+    assert sampled["psnr_mean"] > 40 and whole["psnr_mean"] > 40, (sampled, whole)
+    assert abs(sampled["psnr_mean"] - whole["psnr_mean"]) < 1.5, (sampled, whole)
+    assert abs(sampled["vmaf_mean"] - whole["vmaf_mean"]) < 3, (sampled, whole)
+
+
+def test_a_source_without_an_index_is_scored_whole(settings: Settings, source: str) -> None:
+    """MPEG-TS seeks by byte position and can land past a keyframe: no windows, no seek."""
+    ts = settings.media_root / "q-320x240.ts"
+    mp4 = str(settings.media_root / source)
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-i", mp4,
+                 "-c", "copy", "-f", "mpegts", str(ts)])  # fmt: skip
+    q = scored(steps.run("q-ts", ts.name, "good", settings))[0]
+    check_ranges(q, 5, sample=0)
+    assert q["psnr_mean"] > 40, q
+
+
+def test_a_failed_sample_falls_back_to_the_whole_duration(
+    settings: Settings, source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window whose seek finds nothing is no reason to fail a finished job: read it all."""
+
+    def broken(*args: object, **kwargs: object) -> object:
+        return command.input_file(settings.media_root / "missing.mp4").output("-", f="null")
+
+    monkeypatch.setattr(quality, "sampled_stream", broken)
+    manifest = steps.run("q-fallback", source, "good", settings)
+    check_ranges(scored(manifest)[0], 5, sample=0)
+    assert not any("missing.mp4" in c for c in manifest["commands"])  # failed: not kept
+    assert sum("libvmaf" in c for c in manifest["commands"]) == 1
+
+
+def test_fmp4_hevc_rungs_are_read_with_their_init_segment(settings: Settings, source: str) -> None:
+    """HEVC rungs are fMP4 segments: neither a window nor the whole reads without the init."""
+    q = scored(steps.run("q-hevc", source, "qhevc", settings))[0]
+    check_ranges(q, 5)
+    assert q["psnr_mean"] > 35 and q["vmaf_mean"] > 85, q
 
 
 def test_every_rung_is_scored_in_every_ladder_strategy(settings: Settings, source: str) -> None:

@@ -42,7 +42,7 @@ def test_log_pooled_into_the_manifest_record() -> None:
     assert score == {
         "vmaf_mean": 87.0, "vmaf_p5": pytest.approx(87.0), "vmaf_min": 30.0,
         "psnr_mean": 39.25, "ssim_mean": pytest.approx(0.9805), "model": "vmaf_v0.6.1",
-        "frames_scored": 20, "subsample": 5,
+        "frames_scored": 20, "subsample": 5, "frames_total": 0, "windows": [],
     }  # fmt: skip
     two_bad = quality.parse_log(log(*frames[:18], *frames[-1:] * 2), 5)
     assert two_bad.vmaf_p5 == 30.0 and two_bad.vmaf_mean == 84.0  # 5 % of 20 frames: 2 bad
@@ -57,10 +57,11 @@ def test_a_log_without_scores_is_not_media() -> None:
 
 def test_quality_option_is_validated(tmp_path: Path) -> None:
     ok = tmp_path / "ok.toml"
-    ok.write_text("[a]\nquality = { measure = true }\n\n[b]\n[b.quality]\nsubsample = 10\n")
+    ok.write_text("[a]\nquality = { measure = true }\n\n[b]\n[b.quality]\nsubsample = 10\n"
+                  "sample = 0\n")  # fmt: skip
     loaded = profiles.load_file(ok)
-    assert loaded["a"].quality == profiles.Quality(measure=True, subsample=5)
-    assert loaded["b"].quality == profiles.Quality(measure=False, subsample=10)
+    assert loaded["a"].quality == profiles.Quality(measure=True, subsample=5, sample=None)
+    assert loaded["b"].quality == profiles.Quality(measure=False, subsample=10, sample=0)
     assert profiles.get_profile("web").quality.measure is False  # off unless asked
     bad = tmp_path / "bad.toml"
     cases = {
@@ -70,6 +71,8 @@ def test_quality_option_is_validated(tmp_path: Path) -> None:
         "[x]\nquality = { subsample = 0 }\n": "'quality.subsample'",
         "[x]\nquality = { subsample = true }\n": "'quality.subsample'",
         "[x]\nquality = { target_vmaf = 93 }\n": "'quality.target_vmaf': unknown field",
+        "[x]\nquality = { sample = -1 }\n": "'quality.sample'",
+        "[x]\nquality = { sample = 2.5 }\n": "'quality.sample'",
     }
     for text, message in cases.items():
         bad.write_text(text)
