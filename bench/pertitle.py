@@ -6,7 +6,7 @@ Sources (1280x720, no audio, a keyframe every 2 s): *easy*, slides (a new still 
 2 s); *hard*, moving pictures under strong temporal noise. Per source, alternately in one run:
 
 * fixed: the shipped ``hls`` ladder with quality measured (a copy: ``measure = true``, one
-  frame in 5, as ``hls-pertitle`` scores);
+  frame in 5 over the whole duration, ``sample = 0``, as ``hls-pertitle`` scores);
 * per-title: the shipped ``hls-pertitle``, the trial cache emptied first (the search's whole
   cost), and again with the cache warm (a resubmission: no trial encode);
 * easy only, *matched*: ``hls-pertitle`` with each rung's target set to the VMAF the fixed
@@ -60,7 +60,7 @@ def matched_copy(profile: Any, name: str, vmaf: dict[int, float]) -> str:
     return (f"[{name}]\nkind = \"hls\"\nsegment_s = {profile.segment_s}\nrungs = [{rungs}]\n"
             f"pertitle = {{ samples = {pt.samples}, sample_s = {pt.sample_s}, "
             f"max_trials = 6, margin = 0.0, crf_min = 10 }}\n"
-            "quality = { measure = true }\n")  # fmt: skip
+            "quality = { measure = true, sample = 0 }\n")  # fmt: skip
 
 
 def figures(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +98,7 @@ def main(argv: list[str]) -> int:
     from mediaapp.settings import get_settings
 
     (profiles_dir / "fixed.toml").write_text(
-        measured_copy(profiles.get_profile("hls"), "hls-fixed", 5)
+        measured_copy(profiles.get_profile("hls"), "hls-fixed", 5, sample=0)
     )
     settings = get_settings()
     shipped = profiles.get_profile("hls-pertitle")
