@@ -41,3 +41,31 @@ class LineTail:
             self.offset += len(chunk)
             self.lines += chunk.count(b"\n")
         return self.lines
+
+
+def job_workspace(
+    prefix: str, broker: str, backend: str, *, clip_size: str = "640x360", clip_s: int = 2
+) -> tuple[Path, Path, dict[str, str]]:
+    """A scratch media root and data dir for a benchmark whose jobs go through RabbitMQ: the
+    environment a worker needs (also applied to this process before mediaapp reads its
+    settings), the topology declared and video_queue emptied of an earlier run's messages,
+    and the clip the jobs transcode. Returns (work folder, clip, worker environment)."""
+    import os
+
+    from bench.overhead import make_clip
+
+    work = Path(tempfile.mkdtemp(prefix=f"mediaapp-{prefix}-"))
+    media, data = work / "media", work / "data"
+    media.mkdir()
+    env = {**os.environ, "MEDIAAPP_MEDIA_ROOT": str(media), "MEDIAAPP_DATA_DIR": str(data),
+           "MEDIAAPP_BROKER_URL": broker, "MEDIAAPP_RESULT_BACKEND": backend}  # fmt: skip
+    os.environ.update(env)
+    from mediaapp.jobs import routing
+    from mediaapp.jobs.app import app
+
+    with app.connection_for_write() as conn:
+        routing.declare_topology(conn)
+        routing.VIDEO_QUEUE(conn.default_channel).purge()
+    clip = media / f"bench-{clip_size}-{clip_s}s.mp4"
+    make_clip(clip, clip_size, clip_s)
+    return work, clip, env

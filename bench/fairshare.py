@@ -26,14 +26,11 @@ import shutil
 import signal
 import statistics
 import subprocess
-import tempfile
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
-from bench import write_result
-from bench.overhead import make_clip
+from bench import job_workspace, write_result
 
 POLL_S = 0.01
 SLOTS = 2
@@ -114,22 +111,10 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     n = 6 if args.quick else args.jobs
 
-    work = Path(tempfile.mkdtemp(prefix="mediaapp-fairshare-"))
-    media, data = work / "media", work / "data"
-    media.mkdir()
-    env = {**os.environ, "MEDIAAPP_MEDIA_ROOT": str(media), "MEDIAAPP_DATA_DIR": str(data),
-           "MEDIAAPP_BROKER_URL": args.broker, "MEDIAAPP_RESULT_BACKEND": args.backend}  # fmt: skip
-    os.environ.update(env)  # before mediaapp reads its settings
-    from mediaapp.jobs import routing
-    from mediaapp.jobs.app import app
+    work, clip, env = job_workspace("fairshare", args.broker, args.backend)
     from mediaapp.jobs.client import submit
     from mediaapp.ops.demo import worker_argv
 
-    with app.connection_for_write() as conn:  # nothing left over from an earlier run
-        routing.declare_topology(conn)
-        routing.VIDEO_QUEUE(conn.default_channel).purge()
-    clip = media / "bench-640x360-2s.mp4"
-    make_clip(clip, "640x360", 2)
     worker = subprocess.Popen(worker_argv(concurrency=SLOTS, level="warning", name="fairshare"),
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)  # fmt: skip
