@@ -91,17 +91,7 @@ def video_options(variant: Variant, info: ProbeResult, profile: Profile) -> dict
 
 def hls_options(folder: Path, profile: Profile) -> dict[str, Any]:
     """The HLS muxer writing CMAF: fMP4 segments, an init segment, no mux delay."""
-    return {
-        "muxdelay": 0,
-        "muxpreload": 0,
-        "f": "hls",
-        "hls_time": profile.segment_s,
-        "hls_playlist_type": "vod",
-        "hls_flags": "independent_segments",
-        "hls_segment_type": "fmp4",
-        "hls_fmp4_init_filename": renditions.INIT_SEGMENT,
-        "hls_segment_filename": command.output_target(folder / "seg_%03d.m4s"),
-    }
+    return renditions.hls_options(folder, profile, fmp4=True)
 
 
 def _audio_output(audio: Any, folder: Path, profile: Profile) -> Any:

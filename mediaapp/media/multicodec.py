@@ -14,7 +14,6 @@ With the ``per_rendition`` ladder strategy each (codec, rung) is a step of its o
 from __future__ import annotations
 
 import shutil
-import time
 from typing import Any
 
 from mediaapp.media import cmaf, cmafpack, steps
@@ -55,13 +54,6 @@ def encode_variants(
 
 def package_variants(ctx: JobContext, parts: list[dict[str, Any]]) -> dict[str, Any]:
     """Package the staged variants (master playlist, MPD, verification); the manifest."""
-    done = steps.finished(ctx)
-    if done is not None:
-        return done
-    started = time.monotonic()
-    work = Work(ctx.limits)
-    for part in parts:
-        work.absorb(part)
-    cmafpack.package_stage(work, ctx)
     per_rung = any(p.get("index") is not None for p in parts)
-    return steps.publish(ctx, work, started, "per_rendition" if per_rung else PER_CODEC)
+    strategy = "per_rendition" if per_rung else PER_CODEC
+    return steps.package_rungs(ctx, parts, cmafpack.package_stage, strategy)

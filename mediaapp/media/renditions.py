@@ -131,9 +131,10 @@ def aligned_audio(audio: Any) -> Any:
     return audio.filter("atrim", start_sample=AAC_PRIMING)
 
 
-def hls_options(rung_dir: Path, profile: Profile) -> dict[str, Any]:
+def hls_options(rung_dir: Path, profile: Profile, *, fmp4: bool = False) -> dict[str, Any]:
     """The HLS muxer's options; no mux delay, so the first segment starts at 0, not 1.4 s.
-    HEVC goes in fMP4 segments (``hvc1`` sample entries), as Apple's players need."""
+    HEVC goes in fMP4 segments (``hvc1`` sample entries), as Apple's players need, and so
+    does every variant of a CMAF package (``fmp4``)."""
     options: dict[str, Any] = {
         "muxdelay": 0,
         "muxpreload": 0,
@@ -143,7 +144,7 @@ def hls_options(rung_dir: Path, profile: Profile) -> dict[str, Any]:
         "hls_flags": "independent_segments",
         "hls_segment_filename": command.output_target(rung_dir / "seg_%03d.ts"),
     }
-    if profile.codec == "hevc":
+    if fmp4 or profile.codec == "hevc":
         options |= {
             "hls_segment_type": "fmp4",
             "hls_fmp4_init_filename": INIT_SEGMENT,

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -114,8 +115,7 @@ def transcode(
     """Run the job's profile in this process; return the verified manifest. A full disk,
     seen before (the estimate) or during the encode, is OutOfSpace (see space.py).
     ``search``: a per-title search's state when its trials ran as tasks (else it runs here)."""
-    done = finished(ctx)
-    if done is not None:
+    if (done := finished(ctx)) is not None:
         return done
     with (
         space.job_space(ctx.job_id, ctx.profile, ctx.settings, ctx.source.to_dict()),
@@ -216,17 +216,18 @@ def encode_rung(
     return work.report(rung=rung.name)
 
 
-def package_rungs(ctx: JobContext, rungs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Package the encoded rungs (master playlist, verification); the manifest."""
-    done = finished(ctx)
-    if done is not None:
+def package_rungs(ctx: JobContext, rungs: list[dict[str, Any]],
+                  package: Callable[[Work, JobContext], Any] = packaging.package_hls,
+                  strategy: str = "per_rendition") -> dict[str, Any]:  # fmt: skip
+    """Package the parts other steps encoded (HLS rungs; a multi-codec job's variants), publish
+    the manifest; a redelivered packaging step returns the one it already published."""
+    if (done := finished(ctx)) is not None:
         return done
-    started = time.monotonic()
-    work = Work(ctx.limits)
+    started, work = time.monotonic(), Work(ctx.limits)
     for part in rungs:
         work.absorb(part)
-    packaging.package_hls(work, ctx)
-    return publish(ctx, work, started, "per_rendition")
+    package(work, ctx)
+    return publish(ctx, work, started, strategy)
 
 
 # Chunked parallel encoding (see mediaapp/media/chunking.py for the picture).
@@ -329,8 +330,7 @@ def previews(ctx: JobContext) -> dict[str, Any]:
 
 def assemble(ctx: JobContext, parts: list[dict[str, Any]], plan: dict[str, Any]) -> dict[str, Any]:
     """Join the encoded chunks, add the audio, package, verify every join; the manifest."""
-    done = finished(ctx)
-    if done is not None:
+    if (done := finished(ctx)) is not None:
         return done
     started = time.monotonic()
     info, profile, out_dir = ctx.source, ctx.profile, ctx.out_dir
