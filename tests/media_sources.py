@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from mediaapp.media import command
 
@@ -105,3 +106,13 @@ def generate_graph(
                  "-f", "mp4", "-y", str(tmp)])  # fmt: skip
     tmp.rename(path)
     return name
+
+
+def settings_with_profiles(tmp_path: Path, media_root: Path, name: str, toml: str) -> Any:
+    """Settings of a media test whose profiles (``toml``) live in a folder of its own."""
+    from mediaapp.settings import Settings
+
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / f"{name}.toml").write_text(toml)
+    return Settings(data_dir=tmp_path / "data", media_root=media_root, ffmpeg_threads=1,
+                    profiles_dir=str(tmp_path / "profiles"))  # fmt: skip

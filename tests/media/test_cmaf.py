@@ -14,7 +14,7 @@ from mediaapp.media import colour, renditions, steps
 from mediaapp.media.context import JobContext
 from mediaapp.settings import Settings
 
-from ..media_sources import MASTER_DISPLAY, generate, generate_hdr
+from ..media_sources import MASTER_DISPLAY, generate, generate_hdr, settings_with_profiles
 
 pytestmark = pytest.mark.media
 
@@ -40,10 +40,7 @@ EXPECTED = [
 
 @pytest.fixture
 def settings(tmp_path: Path, media_root: Path) -> Settings:
-    (tmp_path / "profiles").mkdir()
-    (tmp_path / "profiles" / "multi.toml").write_text(PROFILES)
-    return Settings(data_dir=tmp_path / "data", media_root=media_root, ffmpeg_threads=1,
-                    profiles_dir=str(tmp_path / "profiles"))  # fmt: skip
+    return settings_with_profiles(tmp_path, media_root, "multi", PROFILES)
 
 
 @pytest.fixture

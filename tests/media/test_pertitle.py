@@ -13,7 +13,7 @@ from mediaapp.media import command, pertitle, renditions, steps
 from mediaapp.ops.report import render
 from mediaapp.settings import Settings
 
-from ..media_sources import EASY, HARD, generate_graph
+from ..media_sources import EASY, HARD, generate_graph, settings_with_profiles
 
 pytestmark = pytest.mark.media
 RUNGS = "[{ height = 270, video_kbps = 3000, target_vmaf = 94 },\n" \
@@ -42,10 +42,7 @@ pertitle = {{ samples = 2, sample_s = 1.0, max_trials = 3, margin = 5.0, subsamp
 
 @pytest.fixture
 def settings(tmp_path: Path, media_root: Path) -> Settings:
-    (tmp_path / "profiles").mkdir()
-    (tmp_path / "profiles" / "pertitle.toml").write_text(PROFILES)
-    return Settings(data_dir=tmp_path / "data", media_root=media_root, ffmpeg_threads=1,
-                    profiles_dir=str(tmp_path / "profiles"))  # fmt: skip
+    return settings_with_profiles(tmp_path, media_root, "pertitle", PROFILES)
 
 
 @pytest.fixture

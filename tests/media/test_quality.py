@@ -15,7 +15,7 @@ from mediaapp.media.context import JobContext
 from mediaapp.ops.report import quality_cell, render
 from mediaapp.settings import Settings
 
-from ..media_sources import generate
+from ..media_sources import generate, settings_with_profiles
 from .test_chunking import run_chunked
 
 pytestmark = pytest.mark.media
@@ -60,10 +60,7 @@ quality = { measure = true, subsample = 4 }
 
 @pytest.fixture
 def settings(tmp_path: Path, media_root: Path) -> Settings:
-    (tmp_path / "profiles").mkdir()
-    (tmp_path / "profiles" / "quality.toml").write_text(PROFILES)
-    return Settings(data_dir=tmp_path / "data", media_root=media_root, ffmpeg_threads=1,
-                    profiles_dir=str(tmp_path / "profiles"))  # fmt: skip
+    return settings_with_profiles(tmp_path, media_root, "quality", PROFILES)
 
 
 @pytest.fixture
