@@ -7,9 +7,10 @@ clock stops once every task ran *and* its audit log holds every record (parsed a
 afterwards: each task id with each of its records, nothing lost, no duplicate):
 
 * **ours**: ``media.ping`` through ``media_exchange``, ``mediaapp audit`` on the ``#`` queue,
-  lifecycle events and Celery's task events on (the defaults): 3 records a task (the message,
-  ``task.started``, ``task.succeeded``: a short task's two events travel in one message); the
-  client pipelines its confirms and, like ``media.ping``, stores no result.
+  the defaults: 3 records a task (the message, ``task.started``, ``task.succeeded``: a short
+  task's events are written by the worker's main process, many tasks' to a message, its ack
+  held until they are confirmed; a short task sends none of Celery's task events for Flower);
+  the client pipelines its confirms and, like ``media.ping``, stores no result.
 * **floor**: the same app, worker and consumer with ``MEDIAAPP_LIFECYCLE_EVENTS=0`` and
   ``MEDIAAPP_TASK_EVENTS=0``: the ``#`` mirror alone, 1 record a task.
 * **stock**: plain Celery (bench/plain_app.py) with ``-E`` and sent events, a ``celery.events``
@@ -18,9 +19,11 @@ afterwards: each task id with each of its records, nothing lost, no duplicate):
 * **plain**: plain Celery, no audit, no events (the ceiling; comparison only; not with --quick).
 
 The steps taken since the first measurement, each undone alone beside ours (not with --quick):
-``ours-2msg`` (``task.started`` and ``task.succeeded`` as two messages, bench/variants.py),
-``ours-result`` (``media.ping``'s result stored, the client subscribed to it) and
-``ours-noflower`` (without Celery's task events, which only Flower reads).
+``ours-pool`` (a short task's events from the pool process, one message a task:
+``MEDIAAPP_EVENT_BATCH_S=0``), ``ours-flower`` (pings with Celery's task events for Flower,
+``task-sent`` included), ``ours-2msg`` (``task.started`` and ``task.succeeded`` as two
+messages from the pool process, bench/variants.py) and ``ours-result`` (``media.ping``'s
+result stored, the client subscribed to it).
 
 Each way first runs 4 warm-up tasks (a loaded machine takes seconds to boot a worker).
 
@@ -63,7 +66,8 @@ EXPECTED = {
     "ours": OURS,
     "ours-2msg": OURS,
     "ours-result": OURS,
-    "ours-noflower": OURS,
+    "ours-pool": OURS,
+    "ours-flower": OURS,
     "floor": ("media.ping",),
     "stock": ("task-sent", "task-received", "task-started", "task-succeeded"),
     "plain": (),
@@ -221,6 +225,8 @@ def main(argv: list[str]) -> int:
     os.environ.update(env)
     from bench.plain_app import app as plain
     from mediaapp.jobs import routing
+
+    SHORT_TASKS = routing.SHORT_TASKS
     from mediaapp.jobs.app import app
     from mediaapp.jobs.confirms import confirmed_batch
 
@@ -249,11 +255,14 @@ def main(argv: list[str]) -> int:
         if way == "floor" or way.startswith("ours"):
             if way == "floor":
                 e.update(MEDIAAPP_LIFECYCLE_EVENTS="0", MEDIAAPP_TASK_EVENTS="0")
-            if way == "ours-noflower":
-                e.update(MEDIAAPP_TASK_EVENTS="0")
-            flower = way not in ("floor", "ours-noflower")
-            app.conf.task_send_sent_event = flower  # the client's own Celery event
-            worker_app = "bench.variants" if way == "ours-2msg" else "mediaapp"
+            if way == "ours-pool":
+                e.update(MEDIAAPP_EVENT_BATCH_S="0")
+            variant = {"ours-2msg": "2msg", "ours-flower": "flower"}.get(way, "")
+            e.update(BENCH_VARIANT=variant)
+            # The client's own Celery event: ``task-sent`` (never for routing.SHORT_TASKS).
+            app.conf.task_send_sent_event = way != "floor"
+            routing.SHORT_TASKS = frozenset() if way == "ours-flower" else SHORT_TASKS
+            worker_app = "bench.variants" if variant else "mediaapp"
             procs = [([sys.executable, "-m", "mediaapp", "audit"], e),
                      ([CELERY, "-A", worker_app, "worker", "-Q", "default_queue", "-c", "2",
                        "-l", "warning"], e)]  # fmt: skip
@@ -265,7 +274,7 @@ def main(argv: list[str]) -> int:
         procs = [([sys.executable, "-m", "bench.stock_audit", str(log)], e)] * (way == "stock")
         return run_way(way, n, [*procs, (worker, e)], send_plain, counter, log, args)
 
-    steps = () if args.quick else ("ours-2msg", "ours-result", "ours-noflower", "plain")
+    steps = () if args.quick else ("ours-pool", "ours-flower", "ours-2msg", "ours-result", "plain")
     ways = ("floor", "ours", "stock", *steps)
     if args.ways:
         ways = tuple(w for w in ways if w in args.ways.split(","))
@@ -280,7 +289,8 @@ def main(argv: list[str]) -> int:
     labels = {"ours": "ours (mirror + lifecycle + Celery events)",
               "ours-2msg": "  ours, started + succeeded in 2 messages",
               "ours-result": "  ours, media.ping's result stored",
-              "ours-noflower": "  ours without Celery's events (Flower's)",
+              "ours-pool": "  ours, events from the pool process, a message a task",
+              "ours-flower": "  ours, with Celery's task events (Flower's)",
               "floor": "mirror-only floor (no lifecycle events)",
               "stock": "stock Celery (-E, sent events, Receiver)",
               "plain": "plain Celery (no audit, no events)"}  # fmt: skip

@@ -39,6 +39,8 @@ CONFIRM_TIMEOUT_S = 10.0
 
 #: Seconds a worker buffers Celery's task events (Flower's feed) before sending them together.
 TASK_EVENTS_FLUSH_S = 0.1
+#: Longest a short task's ack waits for its lifecycle events' batch (mediaapp.jobs.eventbatch).
+EVENT_BATCH_S = 0.05
 
 #: Audit consumer: lines written per fsync, and the longest a line waits for its batch, in seconds.
 AUDIT_BATCH_LINES = 100

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     #: Our lifecycle events (task.started/succeeded/failed/retried/revoked, job.finished) on the
     #: audit stream; off leaves the audit a mirror of task messages only (the dispatch floor).
     lifecycle_events: bool = True
+    #: Short tasks (``media.ping``): the worker's main process publishes their lifecycle events
+    #: at most this many seconds late, many tasks to a message, acking each task's message
+    #: once they are confirmed; 0: the pool process publishes them, a message per task.
+    event_batch_s: float = Field(default=defaults.EVENT_BATCH_S, ge=0, le=5)
     #: HLS ladders: "single" (one ffmpeg decodes once, split) or "per_rendition" (a task each).
     ladder_strategy: Literal["single", "per_rendition"] = "single"
     #: Chunked parallel encoding: "auto" (the cost model decides), "always" or "never".

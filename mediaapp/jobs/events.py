@@ -233,20 +233,39 @@ def _on_prerun(
 ) -> None:
     sender.request._mediaapp_started = time.monotonic()
     _local.task_depth = getattr(_local, "task_depth", 0) + 1
+    fields = _task_fields(sender, task_id, kwargs)
     if _local.task_depth == 1 and getattr(sender, "short", False):
         # A short task (``short=True``): its events wait for its end and go in one message. A
         # crash before then leaves no task.started of that attempt; the redelivered attempt's
-        # events say ``redelivered``.
+        # events say ``redelivered``. Where the main process batches them (_short_by_main),
+        # task.started is written here only if the task does not succeed.
         _local.held = []
-    publish_event(sender.app, "task.started", **_task_fields(sender, task_id, kwargs))
+        if _short_by_main:
+            _local.started = (fields, time.time())
+            return
+    publish_event(sender.app, "task.started", **fields)
 
 
-def _on_postrun(sender: Any = None, **_: Any) -> None:
+#: Set (before the pool forks) when the worker's main process publishes the events of short
+#: tasks that succeeded, batched (mediaapp.jobs.eventbatch): a pool process then drops them.
+_short_by_main = False
+
+
+def leave_short_tasks_to_main(enabled: bool) -> None:
+    """Let the main process publish a succeeded short task's started and succeeded events."""
+    global _short_by_main
+    _short_by_main = enabled
+
+
+def _on_postrun(sender: Any = None, state: Any = None, **_: Any) -> None:
     # Before the task returns, so before acks_late acks its message: an acked task's events
     # are confirmed by the broker, on the durable audit queue.
     held = getattr(_local, "held", None)
     if held is not None and getattr(_local, "task_depth", 0) == 1:
         _local.held = None
+        started, _local.started = getattr(_local, "started", None), None
+        if started is not None and state != "SUCCESS":  # else the main process writes it
+            held.insert(0, build_event("task.started", **started[0]) | {"ts": started[1]})
         if held:
             _send(sender.app, bundle(held))
     flush_events(sender.app)
@@ -276,6 +295,8 @@ def result_summary(result: Any) -> dict[str, Any]:
 
 
 def _on_success(sender: Any = None, result: Any = None, **_: Any) -> None:
+    if getattr(_local, "started", None) is not None and not _is_job_root(_local.started[0]):
+        return  # a short task whose events the main process writes (see _on_prerun)
     fields = _task_fields(sender, None, None)
     fields["runtime_s"] = _runtime(sender)
     fields.update(result_summary(result))

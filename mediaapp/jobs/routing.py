@@ -112,6 +112,12 @@ TASK_ROUTING_KEYS = {
     "media.ping": ("default_queue", "media.ping"),
 }
 
+#: Tasks too short to be worth Flower's per-task events (a health check, the dispatch
+#: benchmark's unit): no ``task-sent`` from the client, no ``task-received/-started/-succeeded``
+#: from the worker. The audit log still has each message and its lifecycle (batched:
+#: mediaapp.jobs.eventbatch); Flower shows the worker, not each ping.
+SHORT_TASKS = frozenset({"media.ping"})
+
 TASK_ROUTES = {
     name: {
         "queue": queue,

@@ -19,10 +19,11 @@ from kombu.message import Message
 
 from mediaapp import defaults
 from mediaapp.errors import InvalidInput
-from mediaapp.jobs import claims, job, routing, tenants
+from mediaapp.jobs import claims, eventbatch, job, routing, tenants
 from mediaapp.jobs.events import error_dict, publish_event
 from mediaapp.jobs.outage import BACKEND_ERRORS
 from mediaapp.limits import quote
+from mediaapp.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,28 @@ def upload_to_job(body: Any, raw_size: int = 0) -> dict[str, Any]:
 
 
 class UploadConsumer(Consumer):
-    """Celery's consumer, which also understands ``video.upload`` events."""
+    """Celery's consumer, which also understands ``video.upload`` events, and batches the
+    lifecycle events of short tasks (:mod:`mediaapp.jobs.eventbatch`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lifecycle_batch = eventbatch.start(self.app, self, get_settings())
+
+    def on_close(self) -> None:
+        """The connection is gone, and with it the delivery tags of the held acks."""
+        if self.lifecycle_batch is not None:
+            self.lifecycle_batch.discard()
+        super().on_close()
+
+    def stop(self) -> None:
+        if self.lifecycle_batch is not None:  # a warm shutdown acks what already ran
+            self.lifecycle_batch.flush()
+        super().stop()
+
+    def shutdown(self) -> None:
+        if self.lifecycle_batch is not None:
+            self.lifecycle_batch.close()
+        super().shutdown()
 
     def connection_for_write(self, url: str | None = None, heartbeat: float | None = None) -> Any:
         """The connection of Celery's monitoring events (its only user), without confirms.

@@ -71,15 +71,21 @@ def test_an_event_and_a_refused_message_are_audited_too() -> None:
     assert len(refused["body_b64"]) <= 4096 * 4 // 3 + 4  # evidence, capped
 
 
-def _run_task(short: bool, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+def _run_task(
+    short: bool, monkeypatch: pytest.MonkeyPatch, by_main: bool = False, fail: bool = False
+) -> list[dict[str, Any]]:
     """A task's signals as the worker fires them; what it publishes, message by message."""
     sent: list[dict[str, Any]] = []
     monkeypatch.setattr(events, "_send", lambda app, body: sent.append(body))
+    monkeypatch.setattr(events, "_short_by_main", by_main)
     request = SimpleNamespace(id="t1", kwargs={}, retries=0, delivery_info={})
     task = SimpleNamespace(name="media.ping", request=request, app=None, short=short)
     events._on_prerun(sender=task, task_id="t1", kwargs={})
-    events._on_success(sender=task, result={"pong": 1})
-    events._on_postrun(sender=task)
+    if fail:
+        events._on_failure(sender=task, task_id="t1", exception=NotMedia("no"), kwargs={})
+    else:
+        events._on_success(sender=task, result={"pong": 1})
+    events._on_postrun(sender=task, state="FAILURE" if fail else "SUCCESS")
     return sent
 
 
@@ -90,6 +96,24 @@ def test_a_short_tasks_events_go_out_together_when_it_ends(
     assert message["event"] == events.BUNDLE
     assert [e["event"] for e in events.unbundle(message)] == ["task.started", "task.succeeded"]
     assert getattr(events._local, "held", None) is None and not events._local.task_depth
+
+
+def test_a_short_task_that_succeeded_leaves_its_events_to_the_main_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # mediaapp.jobs.eventbatch writes them there, many tasks to a message: none from here.
+    assert _run_task(True, monkeypatch, by_main=True) == []
+    assert getattr(events._local, "started", None) is None
+
+
+def test_a_short_task_that_failed_publishes_its_own_events(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (message,) = _run_task(True, monkeypatch, by_main=True, fail=True)
+    started, failed = events.unbundle(message)
+    assert (started["event"], failed["event"]) == ("task.started", "task.failed")
+    assert started["task_id"] == failed["task_id"] == "t1" and started["ts"] <= failed["ts"]
+    assert failed["error"]["code"] == NotMedia("x").to_dict()["code"]
 
 
 def test_another_tasks_events_go_out_as_they_happen(monkeypatch: pytest.MonkeyPatch) -> None:
