@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from amqp.exceptions import MessageNacked
@@ -88,3 +88,68 @@ def confirmed_batch(app: Celery) -> Iterator[Producer]:
         confirms = PipelinedConfirms(channel)
         yield app.amqp.Producer(channel)
         confirms.wait()
+
+
+class LoopPublisher:
+    """A confirm-mode channel of its own whose confirms the worker's event loop reads.
+
+    For the worker's main process (:mod:`mediaapp.jobs.eventbatch`): waiting there for a
+    confirm (the broker's disk write: 5-25 ms here) would stall every task the loop serves.
+    :meth:`send` returns at once with the publish's number; the hub calls ``on_readable`` when
+    confirms arrive, which calls :meth:`poll`; :meth:`confirmed` then says which are in.
+    """
+
+    def __init__(self, app: Celery, declare: Any = ()) -> None:
+        self.app = app
+        self.declare = declare
+        self.connection: Any = None
+        self.confirms: PipelinedConfirms | None = None
+        self._producer: Producer | None = None
+        self._hub: Any = None
+        self._fd: Any = None
+
+    def send(self, body: Any, message_id: str, hub: Any, on_readable: Any, **options: Any) -> int:
+        """Publish without waiting; return the publish's number on this channel."""
+        if self.confirms is None:
+            self.connection = self.app.connection_for_write(heartbeat=0)
+            channel = self.connection.channel()
+            for entity in self.declare:
+                entity(channel).declare()
+            self.confirms = PipelinedConfirms(channel)
+            self._producer = Producer(channel)
+            self._hub, self._fd = hub, self.connection.connection.sock
+            hub.add_reader(self._fd, on_readable)
+        assert self._producer is not None
+        self._producer.publish(body, message_id=message_id, **options)
+        return self.confirms.published
+
+    def poll(self) -> None:
+        """Read whatever the broker sent (confirms), without blocking."""
+        try:
+            self.connection.connection.drain_events(timeout=0)
+        except (TimeoutError, BlockingIOError):
+            return
+
+    def confirmed(self, tag: int) -> bool:
+        return self.confirms is not None and tag not in self.confirms.unconfirmed
+
+    @property
+    def nacked(self) -> int:
+        return self.confirms.nacked if self.confirms is not None else 0
+
+    def wait(self, timeout: float = defaults.CONFIRM_TIMEOUT_S) -> None:
+        """Block until every publish is confirmed (a stopping worker's last batch)."""
+        if self.confirms is not None:
+            self.confirms.wait(timeout)
+
+    def close(self) -> None:
+        """Forget the channel (after an error, or at the end); the next send opens another."""
+        connection, self.connection, self.confirms, self._producer = (
+            self.connection, None, None, None)  # fmt: skip
+        if self._hub is not None and self._fd is not None:
+            with suppress(Exception):  # the loop already dropped it
+                self._hub.remove_reader(self._fd)
+        self._hub = self._fd = None
+        if connection is not None:
+            with suppress(Exception):  # already broken: that is why it is closed
+                connection.close()

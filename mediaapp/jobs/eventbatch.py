@@ -7,9 +7,10 @@ tasks a second that was most of what the complete audit cost over the bare ``#``
 
 Here the main process, which acks task messages anyway (``acks_late``), writes the two
 events of each short task that *succeeded* (it knows the task, its kwargs, when the pool
-process took it and which one) and holds the message's ack. Every ``event_batch_s`` (0.05 s), or
-at :data:`BATCH_MAX` tasks, one confirmed message carries the events of all of them
-(:func:`events.bundle`), and only then are their messages acked. So an acked task's events
+process took it and which one) and holds the message's ack. Every ``event_batch_s`` (0.05 s),
+or at :data:`BATCH_MAX` tasks, one message carries the events of all of them
+(:func:`events.bundle`); their messages are acked when the event loop reads the broker's
+confirm of it (nothing waits for it: a confirm takes 5-25 ms here). So an acked task's events
 are on the durable audit queue, as before; a crash in between loses nothing either: the
 messages were not acked, they are delivered again and run again (``redelivered``), as any
 ``acks_late`` task after a crash. Failures, retries and cancels of short tasks are rare and
@@ -25,56 +26,75 @@ import logging
 import os
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Celery
 from celery.worker import state as worker_state
 from celery.worker.request import Request
-from kombu import Producer
 
+from mediaapp import defaults
 from mediaapp.jobs import events, routing
-from mediaapp.jobs.confirms import PipelinedConfirms
+from mediaapp.jobs.confirms import LoopPublisher
 from mediaapp.settings import Settings
 
 log = logging.getLogger(__name__)
 
 #: The most tasks in one batch (the longest wait is the setting ``event_batch_s``).
 BATCH_MAX = 200
-#: After a failed publish, the batch (still held) is tried again this much later.
+#: After a failed publish, the batches (acks still held) are published again this much later;
+#: and how often an unconfirmed batch is checked for CONFIRM_TIMEOUT_S.
 RETRY_S = 1.0
 
 #: This process's batch: set by the worker's consumer (before the pool forks) when it can batch.
 _current: LifecycleBatch | None = None
 
 
+@dataclass
+class Batch:
+    """Succeeded short tasks whose acks wait for one message with all their events."""
+
+    requests: list[Request] = field(default_factory=list)
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    #: Prefetch added while these acks are held (a held ack still counts against prefetch 1).
+    granted: int = 0
+    #: The same id if it must be published again (the audit log flags a second copy).
+    message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: Its publish's number on the publisher's channel (0: not published on it yet).
+    tag: int = 0
+    sent_at: float = 0.0
+
+
 class LifecycleBatch:
-    """Held acks of short tasks and their events; one confirmed publish, then the acks."""
+    """Held acks of short tasks and their events: one publish a batch, acks on its confirm.
+
+    Nothing here blocks the worker's event loop: the batch is published without waiting and
+    its acks go when the loop reads the broker's confirm (:class:`LoopPublisher`). A failed
+    or unconfirmed publish keeps every ack held and is published again.
+    """
 
     def __init__(self, app: Celery, consumer: Any, wait_s: float) -> None:
-        self.app = app
         self.consumer = consumer
         self.wait_s = wait_s
-        self.bodies: list[dict[str, Any]] = []
-        self.held: list[Request] = []
+        self.filling = Batch()
+        self.in_flight: list[Batch] = []
+        self.publisher = LoopPublisher(app, declare=routing.TOPOLOGY)
         self._due = False
-        #: Prefetch added for the held acks (a held ack still counts against prefetch 1).
-        self.granted = 0
-        self._connection: Any = None
-        self._channel: Any = None
-        self._confirms: PipelinedConfirms | None = None
+        self._watching = False
 
     def hold(self, request: Request) -> None:
         """Take a succeeded short task's events; ack its message once they are confirmed."""
-        self.bodies.extend(lifecycle_of(request))
-        self.held.append(request)
-        self._grant()
-        if len(self.held) >= BATCH_MAX or worker_state.should_stop is not None:
+        batch = self.filling
+        batch.bodies.extend(lifecycle_of(request))
+        batch.requests.append(request)
+        self._grant(batch)
+        if len(batch.requests) >= BATCH_MAX or worker_state.should_stop is not None:
             self.flush()
         elif not self._due:
             self._due = True
             self.consumer.hub.call_later(self.wait_s, self._flush_later)
 
-    def _grant(self) -> None:
+    def _grant(self, batch: Batch) -> None:
         """Raise the prefetch so held acks do not hold back the next message (prefetch 1).
 
         Each change is a ``basic.qos`` round trip from the event loop, so the grant doubles
@@ -82,74 +102,111 @@ class LifecycleBatch:
         twice the held acks' worth of messages prefetched beyond the setting.
         """
         qos = getattr(self.consumer, "qos", None)
-        if qos is None or len(self.held) <= self.granted:
+        if qos is None or len(batch.requests) <= batch.granted:
             return
-        more = max(1, self.granted)
+        more = max(1, batch.granted)
         qos.increment_eventually(more)
-        self.granted += more
+        batch.granted += more
 
     def _flush_later(self) -> None:
         self._due = False
         self.flush()
 
     def flush(self) -> None:
-        """Publish the held events in one message, wait for its confirm, then ack."""
-        if not self.held:
-            return
+        """Publish the filling batch (and any not yet published), without waiting."""
+        if self.filling.requests:
+            self.in_flight.append(self.filling)
+            self.filling = Batch()
         try:
-            self._publish(events.bundle(self.bodies))
-        except Exception:  # keep everything held: the next attempt publishes them again
-            log.warning("lifecycle batch of %d tasks not confirmed, retrying", len(self.held),
-                        exc_info=True)  # fmt: skip
-            self._drop_connection()
-            if not self._due:
-                self._due = True
-                self.consumer.hub.call_later(RETRY_S, self._flush_later)
+            for batch in self.in_flight:
+                if not batch.tag:
+                    batch.tag = self.publisher.send(
+                        events.bundle(batch.bodies), batch.message_id, self.consumer.hub,
+                        self._on_readable, exchange=routing.MEDIA_EXCHANGE,
+                        routing_key=routing.event_key(events.BUNDLE), serializer="json",
+                        delivery_mode=2)  # fmt: skip
+                    batch.sent_at = time.monotonic()
+        except Exception:
+            self._publish_again("could not publish")
             return
-        held, self.held, self.bodies = self.held, [], []
-        for request in held:
-            request._on_ack(log, request.connection_errors)
-        qos = getattr(self.consumer, "qos", None)
-        if qos is not None and self.granted:
-            qos.decrement_eventually(self.granted)
-        self.granted = 0
+        self._settle()
+        if self.in_flight and not self._watching:
+            self._watching = True
+            self.consumer.hub.call_later(RETRY_S, self._watch)
+
+    def _on_readable(self) -> None:
+        try:
+            self.publisher.poll()
+        except Exception:
+            self._publish_again("lost the connection")
+            return
+        self._settle()
+
+    def _settle(self, at_once: bool = False) -> None:
+        """Ack every batch the broker confirmed, oldest first.
+
+        Celery's ack (``request._on_ack``) goes through the event loop's next turn; a stopping
+        worker's loop has no next turn, so its last batches are acked ``at_once``.
+        """
+        if self.publisher.nacked:
+            self._publish_again("the broker refused")
+            return
+        while self.in_flight and self.in_flight[0].tag:
+            if not self.publisher.confirmed(self.in_flight[0].tag):
+                return
+            batch = self.in_flight.pop(0)
+            for request in batch.requests:
+                if at_once:
+                    request.message.ack_log_error(log, request.connection_errors)
+                else:
+                    request._on_ack(log, request.connection_errors)
+            qos = getattr(self.consumer, "qos", None)
+            if qos is not None and batch.granted:
+                qos.decrement_eventually(batch.granted)
+
+    def _watch(self) -> None:
+        """While batches are out: one unconfirmed for too long is published again."""
+        self._watching = False
+        if not self.in_flight:
+            return
+        oldest = self.in_flight[0]
+        if oldest.tag and time.monotonic() - oldest.sent_at > defaults.CONFIRM_TIMEOUT_S:
+            self._publish_again("no confirm")
+            return
+        self._watching = True
+        self.consumer.hub.call_later(RETRY_S, self._watch)
+
+    def _publish_again(self, why: str) -> None:
+        """The publisher failed: keep every ack held, publish each batch again soon."""
+        log.warning("lifecycle events of %d short tasks: %s, publishing again",
+                    sum(len(b.requests) for b in self.in_flight), why, exc_info=True)  # fmt: skip
+        self.publisher.close()
+        for batch in self.in_flight:
+            batch.tag = 0
+        if not self._due:
+            self._due = True
+            self.consumer.hub.call_later(RETRY_S, self._flush_later)
 
     def discard(self) -> None:
         """The consumer's connection is gone: its delivery tags cannot be acked any more.
 
         The messages come again (``redelivered``) and run again; their events then go out.
         """
-        if self.held:
-            log.warning("connection lost with %d short tasks' acks held: they run again",
-                        len(self.held))  # fmt: skip
-        self.held, self.bodies = [], []
+        lost = len(self.filling.requests) + sum(len(b.requests) for b in self.in_flight)
+        if lost:
+            log.warning("connection lost with %d short tasks' acks held: they run again", lost)
+        self.filling, self.in_flight = Batch(), []
 
     def close(self) -> None:
+        """A stopping worker: publish what is held, wait for the confirms, ack, close."""
         self.flush()
-        self._drop_connection()
-
-    def _publish(self, body: dict[str, Any]) -> None:
-        if self._confirms is None:
-            self._connection = self.app.connection_for_write(heartbeat=0)
-            self._channel = self._connection.channel()
-            for queue in routing.TOPOLOGY:
-                queue(self._channel).declare()
-            self._confirms = PipelinedConfirms(self._channel)
-        events._publish(Producer(self._channel), body, uuid.uuid4().hex)
-        self._confirms.wait()
-
-    def _drop_connection(self) -> None:
-        connection, self._connection, self._channel, self._confirms = (
-            self._connection,
-            None,
-            None,
-            None,
-        )
-        if connection is not None:
-            try:
-                connection.close()
-            except Exception:  # already broken: that is why it is dropped
-                log.debug("closing the lifecycle batch connection", exc_info=True)
+        try:
+            self.publisher.wait()
+        except Exception:  # not acked: the messages come again
+            log.warning("lifecycle events not confirmed at shutdown", exc_info=True)
+        else:
+            self._settle(at_once=True)
+        self.publisher.close()
 
 
 def lifecycle_of(request: Request) -> list[dict[str, Any]]:

@@ -88,8 +88,10 @@ class UploadConsumer(Consumer):
         super().on_close()
 
     def stop(self) -> None:
-        if self.lifecycle_batch is not None:  # a warm shutdown acks what already ran
-            self.lifecycle_batch.flush()
+        # A warm shutdown: publish the held events and ack their tasks before the connection
+        # closes (Celery closes it in stop; the event loop has stopped turning already).
+        if self.lifecycle_batch is not None:
+            self.lifecycle_batch.close()
         super().stop()
 
     def shutdown(self) -> None:
