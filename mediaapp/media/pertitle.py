@@ -10,15 +10,14 @@ sample length, rung, CRF, encoder options, ffmpeg) and a resubmission encodes no
 
 A search round encodes one sample into every open rung at its next CRF (one ffmpeg: decode
 once, ``split``) and scores them in one libvmaf run. What to try next is a pure function of
-the trials so far (:func:`next_crf`), so the search runs the same in one process
-(:func:`search`) and as rounds of parallel tasks, one per sample (``jobs/job.py``).
+the trials so far (:mod:`~mediaapp.media.crfsearch`), so the search runs the same in one
+process (:func:`search`) and as rounds of parallel tasks, one per sample (``jobs/job.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import json
 import math
 import shutil
@@ -31,18 +30,15 @@ import ffmpeg
 
 from mediaapp.media import chunking, command, hdr, quality, renditions
 from mediaapp.media.context import JobContext
+from mediaapp.media.crfsearch import next_crf
 from mediaapp.media.outputs import OutputEntry, Work, atomic_output
 from mediaapp.media.probe import timing
-from mediaapp.media.profiles import PerTitle, Profile, Rung
+from mediaapp.media.profiles import Profile, Rung
 from mediaapp.settings import Settings
 from mediaapp.storage import chunks as chunk_store
 
 #: Where a job keeps the source chunks its samples come from, while it searches.
 WORK_DIR = ".pertitle"
-#: VMAF points lost per CRF step assumed until two trials measure it (x264, VMAF 85..97).
-DEFAULT_SLOPE = 1.5
-#: Most CRF steps one extrapolated guess moves.
-MAX_STEP = 8
 #: Manifest entries of a ladder's rungs (what the full-encode figures are read from).
 RUNG_KINDS = ("hls-rendition", "dash-representation")
 
@@ -91,45 +87,6 @@ def new_state(samples: list[dict[str, Any]], *, tasks: bool = False) -> dict[str
     the trials run as tasks (one a sample, in parallel) or in this process."""
     return {"samples": samples, "trials": {}, "encodes": 0, "trial_s": 0.0, "rounds": 0,
             "tasks": tasks}  # fmt: skip
-
-
-def next_crf(trials: dict[int, float], target: float, pt: PerTitle) -> int | None:
-    """The next CRF to try for one rung, or None when the search is over.
-
-    ``lo``: the highest CRF tried that meets the target, ``hi``: the lowest that does not.
-    Between the two, the secant (linear interpolation of VMAF over CRF); on one side only,
-    a step of the measured slope (the default slope until two points give one).
-    """
-    if len(trials) >= pt.max_trials:
-        return None
-    if not trials:
-        return min(max(pt.crf_start, pt.crf_min), pt.crf_max)
-    lo = max((c for c, v in trials.items() if v >= target), default=None)
-    hi = min((c for c, v in trials.items() if v < target), default=None)
-    if lo is not None and hi is not None:
-        if hi - lo <= 1:
-            return None
-        guess = lo + (trials[lo] - target) * (hi - lo) / max(trials[lo] - trials[hi], 1e-6)
-        return min(max(math.floor(guess), lo + 1), hi - 1)
-    slope = _slope(trials)
-    if lo is not None:  # every trial meets the target: a higher CRF, fewer bytes
-        if lo >= pt.crf_max:
-            return None
-        step = min(max(1, math.floor((trials[lo] - target) / slope)), MAX_STEP)
-        return min(lo + step, pt.crf_max)
-    assert hi is not None  # no trial meets it: a lower CRF
-    if hi <= pt.crf_min:
-        return None
-    step = min(max(1, math.ceil((target - trials[hi]) / slope)), MAX_STEP)
-    return max(hi - step, pt.crf_min)
-
-
-def _slope(trials: dict[int, float]) -> float:
-    """VMAF points lost per CRF step between the two closest trials (default if unmeasured)."""
-    crfs = sorted(trials)
-    slopes = [(trials[a] - trials[b]) / (b - a) for a, b in itertools.pairwise(crfs)]
-    best = min(slopes, key=abs, default=0.0) if slopes else 0.0
-    return best if best > 0.2 else DEFAULT_SLOPE
 
 
 def _trials(state: dict[str, Any], name: str) -> dict[int, float]:
@@ -235,10 +192,11 @@ def run_trials(
             targets = [quality.Target((out,), rung.width, rung.height)
                        for out, rung in zip(outs, rungs, strict=True)]  # fmt: skip
             logs = [o.with_suffix(".json") for o in outs]
-            threads = settings.ffmpeg_threads or 2
+            # VMAF only (a trial needs no PSNR nor SSIM: a quarter of libvmaf's time), one
+            # thread each (a pool costs more than it saves on a few frames).
             reference = wd / sample["name"]
             scoring.append(quality.score_stream(reference, fps, targets, logs, pt.subsample,
-                                                threads))  # fmt: skip
+                                                1, extra=False))  # fmt: skip
             pending += [(i, name, rung, path, out, log) for (name, (rung, path)), out, log
                         in zip(todo.items(), outs, logs, strict=True)]  # fmt: skip
         started = time.monotonic()
@@ -246,8 +204,8 @@ def run_trials(
         work.run(ffmpeg.merge_outputs(*scoring))
         each = round((time.monotonic() - started) / len(pending), 3)
         for i, name, rung, path, out, log in pending:
-            score = quality.parse_log(json.loads(log.read_text()), pt.subsample)
-            result = {"crf": rung.crf, "vmaf": score.vmaf_mean, "bytes": out.stat().st_size,
+            vmaf = quality.vmaf_mean(json.loads(log.read_text()))
+            result = {"crf": rung.crf, "vmaf": vmaf, "bytes": out.stat().st_size,
                       "seconds": round(timing(out).video_s, 6), "trial_s": each}  # fmt: skip
             with atomic_output(path) as part:
                 part.write_text(json.dumps(result))

@@ -117,6 +117,19 @@ def parse_log(data: dict[str, Any], subsample: int) -> Score:
     )
 
 
+def vmaf_mean(data: dict[str, Any]) -> float:
+    """The VMAF mean of a libvmaf JSON log scored without PSNR and SSIM (a per-title trial);
+    :class:`NotMedia` if no frame was scored."""
+    vmaf = [
+        float(f["metrics"]["vmaf"])
+        for f in data.get("frames", [])
+        if "vmaf" in f.get("metrics", {})
+    ]
+    if not vmaf:
+        raise NotMedia("libvmaf scored 0 frames: nothing to measure")
+    return round(fmean(vmaf), 3)
+
+
 def _scored_frames(video: Any, subsample: int) -> Any:
     """Only the frames libvmaf reads: each scored frame and the one before it (its motion
     feature compares the two), so 3 frames in 5 are never scaled nor handed to libvmaf."""
@@ -224,13 +237,16 @@ def sampled_stream(
     return ffmpeg.merge_outputs(*outputs).global_args("-copyts")
 
 
-def _libvmaf(distorted: Any, reference: Any, log: Path, subsample: int, threads: int) -> Any:
-    """libvmaf (PSNR and SSIM in the same pass) writing ``log``, to a null output."""
+def _libvmaf(distorted: Any, reference: Any, log: Path, subsample: int, threads: int,
+             extra: bool = True) -> Any:  # fmt: skip
+    """libvmaf (PSNR and SSIM in the same pass, unless not ``extra``) writing ``log``, to a
+    null output."""
+    features = {"feature": "name=psnr|name=float_ssim"} if extra else {}
     scored = ffmpeg.filter(
         [distorted, reference],  # distorted first
         "libvmaf",
         model=f"version={MODEL}",
-        feature="name=psnr|name=float_ssim",
+        **features,
         n_subsample=min(subsample, 2),
         n_threads=threads,
         log_fmt="json",
@@ -242,9 +258,10 @@ def _libvmaf(distorted: Any, reference: Any, log: Path, subsample: int, threads:
 
 def score_stream(
     src: Path, fps: float, targets: Sequence[Target], logs: Sequence[Path], subsample: int,
-    threads: int = 2,
+    threads: int = 2, extra: bool = True,
 ) -> Any:  # fmt: skip
-    """The ffmpeg graph that scores every target against ``src``, one JSON log each.
+    """The ffmpeg graph that scores every target against ``src``, one JSON log each (VMAF
+    only, without PSNR and SSIM, unless ``extra``).
 
     Frame ``k * subsample`` of both sides is scored (``n_subsample`` over the kept pairs).
     """
@@ -260,7 +277,7 @@ def score_stream(
             subsample,
         ).filter("format", "yuv420p")
         reference = scaled.filter("setpts", "PTS-STARTPTS")
-        outputs.append(_libvmaf(distorted, reference, log, subsample, threads))
+        outputs.append(_libvmaf(distorted, reference, log, subsample, threads, extra))
     return ffmpeg.merge_outputs(*outputs)
 
 

@@ -111,6 +111,10 @@ def test_a_resubmission_runs_no_trial_encode(
     first = steps.run("pt-cache-1", hard, "pt-dash", settings)
     trial_encodes = [c for c in calls if "/.pertitle/trial-" in c and "libx264" in c]
     assert trial_encodes and first["pertitle"]["trial_encodes"] > 0
+    # A trial is scored on VMAF alone (no PSNR nor SSIM, which it never used), one thread.
+    trial_scores = [c for c in calls if "/.pertitle/trial-" in c and "libvmaf" in c]
+    assert trial_scores and not [c for c in trial_scores if "psnr" in c or "ssim" in c]
+    assert all("n_threads=1" in c for c in trial_scores)
     calls.clear()
     second = steps.run("pt-cache-2", hard, "pt-dash", settings)
     assert not [c for c in calls if "/.pertitle/" in c and ("libx264" in c or "libvmaf" in c)]

@@ -1,4 +1,4 @@
-"""Per-title ladders, the pure parts: the CRF search's next guess, the rules that drop rungs,
+"""Per-title ladders, the pure parts: the rules that drop rungs
 and the profile fields checked at load."""
 
 from __future__ import annotations
@@ -9,39 +9,8 @@ import pytest
 
 from mediaapp.errors import ConfigurationError
 from mediaapp.media import pertitle, profiles
-from mediaapp.media.profiles import PerTitle
 
 pytestmark = pytest.mark.unit
-
-
-def converge(curve: dict[int, float], target: float, pt: PerTitle) -> tuple[dict[int, float], int]:
-    """Run the search against a known VMAF(CRF) curve; the trials and the chosen CRF."""
-    trials: dict[int, float] = {}
-    while (crf := pertitle.next_crf(trials, target, pt)) is not None and crf not in trials:
-        trials[crf] = curve[crf]
-    meeting = [c for c, v in trials.items() if v >= target]
-    return trials, max(meeting) if meeting else min(trials)
-
-
-@pytest.mark.parametrize("slope", [0.8, 1.5, 3.0])
-@pytest.mark.parametrize("target", [80.0, 90.5, 95.0])
-def test_the_search_finds_the_highest_crf_meeting_the_target(slope: float, target: float) -> None:
-    curve = {c: 100 - slope * (c - 10) for c in range(52)}  # VMAF falls as the CRF rises
-    pt = PerTitle(max_trials=6, crf_min=10, crf_max=45)
-    trials, chosen = converge(curve, target, pt)
-    best = max(c for c in range(10, 46) if curve[c] >= target)
-    assert len(trials) <= 6
-    assert curve[chosen] >= target and chosen >= best - 1, (trials, chosen, best)
-
-
-def test_the_search_is_bounded_and_stops_at_the_crf_limits() -> None:
-    pt = PerTitle(max_trials=3, crf_min=18, crf_max=30, crf_start=23)
-    trials, chosen = converge({c: 99.0 for c in range(52)}, 90, pt)  # always met
-    assert chosen == 30 and len(trials) <= 3
-    trials, chosen = converge({c: 50.0 for c in range(52)}, 90, pt)  # never met
-    assert chosen == 18 and min(trials) == 18 and len(trials) <= 3
-    assert pertitle.next_crf({23: 95, 24: 92, 25: 91}, 93, pt) is None  # max_trials spent
-    assert pertitle.next_crf({23: 95, 24: 92}, 93, PerTitle()) is None  # neighbours: done
 
 
 def rung(name: str, vmaf: float, kbps: int) -> dict[str, object]:

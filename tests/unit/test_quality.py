@@ -55,6 +55,14 @@ def test_a_log_without_scores_is_not_media() -> None:
         quality.parse_log({"frames": [{"frameNum": 0, "metrics": {"vmaf": 80.0}}]}, 5)
 
 
+def test_a_trial_log_has_vmaf_alone() -> None:
+    """A per-title trial is scored without PSNR and SSIM: its mean VMAF is all it reads."""
+    frames = [{"frameNum": i, "metrics": {"vmaf": v}} for i, v in enumerate((90.0, 92.0, 95.5))]
+    assert quality.vmaf_mean({"frames": frames}) == 92.5
+    with pytest.raises(NotMedia):
+        quality.vmaf_mean({"frames": []})
+
+
 def test_quality_option_is_validated(tmp_path: Path) -> None:
     ok = tmp_path / "ok.toml"
     ok.write_text("[a]\nquality = { measure = true }\n\n[b]\n[b.quality]\nsubsample = 10\n"
