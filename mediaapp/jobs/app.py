@@ -11,6 +11,7 @@ from typing import Any
 
 from celery import Celery, signals
 from celery.app import amqp
+from kombu.common import maybe_declare
 
 from mediaapp import defaults
 from mediaapp.errors import ConfigurationError
@@ -99,7 +100,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 class AMQP(amqp.AMQP):
-    """Celery's task message factory, without Flower's ``task-sent`` for short tasks."""
+    """Celery's task messages, with two costs removed: Flower's ``task-sent`` for short tasks,
+    and declaring the topology on every publish."""
 
     @cached_property
     def create_task_message(self) -> Callable[..., Any]:
@@ -112,6 +114,31 @@ class AMQP(amqp.AMQP):
             return message
 
         return create
+
+    @cached_property
+    def send_task_message(self) -> Callable[..., Any]:
+        """Declare a route's ``declare`` list once per channel, not on every publish.
+
+        Kombu binds a copy of each entity before it looks in its cache of declared ones: six
+        queues a publish were a third of a client's CPU per ``send_task``. A new channel
+        (a reconnect) declares them again.
+        """
+        send = super().send_task_message
+
+        def publish(producer: Any, name: str, message: Any, *args: Any, **kwargs: Any) -> Any:
+            declare = kwargs.get("declare")
+            if declare:
+                channel = producer.channel
+                done = channel.__dict__.setdefault("_mediaapp_declared", set())
+                key = tuple(entity.name for entity in declare)
+                if key not in done:
+                    for entity in declare:
+                        maybe_declare(entity, channel, retry=True)
+                    done.add(key)
+                kwargs["declare"] = []  # not None: Celery would declare the queue again
+            return send(producer, name, message, *args, **kwargs)
+
+        return publish
 
 
 def create_app(settings: Settings | None = None) -> Celery:

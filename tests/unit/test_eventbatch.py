@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mediaapp.jobs import eventbatch, events
-from mediaapp.jobs.app import AMQP, create_app
+from mediaapp.jobs.app import create_app
 from mediaapp.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -219,12 +219,3 @@ def test_only_a_worker_with_an_event_loop_and_confirms_batches(tmp_path: Any) ->
     finally:
         eventbatch._current = None
         events.leave_short_tasks_to_main(False)
-
-
-@pytest.mark.parametrize(("name", "sent"), [("media.ping", False), ("video.transcode", True)])
-def test_flowers_sent_event_is_not_made_for_short_tasks(name: str, sent: bool) -> None:
-    app = create_app(Settings(broker_url="memory://"))
-    app.conf.task_send_sent_event = True
-    assert isinstance(app.amqp, AMQP)
-    message = app.amqp.create_task_message("id1", name, (), {}, create_sent_event=True)
-    assert (message.sent_event is not None) is sent
