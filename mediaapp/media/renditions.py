@@ -115,10 +115,17 @@ def colour_mode(info: ProbeResult, profile: Profile) -> str:
     return hdr.mode(info.colour, profile.codec)
 
 
+def audio_channels(info: ProbeResult) -> int:
+    """Channels of a ladder's audio: the source's, at most two (5.1 is downmixed to stereo).
+    Mono stays mono: two copies of one channel would double every rung's AAC encode."""
+    channels = info.audio.channels if info.audio is not None else None
+    return min(channels or 2, 2)
+
+
 def _audio_options(info: ProbeResult, profile: Profile) -> dict[str, Any]:
     if info.audio is None:
         return {"an": None}
-    return {"acodec": "aac", "b:a": f"{profile.audio_bitrate_kbps}k", "ac": 2}
+    return {"acodec": "aac", "b:a": f"{profile.audio_bitrate_kbps}k", "ac": audio_channels(info)}
 
 
 def aligned_audio(audio: Any) -> Any:
