@@ -9,6 +9,7 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
@@ -180,6 +181,21 @@ def test_playlists_share_one_version_and_declare_the_peak(settings: Settings) ->
             for d, f in renditions.media_playlist(playlist)
         )
         assert int(variant["BANDWIDTH"]) == math.ceil(peak)
+
+
+def test_each_rung_is_read_back_once(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The master playlist and the checks share one reading of each rung's first segment."""
+    opened, real_open = [], av.open
+
+    def counting_open(*args: Any, **kwargs: Any) -> Any:
+        opened.append(args[0])
+        return real_open(*args, **kwargs)
+
+    name = generate(settings.media_root, "hd-2s.mp4", size="1280x720", seconds=2)
+    monkeypatch.setattr(av, "open", counting_open)
+    m = steps.run("read-once", name, "hls", settings)
+    rungs = outputs(m, "hls-rendition")
+    assert len(rungs) == 3 and len(opened) == 1 + len(rungs), opened  # the probe, each rung
 
 
 def test_chunked_hls_segments_sit_on_the_grid_like_unchunked(settings: Settings) -> None:
