@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,14 @@ def results_dir(quick: bool) -> Path:
     path = Path(tempfile.gettempdir()) / "mediaapp-bench-quick" if quick else RESULTS
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cpu_s() -> float:
+    """User + system seconds of this process and its waited-for children (ffmpeg): the figure
+    other work on the machine hardly moves, where wall-clock time swings with the load."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 def write_result(name: str, data: Any, quick: bool) -> Path:

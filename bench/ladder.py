@@ -22,7 +22,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench import write_result
+from bench import cpu_s, write_result
 from bench.overhead import make_clip
 from mediaapp.media import steps
 
@@ -88,11 +88,13 @@ def main(argv: list[str]) -> int:
     settings, profile, info = get_settings(), get_profile("hls"), probe(clip)
     binary = command.ffmpeg_binary()
     times: dict[str, list[float]] = {"direct": [], "single": [], "per_rendition": [], "two": []}
+    cpu: dict[str, list[float]] = {k: [] for k in times}
 
     def timed(key: str, fn: object) -> None:
-        started = time.perf_counter()
+        used, started = cpu_s(), time.perf_counter()
         fn()  # type: ignore[operator]
         times[key].append(time.perf_counter() - started)
+        cpu[key].append(cpu_s() - used)
 
     def two_workers() -> None:
         out = work / "two"
@@ -114,7 +116,7 @@ def main(argv: list[str]) -> int:
         timed("per_rendition", lambda r=rep: steps.run(
             f"p{r}", clip.name, "hls", settings, strategy="per_rendition"))  # fmt: skip
         timed("two", two_workers)
-    base = statistics.median(times["direct"])
+    base, cpu_base = statistics.median(times["direct"]), statistics.median(cpu["direct"])
     labels = {
         "direct": "hand-written single ffmpeg (baseline)",
         "single": "pipeline, single process (split)",
@@ -122,11 +124,18 @@ def main(argv: list[str]) -> int:
         "two": "per rendition, 2 workers in parallel",
     }
     rows = [{"strategy": labels[k], "median_s": round(statistics.median(v), 3),
-             "ratio": round(statistics.median(v) / base, 3)} for k, v in times.items()]  # fmt: skip
+             "ratio": round(statistics.median(v) / base, 3),
+             "cpu_s": round(statistics.median(cpu[k]), 3),
+             "cpu_ratio": round(statistics.median(cpu[k]) / cpu_base, 3)}
+            for k, v in times.items()]  # fmt: skip
     heights = "/".join(str(r.height) for r in renditions.plan_rungs(info, profile))
     print(f"HLS ladder {heights} from a {size} {seconds} s clip, median of {reps}")
     for row in rows:
-        print(f"  {row['strategy']:<40} {row['median_s']:>7.3f} s  {row['ratio']:>6.3f}x")
+        print(
+            f"  {row['strategy']:<40} {row['median_s']:>7.3f} s  {row['ratio']:>6.3f}x"
+            f"   CPU {row['cpu_s']:>7.3f} s  {row['cpu_ratio']:>6.3f}x"
+        )
+    print(f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     write_result("ladder", rows, args.quick)
     shutil.rmtree(work, ignore_errors=True)
     return 0

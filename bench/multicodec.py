@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import shutil
 import signal
 import statistics
@@ -30,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from bench import write_result
+from bench import cpu_s, write_result
 from bench.overhead import make_clip
 
 PROFILE = "multi-bench"
@@ -153,11 +152,11 @@ def main(argv: list[str]) -> int:
     def timed(key: str, fn: Any) -> None:
         """Wall time, and the CPU time of this process and its children (ffmpeg): the
         figure that other work on the machine hardly moves (the workers' is theirs)."""
-        used = _cpu()
+        used = cpu_s()
         started = time.perf_counter()
         fn()
         times.setdefault(key, []).append(time.perf_counter() - started)
-        cpu.setdefault(key, []).append(_cpu() - used)
+        cpu.setdefault(key, []).append(cpu_s() - used)
 
     def by_hand(out: Path) -> None:
         shutil.rmtree(out, ignore_errors=True)
@@ -214,13 +213,6 @@ def main(argv: list[str]) -> int:
                  args.quick)  # fmt: skip
     shutil.rmtree(work, ignore_errors=True)
     return 0
-
-
-def _cpu() -> float:
-    """User + system seconds of this process and its waited-for children."""
-    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
-        resource.RUSAGE_CHILDREN)  # fmt: skip
-    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _table(times: dict[str, list[float]], cpu: dict[str, list[float]]) -> list[dict[str, Any]]:

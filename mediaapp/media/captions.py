@@ -251,6 +251,8 @@ def report(tracks: list[Track], skipped: list[dict[str, Any]]) -> dict[str, Any]
 def write_hls(root: Path, tracks: list[Track], video_playlist: Path) -> list[dict[str, Any]]:
     """One segmented WebVTT rendition per track (``subs<i>/``), its segments on the video's
     own segment boundaries, each with the ``X-TIMESTAMP-MAP`` HLS requires; their entries."""
+    if not tracks:
+        return []
     segments = renditions.media_playlist(video_playlist)
     init = renditions.init_segment(video_playlist)
     offset = mpegts_offset(video_playlist.parent / segments[0][1], init)

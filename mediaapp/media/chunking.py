@@ -35,7 +35,7 @@ from mediaapp.media import command, hdr
 from mediaapp.media.outputs import atomic_output, sha256
 from mediaapp.media.probe import ProbeResult, exact_video_s, timing
 from mediaapp.media.profiles import Profile
-from mediaapp.media.renditions import aligned_audio
+from mediaapp.media.renditions import aligned_audio, audio_channels
 from mediaapp.settings import Settings
 from mediaapp.storage import chunks as chunk_store
 
@@ -277,15 +277,15 @@ def chunk_stream(
     return ffmpeg.merge_outputs(*outputs) if len(outputs) > 1 else outputs[0]
 
 
-def audio_stream(src: Path, target: Path, profile: Profile, *, stereo: bool) -> Any:
+def audio_stream(src: Path, target: Path, info: ProbeResult, profile: Profile) -> Any:
     """The whole audio track in one piece (per-chunk audio drifts and leaves gaps)."""
     options: dict[str, Any] = {
         "acodec": profile.audio_codec,
         "b:a": f"{profile.audio_bitrate_kbps}k",
     }
     audio = command.input_file(src).audio
-    if stereo:  # a ladder's audio: it goes into MPEG-TS too, where the priming would show
-        options["ac"] = 2
+    if profile.kind in ("hls", "dash"):  # a ladder's: into MPEG-TS too, the priming would show
+        options["ac"] = audio_channels(info)
         audio = aligned_audio(audio)
     return audio.output(command.output_target(target), map_metadata=-1, f="mp4", **options)
 
@@ -301,7 +301,7 @@ def encode_audio(
     """Encode the job's audio track once into the work dir."""
     with atomic_output(work / "audio.m4a") as tmp:
         result = command.run(
-            audio_stream(src, tmp, profile, stereo=profile.kind in ("hls", "dash")),
+            audio_stream(src, tmp, info, profile),
             duration_s=info.duration_s,
             on_progress=on_progress,
             limits=limits,

@@ -94,13 +94,13 @@ def hls_options(folder: Path, profile: Profile) -> dict[str, Any]:
     return renditions.hls_options(folder, profile, fmp4=True)
 
 
-def _audio_output(audio: Any, folder: Path, profile: Profile) -> Any:
+def _audio_output(audio: Any, folder: Path, info: ProbeResult, profile: Profile) -> Any:
     folder.mkdir(parents=True, exist_ok=True)
     return ffmpeg.output(
         renditions.aligned_audio(audio),
         command.output_target(folder / PLAYLIST),
         acodec="aac",
-        ac=2,
+        ac=renditions.audio_channels(info),
         **{"b:a": f"{profile.audio_bitrate_kbps}k"},
         **hls_options(folder, profile),
     )
@@ -136,7 +136,7 @@ def encode_stream(
             )
         )
     if audio and info.audio is not None:
-        outputs.append(_audio_output(inp.audio, out_dir / AUDIO, profile))
+        outputs.append(_audio_output(inp.audio, out_dir / AUDIO, info, profile))
     return ffmpeg.merge_outputs(*outputs) if len(outputs) > 1 else outputs[0]
 
 

@@ -70,7 +70,7 @@ def inspect(root: Path, info: ProbeResult, variants: list[Variant]) -> dict[str,
 
 
 def master_playlist(
-    root: Path, variants: list[Variant], audio: bool, found: dict[str, Found]
+    root: Path, variants: list[Variant], audio: bool, found: dict[str, Found], channels: int = 2
 ) -> str:
     """The HLS master playlist over the variants (and the shared audio rendition)."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
@@ -80,7 +80,7 @@ def master_playlist(
         audio_peak, audio_avg = _rates(segments)
         lines.append(
             f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{_AUDIO_GROUP}",NAME="audio",'
-            f'DEFAULT=YES,AUTOSELECT=YES,CHANNELS="2",URI="{AUDIO}/{PLAYLIST}"'
+            f'DEFAULT=YES,AUTOSELECT=YES,CHANNELS="{channels}",URI="{AUDIO}/{PLAYLIST}"'
         )
     for v in variants:
         _, segments = _segments(root / v.name)
@@ -229,7 +229,8 @@ def package(
     work.captions = captions.report(tracks, skipped)
     audio = ctx.source.audio is not None
     found = inspect(root, ctx.source, variants)
-    master = master_playlist(root, variants, audio, found)
+    channels = renditions.audio_channels(ctx.source)
+    master = master_playlist(root, variants, audio, found, channels)
     subtitles = captions.write_hls(root, tracks, root / variants[0].name / PLAYLIST)
     (root / "master.m3u8").write_text(captions.with_subtitles(master, tracks))
     folders = [v.name for v in variants] + ([AUDIO] if audio else [])

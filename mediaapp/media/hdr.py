@@ -151,7 +151,11 @@ def verify(
 ) -> Colour:
     """Read an output's colour back (its first frame) and raise :class:`ColourMismatch` if it
     is not what ``rendition_mode`` promises; the colour found, for the manifest."""
-    found = colour.read(path, init)
+    return check(colour.read(path, init), rendition_mode, source, name)
+
+
+def check(found: Colour, rendition_mode: str, source: Colour | None, name: str) -> Colour:
+    """:func:`verify` of a colour already read back (with the rest of an output's facts)."""
     wrong = problems(found, rendition_mode, source)
     if wrong:
         raise ColourMismatch(f"output {name}: {'; '.join(wrong)} ({rendition_mode} rendition)")

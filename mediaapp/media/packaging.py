@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mediaapp.errors import NotMedia
-from mediaapp.media import captions, cmafpack, command, hdr, manifests, renditions
+from mediaapp.media import captions, cmafpack, command, hdr, hlsmaster, manifests, renditions
 from mediaapp.media.context import JobContext
 from mediaapp.media.outputs import OutputEntry, Work, duration_tolerance, sha256
 from mediaapp.media.probe import ProbeResult
@@ -122,16 +122,20 @@ def _hls_package(
     tracks, skipped = captions.gather(ctx)
     work.captions = captions.report(tracks, skipped)
     subtitles = captions.write_hls(root, tracks, root / rungs[0].name / "index.m3u8")
-    write_master(root, rungs, tracks)
-    return verify_hls(root, ctx.source, ctx.profile, rungs) + subtitles
+    facts = hlsmaster.read_rungs(root, rungs)  # each rung read back once: master and checks
+    write_master(root, rungs, tracks, facts)
+    return verify_hls(root, ctx.source, ctx.profile, rungs, facts) + subtitles
 
 
 def write_master(
-    root: Path, rungs: list[renditions.PlannedRung], tracks: list[captions.Track] | None = None
+    root: Path,
+    rungs: list[renditions.PlannedRung],
+    tracks: list[captions.Track] | None = None,
+    facts: dict[str, hlsmaster.RungFacts] | None = None,
 ) -> None:
     """The master playlist (with the ``subs`` group of ``tracks``), and one EXT-X-VERSION
     across it and the media playlists."""
-    master = renditions.master_playlist(root, rungs)
+    master = hlsmaster.master_playlist(root, rungs, facts)
     (root / "master.m3u8").write_text(captions.with_subtitles(master, tracks or []))
     manifests.set_hls_version(
         [root / "master.m3u8", *(root / r.name / "index.m3u8" for r in rungs)]
@@ -173,9 +177,15 @@ def package_hls(work: Work, ctx: JobContext) -> None:
 
 
 def verify_hls(
-    root: Path, info: ProbeResult, profile: Profile, rungs: list[renditions.PlannedRung]
+    root: Path,
+    info: ProbeResult,
+    profile: Profile,
+    rungs: list[renditions.PlannedRung],
+    facts: dict[str, hlsmaster.RungFacts] | None = None,
 ) -> list[dict[str, Any]]:
-    """Check every rung (duration, height, segment count, colour) and the master playlist."""
+    """Check every rung (duration, height, segment count, colour) and the master playlist;
+    ``facts``: each rung's first segment as :func:`hlsmaster.read_rungs` read it."""
+    facts = facts if facts is not None else hlsmaster.read_rungs(root, rungs)
     expected = _expected_duration(info)
     mode = renditions.colour_mode(info, profile)
     entries: list[dict[str, Any]] = []
@@ -188,7 +198,7 @@ def verify_hls(
         duration = sum(d for d, _ in segments)
         init = renditions.init_segment(playlist)
         files = [*([init] if init else []), *(playlist.parent / f for _, f in segments)]
-        found = hdr.verify(files[-len(segments)], mode, info.colour, f"rung {rung.name}", init)
+        found = hdr.check(facts[rung.name].colour, mode, info.colour, f"rung {rung.name}")
         width, height = (int(v) for v in variant["RESOLUTION"].split("x"))
         if (width, height) != (rung.width, rung.height):
             raise NotMedia(f"rung {rung.name}: {width}x{height}, not {rung.width}x{rung.height}")

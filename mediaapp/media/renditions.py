@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,20 +26,16 @@ from typing import Any
 import ffmpeg
 
 from mediaapp.errors import NotMedia
-from mediaapp.media import colour, command, hdr
+from mediaapp.media import command, hdr
 from mediaapp.media.inputs import display_size, fit
-from mediaapp.media.probe import ProbeResult, probe
+from mediaapp.media.probe import ProbeResult
 from mediaapp.media.profiles import Profile
 
-#: CODECS strings for the H.264 profiles x264 writes (profile_idc + constraint byte).
-_AVC_PROFILE = {"Baseline": "4200", "Constrained Baseline": "42e0", "Main": "4d00", "High": "6400"}
 AAC_LC = "mp4a.40.2"
 #: Samples of silence ffmpeg's AAC encoder puts before the audio (its ``initial_padding``).
 AAC_PRIMING = 1024
 #: The fMP4 initialisation segment of an HEVC rung, beside its media segments.
 INIT_SEGMENT = "init.mp4"
-#: HLS VIDEO-RANGE of a transfer (RFC 8216bis).
-_RANGES = {colour.PQ: "PQ", colour.HLG: "HLG"}
 
 
 @dataclass(frozen=True)
@@ -115,10 +110,17 @@ def colour_mode(info: ProbeResult, profile: Profile) -> str:
     return hdr.mode(info.colour, profile.codec)
 
 
+def audio_channels(info: ProbeResult) -> int:
+    """Channels of a ladder's audio: the source's, at most two (5.1 is downmixed to stereo).
+    Mono stays mono: two copies of one channel would double every rung's AAC encode."""
+    channels = info.audio.channels if info.audio is not None else None
+    return min(channels or 2, 2)
+
+
 def _audio_options(info: ProbeResult, profile: Profile) -> dict[str, Any]:
     if info.audio is None:
         return {"an": None}
-    return {"acodec": "aac", "b:a": f"{profile.audio_bitrate_kbps}k", "ac": 2}
+    return {"acodec": "aac", "b:a": f"{profile.audio_bitrate_kbps}k", "ac": audio_channels(info)}
 
 
 def aligned_audio(audio: Any) -> Any:
@@ -304,55 +306,6 @@ def hevc_codec(hvcc: bytes) -> str:
     tier = "H" if hvcc[1] & 0x20 else "L"
     parts = [f"hvc1.{space}{hvcc[1] & 0x1F}", f"{compat:X}", f"{tier}{hvcc[12]}"]
     return ".".join(parts + [f"{b:02X}" for b in constraints])
-
-
-def codecs(sample: Path, init: Path | None = None) -> tuple[str, int, int, float | None]:
-    """CODECS attribute, width, height and frame rate, read from a rung's first segment
-    (after its initialisation segment ``init``, for fMP4)."""
-    if init is not None:
-        with tempfile.TemporaryDirectory() as tmp:
-            whole = Path(tmp) / "first.mp4"
-            whole.write_bytes(init.read_bytes() + sample.read_bytes())
-            return codecs(whole)
-    info = probe(sample, decode_check=False)
-    video = info.video
-    assert video is not None
-    import av
-
-    with open(sample, "rb") as fh, av.open(fh) as container:
-        ctx = container.streams.video[0].codec_context
-        if ctx.name == "hevc":
-            parts = [hevc_codec(bytes(ctx.extradata or b""))]
-        else:
-            prof, level = ctx.profile or "High", ctx.level or 31
-            parts = [f"avc1.{_AVC_PROFILE.get(prof, '6400')}{level:02x}"]
-    if info.audio is not None:
-        parts.append(AAC_LC)
-    return ",".join(parts), video.width or 0, video.height or 0, video.fps
-
-
-def master_playlist(out_dir: Path, rungs: list[PlannedRung]) -> str:
-    """The HLS master playlist, every attribute measured from the rung's own segments."""
-    lines = ["#EXTM3U", "#EXT-X-VERSION:3", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    for rung in rungs:
-        rung_dir = out_dir / rung.name
-        segments = media_playlist(rung_dir / "index.m3u8")
-        sizes = [((rung_dir / f).stat().st_size, d) for d, f in segments]
-        # Rounded up: BANDWIDTH must cover the peak segment, not fall a bit short of it.
-        peak = max(math.ceil(size * 8 / d) for size, d in sizes if d > 0)
-        average = math.ceil(sum(s for s, _ in sizes) * 8 / sum(d for _, d in sizes))
-        init = init_segment(rung_dir / "index.m3u8")
-        codec, width, height, fps = codecs(rung_dir / segments[0][1], init)
-        rate = f",FRAME-RATE={fps:.3f}" if fps else ""
-        if init is not None:  # HEVC: say which range (H.264 rungs are SDR, the default)
-            transfer = colour.read(rung_dir / segments[0][1], init).transfer
-            rate += f",VIDEO-RANGE={_RANGES.get(transfer or '', 'SDR')}"
-        lines.append(
-            f"#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},"
-            f'RESOLUTION={width}x{height},CODECS="{codec}"{rate}'
-        )
-        lines.append(f"{rung.name}/index.m3u8")
-    return "\n".join(lines) + "\n"
 
 
 def expected_segments(duration_s: float, segment_s: int) -> int:

@@ -9,12 +9,15 @@ import math
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
 
 from mediaapp.media import manifests, renditions, steps
 from mediaapp.media.inputs import fit
+from mediaapp.media.probe import ProbeResult, StreamInfo
+from mediaapp.media.profiles import get_profile
 from mediaapp.settings import Settings
 
 from ..media_sources import generate
@@ -61,6 +64,12 @@ def segment_starts(playlist: Path) -> list[float]:
             assert first.is_keyframe, f"{seg} does not start on a keyframe"
             times.append(float(first.pts * first.time_base))
     return [round(t - times[0], 3) for t in times]
+
+
+def channels(segment: Path) -> int:
+    """Audio channels of a segment."""
+    with av.open(str(segment)) as c:
+        return c.streams.audio[0].codec_context.channels
 
 
 def check_mpd(mpd_path: Path, source_s: float) -> ET.Element:
@@ -144,6 +153,18 @@ def test_hls_starts_at_zero_with_audio_and_video_aligned(settings: Settings) -> 
     for rung in outputs(m, "hls-rendition"):
         first = starts(Path(rung["path"]).parent / "seg_000.ts")
         assert first["video"] == first["audio"] == 0, first  # not 1.4667 and 1.4453 s
+        assert channels(Path(rung["path"]).parent / "seg_000.ts") == 2  # a stereo source
+
+
+@pytest.mark.unit
+def test_ladder_audio_is_the_sources_channels_at_most_stereo() -> None:
+    def source(count: int | None) -> ProbeResult:
+        audio = StreamInfo(index=1, type="audio", codec="aac", channels=count)
+        return ProbeResult("x.mp4", 1, "mp4", 1.0, None, [audio])
+
+    assert [renditions.audio_channels(source(n)) for n in (1, 2, 6, None)] == [1, 2, 2, 2]
+    options = renditions._audio_options(source(1), get_profile("hls"))
+    assert options["ac"] == 1  # mono stays mono: an upmix doubled each rung's AAC encode
 
 
 def test_playlists_share_one_version_and_declare_the_peak(settings: Settings) -> None:
@@ -162,6 +183,21 @@ def test_playlists_share_one_version_and_declare_the_peak(settings: Settings) ->
         assert int(variant["BANDWIDTH"]) == math.ceil(peak)
 
 
+def test_each_rung_is_read_back_once(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The master playlist and the checks share one reading of each rung's first segment."""
+    opened, real_open = [], av.open
+
+    def counting_open(*args: Any, **kwargs: Any) -> Any:
+        opened.append(args[0])
+        return real_open(*args, **kwargs)
+
+    name = generate(settings.media_root, "hd-2s.mp4", size="1280x720", seconds=2)
+    monkeypatch.setattr(av, "open", counting_open)
+    m = steps.run("read-once", name, "hls", settings)
+    rungs = outputs(m, "hls-rendition")
+    assert len(rungs) == 3 and len(opened) == 1 + len(rungs), opened  # the probe, each rung
+
+
 def test_chunked_hls_segments_sit_on_the_grid_like_unchunked(settings: Settings) -> None:
     name = generate(settings.media_root, "twenty.mp4", seconds=20, gop=250)
     whole = steps.run("grid-whole", name, "hls", settings)
@@ -172,3 +208,4 @@ def test_chunked_hls_segments_sit_on_the_grid_like_unchunked(settings: Settings)
     for m in (whole, chunked):
         playlist = Path(outputs(m, "hls-rendition")[0]["path"])
         assert segment_starts(playlist) == [0.0, 4.0, 8.0, 12.0, 16.0]
+        assert channels(playlist.parent / "seg_000.ts") == 1  # the source's mono, not upmixed
