@@ -48,13 +48,19 @@ def _lifecycle(log: Path, ids: set[str]) -> list[dict]:
     return [r for r in read_log(log) if r.get("task_id") in ids and r["kind"] == "event"]
 
 
-def test_a_killed_worker_loses_no_event_its_held_acks_run_again(
-    spawn: Callable[..., Proc], audit_consumer: Path
-) -> None:
+def _five_pings_run_acks_held(spawn: Callable[..., Proc]) -> tuple[str, Proc, set[str]]:
+    """A worker holding acks for HOLD_S, and 5 pings it ran: (their counter, it, their ids)."""
     counter = f"test:pings:{uuid.uuid4().hex}"
     worker = _ping_worker(spawn, counter, HOLD_S)
     ids = _send_pings(5)
     wait_for(lambda: _ran(counter) == 5, timeout=30, what="5 pings run")
+    return counter, worker, ids
+
+
+def test_a_killed_worker_loses_no_event_its_held_acks_run_again(
+    spawn: Callable[..., Proc], audit_consumer: Path
+) -> None:
+    counter, worker, ids = _five_pings_run_acks_held(spawn)
     time.sleep(0.5)  # the mirror's copies reach the log; the events are held with the acks
     assert _lifecycle(audit_consumer, ids) == []
     assert {r["task_id"] for r in read_log(audit_consumer) if r["kind"] == "task"} >= ids
@@ -72,10 +78,7 @@ def test_a_killed_worker_loses_no_event_its_held_acks_run_again(
 def test_a_stopped_worker_publishes_its_held_events_and_acks(
     spawn: Callable[..., Proc], audit_consumer: Path
 ) -> None:
-    counter = f"test:pings:{uuid.uuid4().hex}"
-    worker = _ping_worker(spawn, counter, HOLD_S)
-    ids = _send_pings(5)
-    wait_for(lambda: _ran(counter) == 5, timeout=30, what="5 pings run")
+    counter, worker, ids = _five_pings_run_acks_held(spawn)
     worker.stop(signal.SIGTERM)  # warm shutdown: the batch goes out before the connection
     assert not worker.alive()
     wait_for(lambda: len(_lifecycle(audit_consumer, ids)) == 10, timeout=10, what="events")
