@@ -103,7 +103,8 @@ def figures(manifest: dict[str, Any]) -> dict[str, Any]:
     if "pertitle" in manifest:
         record = manifest["pertitle"]
         keys = ("short", "target_vmaf", "crf", "full_vmaf", "sample_vmaf", "dropped")
-        out["rungs"] = [{k: r.get(k) for k in keys} | {"trials": len(r["trials"])}
+        out["rungs"] = [{k: r.get(k) for k in keys} | {"trials": len(r["trials"]),
+                        "tried": [[t["crf"], t["vmaf"], t["kbps"]] for t in r["trials"]]}
                         for r in record["rungs"]]  # fmt: skip
         out["trial_encodes"], out["rounds"] = record["trial_encodes"], record["rounds"]
     return out
