@@ -1,20 +1,26 @@
-"""Per-title ladders against the fixed ladder, on an easy source and a hard one.
+"""Per-title ladders against the fixed ladder, on two easy sources and a hard one.
 
     python -m bench pertitle [--reps 2] [--seconds 30] [--quick]
 
 Sources (1280x720, no audio, a keyframe every 2 s): *easy*, slides (a new still picture every
-2 s); *hard*, moving pictures under strong temporal noise. Per source, alternately in one run:
+2 s, exact copies in between: synthetic, noiseless); *easy-camera*, the same slides seen by a
+camera (light temporal sensor noise, as any real static scene has); *hard*, moving pictures
+under strong temporal noise. Per source, alternately in one run:
 
 * fixed: the shipped ``hls`` ladder with quality measured (a copy: ``measure = true``, one
   frame in 5 over the whole duration, ``sample = 0``, as ``hls-pertitle`` scores);
 * per-title: the shipped ``hls-pertitle``, the trial cache emptied first (the search's whole
   cost), and again with the cache warm (a resubmission: no trial encode);
-* easy only, *matched*: ``hls-pertitle`` with each rung's target set to the VMAF the fixed
+* easy sources, *matched*: ``hls-pertitle`` with each rung's target set to the VMAF the fixed
   ladder measured on that rung (headroom 0, margin 0, the whole CRF range 0..51, 8 trials):
   the bytes per-title spends for the fixed ladder's quality. A rung per-title dropped (it
   added nothing) is compared through the kept rung below it, the one a player gets at that
   bandwidth (the kept rung above if none is below): its VMAF must not be below the fixed
-  ladder's on the dropped rung either.
+  ladder's on the dropped rung either. The issue's target (``TARGET``: at most 0.80x the
+  bytes at VMAF not below the fixed ladder's on any rung) is judged on each easy source.
+  On the noiseless one the fixed ladder spends a fraction of its bit rate (x264's ABR has
+  nothing to spend on exact copies) and sits at the VMAF ceiling, which per-title only
+  reaches at CRF 0-2: the 20 % is out of reach there whatever the search does.
 
 Figures: total bytes of the video rungs, each rung's VMAF, median job time and CPU seconds
 (this process and its ffmpeg children: on a shared machine the wall clock says how busy the
@@ -38,7 +44,18 @@ from bench.quality import cpu_s, measured_copy
 #: The sources, as lavfi graphs (``{size}`` filled in): tests/media_sources.py has the same.
 SOURCES = {
     "easy": "testsrc2=size={size}:rate=0.5,fps=30",
+    "easy-camera": "testsrc2=size={size}:rate=0.5,fps=30,noise=alls=3:allf=t",
     "hard": "testsrc2=size={size}:rate=30,noise=alls=12:allf=t+u",
+}
+#: The sources per-title is matched against the fixed ladder's VMAF on (the issue's target).
+EASY = ("easy", "easy-camera")
+#: The issue's target on an easy source: at most this share of the fixed ladder's bytes.
+TARGET = 0.80
+#: Why the target cannot be met on a source, in the results beside its verdict.
+NOTES = {
+    "easy": "noiseless synthetic slides: the fixed ladder spends ~15 % of its bit rate and sits "
+    "at the VMAF ceiling (~97.4), which x264 only reaches at CRF 0-2: 20 % fewer bytes at that "
+    "VMAF is out of reach whatever the search does; easy-camera is the realistic easy case",
 }
 
 
@@ -86,7 +103,8 @@ def figures(manifest: dict[str, Any]) -> dict[str, Any]:
     if "pertitle" in manifest:
         record = manifest["pertitle"]
         keys = ("short", "target_vmaf", "crf", "full_vmaf", "sample_vmaf", "dropped")
-        out["rungs"] = [{k: r.get(k) for k in keys} | {"trials": len(r["trials"])}
+        out["rungs"] = [{k: r.get(k) for k in keys} | {"trials": len(r["trials"]),
+                        "tried": [[t["crf"], t["vmaf"], t["kbps"]] for t in r["trials"]]}
                         for r in record["rungs"]]  # fmt: skip
         out["trial_encodes"], out["rounds"] = record["trial_encodes"], record["rounds"]
     return out
@@ -128,7 +146,7 @@ def main(argv: list[str]) -> int:
         def job(kind: str, profile: str, rep: int, times: Any = times, cpu: Any = cpu,
                 last: Any = last, name: str = name) -> None:  # fmt: skip
             started, used = time.perf_counter(), cpu_s()
-            manifest = steps.run(f"{name[:4]}-{kind}-{rep}", name, profile, settings)
+            manifest = steps.run(f"{name[:-4]}-{kind}-{rep}", name, profile, settings)
             times[kind].append(time.perf_counter() - started)
             cpu[kind].append(cpu_s() - used)
             last[kind] = figures(manifest)
@@ -154,18 +172,24 @@ def main(argv: list[str]) -> int:
         result["pertitle"]["all_targets_met"] = all(
             r["full_vmaf"] >= r["target_vmaf"] for r in kept
         )
-        if source == "easy":  # per-title asked for the fixed ladder's quality, rung by rung
+        if source in EASY:  # per-title asked for the fixed ladder's quality, rung by rung
             (profiles_dir / "matched.toml").write_text(
                 matched_copy(shipped, "hls-matched", fixed["vmaf"])
             )
             profiles.load_profiles.cache_clear()
             shutil.rmtree(cache_dir(settings) / "trials", ignore_errors=True)
-            matched = figures(steps.run("easy-matched", name, "hls-matched", settings))
+            matched = figures(steps.run(f"{source}-matched", name, "hls-matched", settings))
             matched["bytes_ratio"] = round(matched["bytes"] / fixed["bytes"], 3)
             matched["per_rung"] = per_rung(fixed["vmaf"], matched["vmaf"])
             matched["vmaf_not_below_fixed"] = all(
                 r["not_below"] for r in matched["per_rung"].values()
             )
+            met = matched["bytes_ratio"] <= TARGET and matched["vmaf_not_below_fixed"]
+            matched["target"] = {
+                "bytes_ratio_max": TARGET,
+                "vmaf_not_below_fixed": True,
+                "met": met,
+            } | ({"note": NOTES[source]} if source in NOTES else {})
             result["matched"] = matched
         rows["sources"][source] = result
         print(f"{source}: fixed {fixed['median_s']:.2f} s {fixed['bytes']} B VMAF {fixed['vmaf']}")
@@ -179,6 +203,15 @@ def main(argv: list[str]) -> int:
                 )
                 print(f"  {kind:<11} {cost}  {r['bytes']} B ({r['bytes'] / fixed['bytes']:.3f}x)"
                       f"  VMAF {r['vmaf']}")  # fmt: skip
+        if "matched" in result:
+            m = result["matched"]
+            print(f"  target (<= {TARGET}x bytes at VMAF >= fixed per rung): "
+                  f"{'met' if m['target']['met'] else 'NOT met'} ({m['bytes_ratio']}x, VMAF "
+                  f"{'not below' if m['vmaf_not_below_fixed'] else 'BELOW'} fixed)"
+                  + (f"; {NOTES[source]}" if source in NOTES else ""))  # fmt: skip
+        else:
+            met = result["pertitle"]["all_targets_met"]
+            print(f"  target (no rung below its target): {'met' if met else 'NOT met'}")
     write_result("pertitle", rows, args.quick)
     shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -84,9 +84,11 @@ def generate_hdr(
     return name
 
 
-#: Per-title sources (lavfi graphs): an easy one, slides (a new still picture every 2 s), and
-#: a hard one, moving pictures under strong temporal noise (incompressible grain).
+#: Per-title sources (lavfi graphs), as bench/pertitle.py's: an easy one, slides (a new still
+#: picture every 2 s, exact copies between); the same slides seen by a camera (light temporal
+#: sensor noise); and a hard one, moving pictures under strong temporal noise (grain).
 EASY = "testsrc2=size={size}:rate=0.5,fps=30"
+EASY_CAMERA = "testsrc2=size={size}:rate=0.5,fps=30,noise=alls=3:allf=t"
 HARD = "testsrc2=size={size}:rate=30,noise=alls=12:allf=t+u"
 
 

@@ -57,13 +57,16 @@ def test_pertitle_smoke_compares_with_the_fixed_ladder() -> None:
     printed = smoke("pertitle")
     data = json.loads((Path(tempfile.gettempdir()) / "mediaapp-bench-quick" / "pertitle.json")
                       .read_text())  # fmt: skip
-    assert set(data["sources"]) == {"easy", "hard"} and "matched" in printed
+    assert set(data["sources"]) == {"easy", "easy-camera", "hard"} and "matched" in printed
     for source in data["sources"].values():
         fixed, pt, again = source["fixed"], source["pertitle"], source["resubmitted"]
         assert fixed["bytes"] > 0 and pt["bytes"] > 0 and pt["trial_encodes"] > 0
         assert again["trial_encodes"] == 0 and again["bytes"] == pt["bytes"]  # cached search
         assert all(0 < v <= 100 for v in [*fixed["vmaf"].values(), *pt["vmaf"].values()])
-    assert data["sources"]["easy"]["matched"]["bytes_ratio"] > 0
+    for easy in ("easy", "easy-camera"):  # the target judged on each easy source
+        matched = data["sources"][easy]["matched"]
+        assert matched["bytes_ratio"] > 0 and isinstance(matched["target"]["met"], bool)
+    assert "note" in data["sources"]["easy"]["matched"]["target"]  # why: the VMAF ceiling
 
 
 def test_soak_smoke(rabbitmq: str) -> None:
