@@ -213,15 +213,10 @@ def lifecycle_of(request: Request) -> list[dict[str, Any]]:
     """``task.started`` and ``task.succeeded`` of a finished short task, as its pool process
     would have written them (its pid, the time it took the task)."""
     kwargs = request.kwargs if isinstance(request.kwargs, dict) else {}
-    fields = {
-        "task": request.task_name,
-        "task_id": request.id,
-        "job_id": kwargs.get("job_id"),
-        "input": kwargs.get("name"),
-        "tenant": kwargs.get("tenant"),
-        "retries": request.request_dict.get("retries", 0),
-        "redelivered": bool((request.delivery_info or {}).get("redelivered")),
-    }
+    retries = request.request_dict.get("retries", 0)
+    fields = events.lifecycle_fields(
+        request.task_name, request.id, kwargs, retries, request.delivery_info
+    )
     now = time.time()
     started_at = request.time_start or now
     pid = request.worker_pid or os.getpid()

@@ -209,19 +209,36 @@ def error_dict(exc: BaseException | None) -> dict[str, Any] | None:
     return {"type": type(exc).__name__, "code": "internal", "message": str(exc)}
 
 
-def _task_fields(task: Any, task_id: str | None, kwargs: dict[str, Any] | None) -> dict[str, Any]:
-    kwargs = kwargs or {}
-    request = getattr(task, "request", None)
+def lifecycle_fields(
+    name: str | None,
+    task_id: str | None,
+    kwargs: dict[str, Any],
+    retries: int,
+    delivery_info: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The fields every task.* lifecycle event carries, from a task's message."""
     return {
-        "task": getattr(task, "name", None),
-        "task_id": task_id or getattr(request, "id", None),
-        "job_id": kwargs.get("job_id") or getattr(request, "kwargs", {}).get("job_id"),
-        "input": kwargs.get("name") or getattr(request, "kwargs", {}).get("name"),
-        "tenant": kwargs.get("tenant") or (getattr(request, "kwargs", None) or {}).get("tenant"),
-        "retries": getattr(request, "retries", 0),
+        "task": name,
+        "task_id": task_id,
+        "job_id": kwargs.get("job_id"),
+        "input": kwargs.get("name"),
+        "tenant": kwargs.get("tenant"),
+        "retries": retries,
         # A redelivered attempt (after a worker crash) is visible as such in the audit log.
-        "redelivered": bool((getattr(request, "delivery_info", None) or {}).get("redelivered")),
+        "redelivered": bool((delivery_info or {}).get("redelivered")),
     }
+
+
+def _task_fields(task: Any, task_id: str | None, kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    request = getattr(task, "request", None)
+    given = {k: v for k, v in (kwargs or {}).items() if v}  # the request's where these are empty
+    return lifecycle_fields(
+        getattr(task, "name", None),
+        task_id or getattr(request, "id", None),
+        {**(getattr(request, "kwargs", None) or {}), **given},
+        getattr(request, "retries", 0),
+        getattr(request, "delivery_info", None),
+    )
 
 
 def _is_job_root(fields: dict[str, Any]) -> bool:
