@@ -90,6 +90,19 @@ def confirmed_batch(app: Celery) -> Iterator[Producer]:
         confirms.wait()
 
 
+def confirmed_channel(app: Celery, declare: Any = ()) -> tuple[Any, Any, PipelinedConfirms]:
+    """A publishing connection of its own, one channel in confirm mode, ``declare`` declared.
+
+    No AMQP heartbeats: a publisher idle between messages never services them, and a dropped
+    connection shows at the next publish or confirm anyway (then: open another, publish again).
+    """
+    connection = app.connection_for_write(heartbeat=0)
+    channel = connection.channel()
+    for entity in declare:  # once per connection, not once per message
+        entity(channel).declare()
+    return connection, channel, PipelinedConfirms(channel)
+
+
 class LoopPublisher:
     """A confirm-mode channel of its own whose confirms the worker's event loop reads.
 
@@ -111,11 +124,7 @@ class LoopPublisher:
     def send(self, body: Any, message_id: str, hub: Any, on_readable: Any, **options: Any) -> int:
         """Publish without waiting; return the publish's number on this channel."""
         if self.confirms is None:
-            self.connection = self.app.connection_for_write(heartbeat=0)
-            channel = self.connection.channel()
-            for entity in self.declare:
-                entity(channel).declare()
-            self.confirms = PipelinedConfirms(channel)
+            self.connection, channel, self.confirms = confirmed_channel(self.app, self.declare)
             self._producer = Producer(channel)
             self._hub, self._fd = hub, self.connection.connection.sock
             hub.add_reader(self._fd, on_readable)

@@ -22,7 +22,7 @@ from kombu import Producer
 
 from mediaapp.errors import MediaError
 from mediaapp.jobs import routing
-from mediaapp.jobs.confirms import PipelinedConfirms
+from mediaapp.jobs.confirms import confirmed_channel
 from mediaapp.limits import bounded
 
 log = logging.getLogger(__name__)
@@ -82,13 +82,7 @@ class _Outbox:
 
     def __init__(self, app: Celery) -> None:
         self.pid = os.getpid()
-        # No AMQP heartbeats: a child idle between tasks never services them, and a dropped
-        # connection is noticed at the next publish or flush anyway (then: publish again).
-        self.connection = app.connection_for_write(heartbeat=0)
-        self.channel = self.connection.channel()
-        for queue in routing.TOPOLOGY:  # once per connection, not once per event
-            queue(self.channel).declare()
-        self.confirms = PipelinedConfirms(self.channel)
+        self.connection, self.channel, self.confirms = confirmed_channel(app, routing.TOPOLOGY)
         self.producer = Producer(self.channel)
         #: (body, message id) of every event not yet confirmed, to publish again if need be.
         self.pending: list[tuple[dict[str, Any], str]] = []
