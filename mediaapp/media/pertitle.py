@@ -28,7 +28,7 @@ from typing import Any
 
 import ffmpeg
 
-from mediaapp.media import chunking, command, hdr, quality, renditions
+from mediaapp.media import chunking, command, hdr, phases, quality, renditions
 from mediaapp.media.context import JobContext
 from mediaapp.media.crfsearch import next_crf
 from mediaapp.media.outputs import OutputEntry, Work, atomic_output
@@ -315,6 +315,15 @@ def drop(rungs: list[dict[str, Any]], margin: float) -> None:
                             f"{below['sample_kbps']} kbit/s)")  # fmt: skip
         else:
             below = r
+
+
+def planned(ctx: JobContext, work: Work,
+            state: dict[str, Any] | None) -> tuple[JobContext, dict[str, Any]]:  # fmt: skip
+    """The search's record (run here, or concluded from the ``state`` its trial tasks left)
+    and the job at the CRFs it chose."""
+    with phases.phase("search"):
+        record = search(ctx, work) if state is None else conclude(ctx, state)
+    return resolved(ctx, record), record
 
 
 def resolved(ctx: JobContext, record: dict[str, Any]) -> JobContext:

@@ -351,7 +351,7 @@ def score_outputs(work: Work, ctx: JobContext) -> None:
     on ``quality.sample`` frames in a few windows when the source seeks by an index, else
     on the whole duration."""
     wanted = ctx.profile.quality
-    entries = [e for e in work.outputs if e.kind in VIDEO_KINDS]
+    entries = [e for e in work.outputs if e.kind in VIDEO_KINDS and "quality" not in e.extra]
     if not wanted.measure or not entries:
         return
     targets, representation = [], 0  # DASH representations are numbered in order
