@@ -161,7 +161,7 @@ def _cached(
         options = renditions.video_options(rung, ctx.source, ctx.profile)
         key = trial_key(sample["sha256"], sample_s, rung, options, fps, version, pt.subsample)
         path = cache_path(ctx.settings, key)
-        if path.is_file():
+        if path.is_file() or chunk_store.fetch_trial(key, path, ctx.settings):
             results[name] = json.loads(path.read_text()) | {"cached": True}
         else:
             todo[name] = (rung, path)
@@ -209,6 +209,7 @@ def run_trials(
                       "seconds": round(timing(out).video_s, 6), "trial_s": each}  # fmt: skip
             with atomic_output(path) as part:
                 part.write_text(json.dumps(result))
+            chunk_store.put_trial(path.stem, path, settings)  # for every host's next search
             found[i][0][name] = result | {"cached": False}
     return [results for results, _ in found]
 
