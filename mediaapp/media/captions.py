@@ -119,8 +119,9 @@ def parse_cues(text: str, what: str, duration_s: float | None = None) -> list[Cu
         if duration_s is not None and start >= duration_s + 1:
             raise InvalidInput(f"{what}: a cue at {start:.3f} s, after the source's end")
         body = "\n".join(lines[timing + 1 :]).replace("-->", "->").strip()
-        if body:
-            cues.append(Cue(start, end if duration_s is None else min(end, duration_s), body))
+        end = end if duration_s is None else min(end, duration_s)
+        if body and end > start:  # one starting in the grace second past the end: dropped
+            cues.append(Cue(start, end, body))
         if len(cues) > defaults.MAX_SUBTITLE_CUES:
             raise LimitExceeded(f"{what}: over {defaults.MAX_SUBTITLE_CUES} cues")
     if not cues:

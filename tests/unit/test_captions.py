@@ -50,6 +50,14 @@ def test_cues_are_clipped_to_the_source_and_made_webvtt_safe() -> None:
     assert cues == [Cue(9.0, 10.0, "end -> here")]
 
 
+@pytest.mark.parametrize("late", ["00:00:10,500 --> 00:00:11,500", "00:00:10,000 --> 00:00:10,800"])
+def test_a_cue_starting_in_the_grace_second_past_the_end_is_dropped(late: str) -> None:
+    """Cut at the source's end it would end when or before it starts: a cue our own parser,
+    and players, refuse."""
+    cues = captions.parse_cues(f"00:00:09,000 --> 00:00:09,500\nlast\n\n{late}\nlate\n", "x", 10.0)
+    assert cues == [Cue(9.0, 9.5, "last")]
+
+
 @pytest.mark.parametrize(
     "text",
     [
