@@ -50,6 +50,13 @@ def test_cues_are_clipped_to_the_source_and_made_webvtt_safe() -> None:
     assert cues == [Cue(9.0, 10.0, "end -> here")]
 
 
+@pytest.mark.parametrize("text", ["a ---> b", "---->", "-->-->", "<!-- x --->", "a -- > b"])
+def test_no_arrow_is_left_in_a_cue_text(text: str) -> None:
+    """``-->`` in a cue's text ends it for a WebVTT parser; a run of dashes must not leave one."""
+    (cue,) = captions.parse_cues(f"00:00:01,000 --> 00:00:02,000\n{text}\n", "x")
+    assert "-->" not in cue.text and cue.text.replace("-", "") == text.replace("-", "")
+
+
 @pytest.mark.parametrize("late", ["00:00:10,500 --> 00:00:11,500", "00:00:10,000 --> 00:00:10,800"])
 def test_a_cue_starting_in_the_grace_second_past_the_end_is_dropped(late: str) -> None:
     """Cut at the source's end it would end when or before it starts: a cue our own parser,
