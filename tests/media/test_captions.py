@@ -15,6 +15,7 @@ import pytest
 from mediaapp.errors import InputOutsideRoot, InvalidInput, LimitExceeded
 from mediaapp.media import captions, command, steps
 from mediaapp.media.context import JobContext
+from mediaapp.media.outputs import sha256
 from mediaapp.media.probe import StreamInfo
 from mediaapp.settings import Settings
 
@@ -137,6 +138,16 @@ def test_dash_gets_a_text_adaptation_set_per_track(settings: Settings) -> None:
     files = sorted(p for p in root.iterdir() if p.is_file())
     (mpd_entry,) = [o for o in manifest["outputs"] if o["kind"] == "dash-mpd"]
     assert mpd_entry["size"] == sum(p.stat().st_size for p in files)  # the MPD as published
+
+
+def test_cmaf_package_entry_is_of_the_mpd_with_its_text_sets(settings: Settings) -> None:
+    """A multi-codec ladder's MPD gets its text sets after it was verified: the manifest's
+    entry (size, sha256) must be of the MPD as published, not the one before."""
+    manifest = steps.run("c11", "clip.mp4", "hls-multi", settings)
+    (entry,) = [o for o in manifest["outputs"] if o["kind"] == "dash-mpd"]
+    mpd = Path(entry["path"])
+    assert b'contentType="text"' in mpd.read_bytes()
+    assert (entry["size"], entry["sha256"]) == (mpd.stat().st_size, sha256(mpd))
 
 
 def test_subtitles_given_with_the_job_travel_in_its_context(settings: Settings) -> None:
