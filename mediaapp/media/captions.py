@@ -170,6 +170,18 @@ def _embedded(ctx: JobContext, stream: StreamInfo) -> Track:
     return Track(what, stream.language, bool(stream.default), bool(stream.forced), cues)
 
 
+def _spread(ctx: JobContext, track: Track) -> Track:
+    """The track, unless its HLS segments would be over the bound: each cue is repeated in
+    every segment it spans, so a few MiB of hour-long cues would be gigabytes."""
+    if ctx.profile.kind == "hls":
+        seg = ctx.profile.segment_s
+        size = sum((len(c.text) + 32) * int((c.end - c.start) // seg + 2) for c in track.cues)
+        if size > defaults.MAX_SUBTITLE_SEGMENTED_BYTES:
+            raise LimitExceeded(f"{track.origin}: about {size} bytes of HLS segments, over the "
+                                f"limit of {defaults.MAX_SUBTITLE_SEGMENTED_BYTES}")  # fmt: skip
+    return track
+
+
 def sidecars(ctx: JobContext) -> list[tuple[str, str | None]]:
     """The sidecar files given with the job, then those beside a local input with its stem:
     ``clip.en.srt``, ``clip.fr.vtt``, ``clip.srt`` (no language); (name relative to the
@@ -216,12 +228,12 @@ def gather(ctx: JobContext) -> tuple[list[Track], list[dict[str, Any]]]:
             skipped.append({**origin, "reason": f"{why}: not converted"})
             continue
         try:
-            tracks.append(_embedded(ctx, stream))
+            tracks.append(_spread(ctx, _embedded(ctx, stream)))
         except MediaError as exc:
             skipped.append({**origin, "reason": str(exc)[: defaults.MAX_QUOTE_CHARS]})
     for name, language in sidecars(ctx):
         try:
-            tracks.append(_sidecar(ctx, name, language))
+            tracks.append(_spread(ctx, _sidecar(ctx, name, language)))
         except MediaError as exc:
             reason = str(exc)[: defaults.MAX_QUOTE_CHARS]
             skipped.append({"source": name, "language": language, "reason": reason})

@@ -12,6 +12,7 @@ from pathlib import Path
 import m3u8
 import pytest
 
+from mediaapp import defaults
 from mediaapp.errors import InputOutsideRoot, InvalidInput, LimitExceeded
 from mediaapp.media import captions, command, steps
 from mediaapp.media.context import JobContext
@@ -211,6 +212,24 @@ def test_other_embedded_text_codecs_become_cues(settings: Settings, codec: str, 
     for (start, end), (want_start, want_end) in zip(got, cue_times(EN_SRT), strict=True):
         assert abs(start - want_start) <= FRAME_S and abs(end - want_end) <= FRAME_S
     assert "Second line\nand more" in [c.text for c in track.cues]
+
+
+def test_long_cues_repeated_past_the_bound_in_hls_segments_are_a_limit(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cue is written into every HLS segment it spans: hour-long cues of a 4 MiB file would
+    be gigabytes of segments. Over the bound the track is skipped for HLS (one WebVTT file
+    for ``web`` repeats nothing)."""
+    monkeypatch.setattr(defaults, "MAX_SUBTITLE_SEGMENTED_BYTES", 10_000)
+    generate(settings.media_root, "spread.mp4", size="320x240", seconds=6, rate=25)
+    (settings.media_root / "spread.en.srt").write_text(
+        f"00:00:00,000 --> 00:00:06,000\n{'x' * 4000}\n"
+    )
+    tracks, skipped = captions.gather(JobContext.open("c12", "spread.mp4", "hls", settings))
+    assert tracks == [] and [s["source"] for s in skipped] == ["spread.en.srt"]
+    assert "HLS segments" in skipped[0]["reason"]
+    (track,), _ = captions.gather(JobContext.open("c12", "spread.mp4", "web", settings))
+    assert track.cues[0].end == 6.0
 
 
 def test_bitmap_subtitles_are_reported_not_converted(settings: Settings) -> None:
