@@ -207,8 +207,11 @@ def sidecars(ctx: JobContext) -> list[tuple[str, str | None]]:
 def _sidecar(ctx: JobContext, name: str, language: str | None) -> Track:
     """A sidecar file, confined to the media root like the input, read within its bounds."""
     path = resolve_input(name, ctx.settings)
-    with path.open("rb") as f:
-        data = f.read(defaults.MAX_SUBTITLE_BYTES + 1)
+    try:
+        with path.open("rb") as f:
+            data = f.read(defaults.MAX_SUBTITLE_BYTES + 1)
+    except OSError as exc:  # another user's 0600 file, an I/O error: the track's, not the job's
+        raise InvalidInput(f"{Path(name).name}: cannot be read ({exc.strerror})") from None
     cues = parse_cues(decode(data, Path(name).name), Path(name).name, ctx.source.duration_s)
     return Track(Path(name).name, language, False, False, cues)
 

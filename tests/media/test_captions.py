@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import m3u8
 import pytest
@@ -230,6 +231,26 @@ def test_long_cues_repeated_past_the_bound_in_hls_segments_are_a_limit(
     assert "HLS segments" in skipped[0]["reason"]
     (track,), _ = captions.gather(JobContext.open("c12", "spread.mp4", "web", settings))
     assert track.cues[0].end == 6.0
+
+
+def test_an_unreadable_sidecar_is_skipped_with_a_reason(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker not running as root (the image's) cannot read a sidecar left 0600 by another
+    user beside the input: reported, not the job's failure (it was a PermissionError)."""
+    generate(settings.media_root, "locked.mp4", size="320x240", seconds=2, rate=25)
+    (settings.media_root / "locked.en.srt").write_text(EN_SRT)
+    real_open = Path.open
+
+    def denied(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self.name == "locked.en.srt":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", denied)
+    tracks, skipped = captions.gather(JobContext.open("c13", "locked.mp4", "web", settings))
+    assert tracks == [] and [s["source"] for s in skipped] == ["locked.en.srt"]
+    assert "Permission denied" in skipped[0]["reason"]
 
 
 def test_bitmap_subtitles_are_reported_not_converted(settings: Settings) -> None:
