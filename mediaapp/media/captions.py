@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import itertools
 import math
+import os
 import re
 import shutil
 import tempfile
@@ -199,9 +200,11 @@ def sidecars(ctx: JobContext) -> list[tuple[str, str | None]]:
         if middle and not (middle.startswith(".") and _LANG.match(middle[1:])):
             continue  # another input's sidecar (clip2.srt), not this one's
         found.append((str(rel_dir / path.name), middle[1:] or None))
-    # Resolved only to drop a repeat: confinement is checked when each one is read.
-    seen = {(ctx.settings.media_root / name).resolve() for name, _ in given}
-    return given + [(n, g) for n, g in found if (ctx.settings.media_root / n).resolve() not in seen]
+    # Resolved only to drop a repeat: confinement is checked when each one is read. realpath,
+    # not resolve(): a symlink loop is a RuntimeError there, refused here when it is read.
+    seen = {os.path.realpath(ctx.settings.media_root / name) for name, _ in given}
+    real = (os.path.realpath(ctx.settings.media_root / n) for n, _ in found)
+    return given + [f for f, r in zip(found, real, strict=True) if r not in seen]
 
 
 def _sidecar(ctx: JobContext, name: str, language: str | None) -> Track:

@@ -253,6 +253,16 @@ def test_an_unreadable_sidecar_is_skipped_with_a_reason(
     assert "Permission denied" in skipped[0]["reason"]
 
 
+def test_a_sidecar_that_is_a_symlink_loop_is_skipped(settings: Settings) -> None:
+    """Beside the input with its stem, so found: it was a RuntimeError (the job's failure)
+    when its name was resolved to drop a repeat."""
+    generate(settings.media_root, "looped.mp4", size="320x240", seconds=2, rate=25)
+    (settings.media_root / "looped.en.srt").symlink_to("looped.en.srt")
+    tracks, skipped = captions.gather(JobContext.open("c14", "looped.mp4", "web", settings))
+    assert tracks == [] and [s["source"] for s in skipped] == ["looped.en.srt"]
+    assert "cannot be resolved" in skipped[0]["reason"]
+
+
 def test_bitmap_subtitles_are_reported_not_converted(settings: Settings) -> None:
     ctx = JobContext.open("c3", "plain.mp4", "web", settings)
     pgs = StreamInfo(index=5, type="subtitle", codec="hdmv_pgs_subtitle", language="ger")
