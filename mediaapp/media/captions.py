@@ -47,6 +47,9 @@ _BCP47 = {
 _TIME = re.compile(r"(?:(\d{1,4}):)?(\d{1,2}):(\d{2})[.,](\d{3})")
 _ARROW = re.compile(r"^\s*(\S+)\s+-->\s+(\S+)")
 _LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+#: An ASS override block in SubRip text (``{\an8}``): players hide it, ffmpeg drops it from an
+#: embedded track; a browser would show it as text.
+_OVERRIDE = re.compile(r"\{\\[^{}]*\}")
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,7 @@ def parse_cues(text: str, what: str, duration_s: float | None = None) -> list[Cu
             raise InvalidInput(f"{what}: a cue ends ({end:.3f} s) before it starts ({start:.3f})")
         if duration_s is not None and start >= duration_s + 1:
             raise InvalidInput(f"{what}: a cue at {start:.3f} s, after the source's end")
-        body = _no_arrows("\n".join(lines[timing + 1 :])).strip()
+        body = _no_arrows(_OVERRIDE.sub("", "\n".join(lines[timing + 1 :]))).strip()
         end = end if duration_s is None else min(end, duration_s)
         if body and end > start:  # one starting in the grace second past the end: dropped
             cues.append(Cue(start, end, body))

@@ -57,6 +57,12 @@ def test_no_arrow_is_left_in_a_cue_text(text: str) -> None:
     assert "-->" not in cue.text and cue.text.replace("-", "") == text.replace("-", "")
 
 
+def test_ass_override_blocks_in_srt_text_are_dropped() -> None:
+    """As ffmpeg drops them from an embedded SubRip track: a browser would show ``{\\an8}``."""
+    srt = "1\n00:00:01,000 --> 00:00:02,000\n{\\an8}Top {\\i1}line{\\i0}\n-{\\b1}->{x}\n"
+    assert captions.parse_cues(srt, "x") == [Cue(1.0, 2.0, "Top line\n->{x}")]
+
+
 @pytest.mark.parametrize("late", ["00:00:10,500 --> 00:00:11,500", "00:00:10,000 --> 00:00:10,800"])
 def test_a_cue_starting_in_the_grace_second_past_the_end_is_dropped(late: str) -> None:
     """Cut at the source's end it would end when or before it starts: a cue our own parser,
@@ -145,8 +151,9 @@ def test_language_tags_never_carry_metadata_text(tag: str | None, want: str | No
 @pytest.mark.parametrize(
     "text",
     ["\n" + " " * 4_000_000, ("\n" + " " * 1000 + "x") * 4000, "-->" * 1_300_000,
-     "1\n" + "9" * 4_000_000 + " --> 1\n"],
-    ids=["whitespace", "space-runs", "arrows", "huge-number"],
+     "1\n" + "9" * 4_000_000 + " --> 1\n",
+     "0:00.000 --> 0:01.000\n" + "{\\" * 2_000_000 + "\n\n0:02.000 --> soon\n"],
+    ids=["whitespace", "space-runs", "arrows", "huge-number", "overrides"],
 )  # fmt: skip
 def test_hostile_text_at_the_size_limit_fails_fast(text: str) -> None:
     """Our parser's regexes stay linear: a file at the byte limit is refused in well under a
