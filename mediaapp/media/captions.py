@@ -26,7 +26,7 @@ import av
 
 from mediaapp import defaults
 from mediaapp.errors import InvalidInput, LimitExceeded, MediaError
-from mediaapp.media import command, renditions
+from mediaapp.media import command, manifests, renditions
 from mediaapp.media.context import JobContext
 from mediaapp.media.inputs import resolve_input
 from mediaapp.media.outputs import OutputEntry, Work, sha256
@@ -288,12 +288,13 @@ def write_hls(root: Path, tracks: list[Track], video_playlist: Path) -> list[dic
     header = f"X-TIMESTAMP-MAP=MPEGTS:{offset},LOCAL:00:00:00.000"
     edges = list(itertools.accumulate((d for d, _ in segments), initial=0.0))
     bounds = list(itertools.pairwise(edges))
+    version = manifests.hls_version([video_playlist.read_text()])  # the package's (fMP4: 6)
     entries = []
     for i, track in enumerate(tracks):
         folder = root / f"subs{i}"
         shutil.rmtree(folder, ignore_errors=True)  # a redelivered packaging step
         folder.mkdir()
-        lines = ["#EXTM3U", "#EXT-X-VERSION:3",
+        lines = ["#EXTM3U", f"#EXT-X-VERSION:{version}",
                  f"#EXT-X-TARGETDURATION:{math.ceil(max(d for d, _ in segments))}",
                  "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:VOD"]  # fmt: skip
         files = []

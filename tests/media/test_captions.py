@@ -152,6 +152,18 @@ def test_cmaf_package_entry_is_of_the_mpd_with_its_text_sets(settings: Settings)
     assert (entry["size"], entry["sha256"]) == (mpd.stat().st_size, sha256(mpd))
 
 
+def test_subtitle_playlists_share_the_packages_hls_version(settings: Settings) -> None:
+    """fMP4 rungs need version 6 (EXT-X-MAP); every playlist of a package says the same one,
+    the subtitle playlists too (they said 3)."""
+    manifest = steps.run("c11", "clip.mp4", "hls-multi", settings)
+    (entry,) = [o for o in manifest["outputs"] if o["kind"] == "hls-master"]
+    master = Path(entry["path"])
+    playlists = [master, *master.parent.glob("*/index.m3u8")]
+    assert "subs0" in {p.parent.name for p in playlists}
+    versions = {re.findall(r"#EXT-X-VERSION:(\d+)", p.read_text())[0] for p in playlists}
+    assert versions == {"6"}
+
+
 def test_subtitles_given_with_the_job_travel_in_its_context(settings: Settings) -> None:
     """``submit(..., subtitles=[...])``: a sidecar anywhere in the media root, its language
     given; carried to later steps in the context (no second check needed there)."""
