@@ -166,11 +166,14 @@ def _embedded(ctx: JobContext, stream: StreamInfo) -> Track:
     ctx.out_dir.mkdir(parents=True, exist_ok=True)  # the job's own disk, not /tmp's
     with tempfile.TemporaryDirectory(dir=ctx.out_dir) as tmp:
         vtt = Path(tmp) / "track.vtt"
+        bound = defaults.MAX_SUBTITLE_BYTES + 1  # a 20 GiB source may carry GiBs of text
         command.run([command.ffmpeg_binary(ctx.limits), "-nostdin", "-v", "error",
-                     "-i", str(ctx.src), "-map", f"0:{stream.index}", "-c:s", "webvtt",
-                     "-f", "webvtt", "-y", str(vtt)], limits=ctx.limits)  # fmt: skip
+                     "-i", str(ctx.src), "-map", f"0:{stream.index}", "-c:s", "webvtt", "-f",
+                     "webvtt", "-fs", str(bound), "-y", str(vtt)], limits=ctx.limits)  # fmt: skip
         what = f"subtitle stream {stream.index}"
-        cues = parse_cues(decode(vtt.read_bytes(), what), what, ctx.source.duration_s)
+        with vtt.open("rb") as f:
+            data = f.read(bound)
+        cues = parse_cues(decode(data, what), what, ctx.source.duration_s)
     return Track(what, stream.language, bool(stream.default), bool(stream.forced), cues)
 
 

@@ -275,6 +275,31 @@ def test_a_sidecar_that_is_a_symlink_loop_is_skipped(settings: Settings) -> None
     assert "cannot be resolved" in skipped[0]["reason"]
 
 
+def test_a_huge_embedded_track_is_read_within_the_bound(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source may be 20 GiB, its text track gigabytes: ffmpeg stops writing the WebVTT past
+    the bound and only the bound is read (it was written whole and read into memory)."""
+    root = settings.media_root
+    cue = "{}\n00:00:0{},000 --> 00:00:05,000\ncue {} " + "x" * 80 + "\n\n"
+    (root / "big.srt").write_text("".join(cue.format(i + 1, i % 5, i) for i in range(500)))
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-i", str(root / "plain.mp4"),
+                 "-i", str(root / "big.srt"), "-map", "0:v", "-map", "1", "-c", "copy",
+                 "-c:s", "srt", "-y", str(root / "bigsubs.mkv")])  # fmt: skip
+    monkeypatch.setattr(defaults, "MAX_SUBTITLE_BYTES", 2000)
+    read: list[int] = []
+    decode = captions.decode
+
+    def counted(data: bytes, what: str) -> str:
+        read.append(len(data))
+        return decode(data, what)
+
+    monkeypatch.setattr(captions, "decode", counted)
+    tracks, skipped = captions.gather(JobContext.open("c15", "bigsubs.mkv", "web", settings))
+    assert tracks == [] and "over the limit" in skipped[0]["reason"]
+    assert read == [2001]
+
+
 def test_bitmap_subtitles_are_reported_not_converted(settings: Settings) -> None:
     ctx = JobContext.open("c3", "plain.mp4", "web", settings)
     pgs = StreamInfo(index=5, type="subtitle", codec="hdmv_pgs_subtitle", language="ger")
