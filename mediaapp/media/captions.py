@@ -13,12 +13,12 @@ from __future__ import annotations
 import io
 import itertools
 import math
-import os
 import re
 import shutil
 import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from os.path import realpath
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +47,7 @@ _BCP47 = {
 _TIME = re.compile(r"(?:(\d{1,4}):)?(\d{1,2}):(\d{2})[.,](\d{3})")
 _ARROW = re.compile(r"^\s*(\S+)\s+-->\s+(\S+)")
 _LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
-#: An ASS override block in SubRip text (``{\an8}``): players hide it, ffmpeg drops it from an
-#: embedded track; a browser would show it as text.
-_OVERRIDE = re.compile(r"\{\\[^{}]*\}")
+_OVERRIDE = re.compile(r"\{\\[^{}]*\}")  # {\an8} in SubRip text: ffmpeg drops it from a track
 
 
 @dataclass(frozen=True)
@@ -94,22 +92,13 @@ def parse_time(text: str) -> float:
 def decode(data: bytes, what: str) -> str:
     """Subtitle bytes as text, or InvalidInput: too large, binary, or not UTF-8."""
     if len(data) > defaults.MAX_SUBTITLE_BYTES:
-        raise LimitExceeded(
-            f"{what}: {len(data)} bytes, over the limit of {defaults.MAX_SUBTITLE_BYTES}"
-        )
+        raise LimitExceeded(f"{what}: over the limit of {defaults.MAX_SUBTITLE_BYTES} bytes")
     if b"\x00" in data:
         raise InvalidInput(f"{what}: binary data (NUL bytes), not a subtitle file")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{what}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-
-
-def _no_arrows(text: str) -> str:
-    """``text`` without ``-->`` (which ends a WebVTT cue's text), each run of dashes before a
-    ``>`` made one: a plain replace turns ``--->`` into ``-->``. Linear, no regex."""
-    parts = text.split("->")
-    return "->".join([p.rstrip("-") for p in parts[:-1]] + parts[-1:])
 
 
 def parse_cues(text: str, what: str, duration_s: float | None = None) -> list[Cue]:
@@ -129,7 +118,8 @@ def parse_cues(text: str, what: str, duration_s: float | None = None) -> list[Cu
             raise InvalidInput(f"{what}: a cue ends ({end:.3f} s) before it starts ({start:.3f})")
         if duration_s is not None and start >= duration_s + 1:
             raise InvalidInput(f"{what}: a cue at {start:.3f} s, after the source's end")
-        body = _no_arrows(_OVERRIDE.sub("", "\n".join(lines[timing + 1 :]))).strip()
+        parts = _OVERRIDE.sub("", "\n".join(lines[timing + 1 :])).split("->")
+        body = "->".join([p.rstrip("-") for p in parts[:-1]] + parts[-1:]).strip()  # no "-->"
         end = end if duration_s is None else min(end, duration_s)
         if body and end > start:  # one starting in the grace second past the end: dropped
             cues.append(Cue(start, end, body))
@@ -171,21 +161,18 @@ def _embedded(ctx: JobContext, stream: StreamInfo) -> Track:
                      "-i", str(ctx.src), "-map", f"0:{stream.index}", "-c:s", "webvtt", "-f",
                      "webvtt", "-fs", str(bound), "-y", str(vtt)], limits=ctx.limits)  # fmt: skip
         what = f"subtitle stream {stream.index}"
-        with vtt.open("rb") as f:
+        with vtt.open("rb") as f:  # within the bound, as a sidecar: one cue may be huge
             data = f.read(bound)
         cues = parse_cues(decode(data, what), what, ctx.source.duration_s)
     return Track(what, stream.language, bool(stream.default), bool(stream.forced), cues)
 
 
 def _spread(ctx: JobContext, track: Track) -> Track:
-    """The track, unless its HLS segments would be over the bound: each cue is repeated in
-    every segment it spans, so a few MiB of hour-long cues would be gigabytes."""
-    if ctx.profile.kind == "hls":
-        seg = ctx.profile.segment_s
-        size = sum((len(c.text) + 32) * int((c.end - c.start) // seg + 2) for c in track.cues)
-        if size > defaults.MAX_SUBTITLE_SEGMENTED_BYTES:
-            raise LimitExceeded(f"{track.origin}: about {size} bytes of HLS segments, over the "
-                                f"limit of {defaults.MAX_SUBTITLE_SEGMENTED_BYTES}")  # fmt: skip
+    """The track, unless HLS, repeating each cue in every segment it spans, would make it huge."""
+    seg, limit = ctx.profile.segment_s, defaults.MAX_SUBTITLE_SEGMENTED_BYTES
+    size = sum((len(c.text) + 32) * int((c.end - c.start) // seg + 2) for c in track.cues)
+    if ctx.profile.kind == "hls" and size > limit:
+        raise LimitExceeded(f"{track.origin}: {size} bytes of HLS segments, over the limit {limit}")
     return track
 
 
@@ -206,11 +193,9 @@ def sidecars(ctx: JobContext) -> list[tuple[str, str | None]]:
         if middle and not (middle.startswith(".") and _LANG.match(middle[1:])):
             continue  # another input's sidecar (clip2.srt), not this one's
         found.append((str(rel_dir / path.name), middle[1:] or None))
-    # Resolved only to drop a repeat: confinement is checked when each one is read. realpath,
-    # not resolve(): a symlink loop is a RuntimeError there, refused here when it is read.
-    seen = {os.path.realpath(ctx.settings.media_root / name) for name, _ in given}
-    real = (os.path.realpath(ctx.settings.media_root / n) for n, _ in found)
-    return given + [f for f, r in zip(found, real, strict=True) if r not in seen]
+    # Only to drop a repeat (realpath: resolve() raises on a symlink loop); confined when read.
+    seen = {realpath(ctx.settings.media_root / name) for name, _ in given}
+    return given + [f for f in found if realpath(ctx.settings.media_root / f[0]) not in seen]
 
 
 def _sidecar(ctx: JobContext, name: str, language: str | None) -> Track:
@@ -272,11 +257,8 @@ def mpegts_offset(first_segment: Path, init: Path | None = None) -> int:
 
 def report(tracks: list[Track], skipped: list[dict[str, Any]]) -> dict[str, Any]:
     """The manifest's ``captions``: what was converted, and what was not and why."""
-    converted = [
-        {"source": t.origin, "language": t.language, "default": t.default,
-         "forced": t.forced, "cues": len(t.cues)}
-        for t in tracks
-    ]  # fmt: skip
+    converted = [{"source": t.origin, "language": t.language, "default": t.default,
+                  "forced": t.forced, "cues": len(t.cues)} for t in tracks]  # fmt: skip
     return {"tracks": converted, "not_converted": skipped} if tracks or skipped else {}
 
 
