@@ -29,6 +29,7 @@ from mediaapp.errors import InvalidInput, LimitExceeded, MediaError
 from mediaapp.media import command, manifests, renditions
 from mediaapp.media.context import JobContext
 from mediaapp.media.inputs import resolve_input
+from mediaapp.media.languages import bcp47, is_tag
 from mediaapp.media.outputs import OutputEntry, Work, sha256
 from mediaapp.media.probe import StreamInfo
 from mediaapp.storage.urls import is_url
@@ -38,15 +39,8 @@ TEXT_CODECS = frozenset({"mov_text", "subrip", "srt", "webvtt", "ass", "ssa", "t
 #: Picture subtitles: converting them needs OCR, which we do not do.
 BITMAP_CODECS = frozenset({"hdmv_pgs_subtitle", "dvb_subtitle", "dvd_subtitle", "xsub"})
 SIDECAR_SUFFIXES = (".srt", ".vtt")
-#: ISO 639-2 codes (what MP4/MKV tag) to the BCP 47 tags HLS's LANGUAGE wants.
-_BCP47 = {
-    "eng": "en", "fre": "fr", "fra": "fr", "ger": "de", "deu": "de", "spa": "es",
-    "ita": "it", "por": "pt", "dut": "nl", "nld": "nl", "jpn": "ja", "chi": "zh",
-    "zho": "zh", "kor": "ko", "rus": "ru", "ara": "ar", "pol": "pl", "swe": "sv",
-}  # fmt: skip
 _TIME = re.compile(r"(?:(\d{1,4}):)?(\d{1,2}):(\d{2})[.,](\d{3})")
 _ARROW = re.compile(r"^\s*(\S+)\s+-->\s+(\S+)")
-_LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 _OVERRIDE = re.compile(r"\{\\[^{}]*\}")  # {\an8} in SubRip text: ffmpeg drops it from a track
 
 
@@ -68,14 +62,6 @@ class Track:
     default: bool
     forced: bool
     cues: list[Cue] = field(default_factory=list)
-
-
-def bcp47(language: str | None) -> str | None:
-    """The HLS LANGUAGE of a tag (``eng`` → ``en``); None when unknown (``und``)."""
-    if not language or language.lower() in ("und", "unk", "mis", "zxx"):
-        return None
-    tag = _BCP47.get(language.lower(), language.lower())
-    return tag if _LANG.match(tag) else None  # a tag, never arbitrary metadata text
 
 
 def parse_time(text: str) -> float:
@@ -190,7 +176,7 @@ def sidecars(ctx: JobContext) -> list[tuple[str, str | None]]:
         if path.suffix.lower() not in SIDECAR_SUFFIXES or not path.name.startswith(src.stem):
             continue
         middle = path.name[len(src.stem) : -len(path.suffix)]
-        if middle and not (middle.startswith(".") and _LANG.match(middle[1:])):
+        if middle and not (middle.startswith(".") and is_tag(middle[1:])):
             continue  # another input's sidecar (clip2.srt), not this one's
         found.append((str(rel_dir / path.name), middle[1:] or None))
     # Only to drop a repeat (realpath: resolve() raises on a symlink loop); confined when read.

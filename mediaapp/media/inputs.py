@@ -17,6 +17,7 @@ from mediaapp.errors import (
     NotMedia,
     clip,
 )
+from mediaapp.media.languages import is_tag
 from mediaapp.media.probe import ProbeResult, probe, validate
 from mediaapp.settings import Settings
 from mediaapp.storage import staging
@@ -27,8 +28,6 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-#: A language tag as a sidecar may give it (``en``, ``eng``, ``pt-BR``).
-LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 
 def resolve_input(name: str, settings: Settings) -> Path:
@@ -162,9 +161,7 @@ def check_subtitles(items: Any, settings: Settings) -> tuple[dict[str, str | Non
         if not isinstance(item, dict) or not isinstance(item.get("path"), str):
             raise InvalidInput(f"subtitles: {clip(repr(item), 200)} is not {{'path': ...}}")
         language = item.get("language")
-        if language is not None and not (
-            isinstance(language, str) and LANGUAGE_TAG.match(language)
-        ):
+        if language is not None and not (isinstance(language, str) and is_tag(language)):
             raise InvalidInput(f"subtitles: {clip(repr(language), 200)} is not a language tag")
         path = resolve_input(item["path"], settings)
         if path.suffix.lower() not in (".srt", ".vtt"):

@@ -178,6 +178,22 @@ def test_subtitles_given_with_the_job_travel_in_its_context(settings: Settings) 
     assert len(cue_times(Path(entry["path"]).read_text())) == len(cue_times(FR_SRT))
 
 
+def test_any_language_keeps_its_tag_in_the_package(settings: Settings) -> None:
+    """A Danish track (ISO 639-2 ``dan`` in the MP4) is ``da``; a sidecar given as
+    ``zh-hant-tw`` (script and region: a valid BCP 47 tag) is accepted and ``zh-Hant-TW``."""
+    root = settings.media_root
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-i", str(root / "plain.mp4"),
+                 "-i", str(root / "en.srt"), "-map", "0", "-map", "1", "-c", "copy",
+                 "-c:s", "mov_text", "-metadata:s:s:0", "language=dan", "-y",
+                 str(root / "danish.mp4")])  # fmt: skip
+    (root / "subs").mkdir(exist_ok=True)
+    (root / "subs" / "zh.srt").write_text(FR_SRT)
+    given = [{"path": "subs/zh.srt", "language": "zh-hant-tw"}]
+    steps.run("c-lang", "danish.mp4", "hls", settings, subtitles=given)
+    master = m3u8.load(str(settings.output_root / "c-lang" / "hls" / "master.m3u8"))
+    assert [m.language for m in master.media if m.type == "SUBTITLES"] == ["da", "zh-Hant-TW"]
+
+
 @pytest.mark.parametrize(
     ("given", "error"),
     [

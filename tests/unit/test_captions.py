@@ -1,5 +1,5 @@
 """The pure parts of captions.py: timestamps, SRT/WebVTT cues and their checks, segment windows,
-the master playlist's SUBTITLES group, language tags (issue 16)."""
+the master playlist's SUBTITLES group (issue 16); language tags: test_languages.py."""
 
 from __future__ import annotations
 
@@ -138,15 +138,6 @@ def test_master_gets_the_subs_group_on_every_variant() -> None:
     variants = [line for line in lines if line.startswith("#EXT-X-STREAM-INF:")]
     assert len(variants) == 2 and all(v.endswith(',SUBTITLES="subs"') for v in variants)
     assert captions.with_subtitles(MASTER, []) == MASTER
-
-
-@pytest.mark.parametrize(
-    ("tag", "want"),
-    [("eng", "en"), ("pt-BR", "pt-br"), ("und", None), (None, None),
-     ('en",URI="evil', None), ("x\nEXT", None)],
-)  # fmt: skip
-def test_language_tags_never_carry_metadata_text(tag: str | None, want: str | None) -> None:
-    assert captions.bcp47(tag) == want
 
 
 @pytest.mark.parametrize(
