@@ -348,8 +348,8 @@ def rendition_target(entry: OutputEntry, index: int, segment_s: float) -> Target
 
 def score_outputs(work: Work, ctx: JobContext) -> None:
     """Add ``quality`` to every video rendition in ``work`` when the profile asks for it:
-    on ``quality.sample`` frames in a few windows when the source seeks by an index, else
-    on the whole duration."""
+    on ``quality.sample`` frames in a few windows when the source seeks by an index and its
+    keyframes spread them, else on the whole duration."""
     wanted = ctx.profile.quality
     entries = [e for e in work.outputs if e.kind in VIDEO_KINDS and "quality" not in e.extra]
     if not wanted.measure or not entries:
@@ -371,6 +371,10 @@ def score_outputs(work: Work, ctx: JobContext) -> None:
             # In a window every frame decoded is used: (previous, scored) pairs, one in 2.
             windows = qsample.plan(total, fps, source.keyframes_s, sample,
                                    defaults.QUALITY_WINDOWS, min(subsample, 2))  # fmt: skip
+            if len(windows) == 1 and min(defaults.QUALITY_WINDOWS, sample) > 1:
+                # No keyframe after the first (a 20 s screen capture): every window collapsed
+                # into the first frames, which say nothing of the rest (VMAF 77 for 92).
+                windows, source = [], None
     scores = score(
         work,
         ctx.src,

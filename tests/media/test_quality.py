@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mediaapp import defaults
-from mediaapp.media import command, quality, steps
+from mediaapp.media import command, qsample, quality, steps
 from mediaapp.media.context import JobContext
 from mediaapp.ops.report import quality_cell, render
 from mediaapp.settings import Settings
@@ -151,6 +151,14 @@ def test_a_failed_sample_falls_back_to_the_whole_duration(
     check_ranges(scored(manifest)[0], 5, sample=0)
     assert not any("missing.mp4" in c for c in manifest["commands"])  # failed: not kept
     assert sum("libvmaf" in c for c in manifest["commands"]) == 1
+
+
+def test_a_source_with_one_keyframe_is_scored_whole(settings: Settings) -> None:
+    """Every window would start after the only keyframe, at frame 0: a sample of the first
+    frames (an encoder's worst) is not the rendition's figure; the whole duration is."""
+    sparse = generate(settings.media_root, "q-one-key.mp4", size="320x240", seconds=4, gop=1000)
+    assert qsample.video_start([settings.media_root / sparse], keyframes=True).keyframes_s == (0.0,)
+    check_ranges(scored(steps.run("q-one-key", sparse, "good", settings))[0], 5, 120, sample=0)
 
 
 def test_fmp4_hevc_rungs_are_read_with_their_init_segment(settings: Settings, source: str) -> None:
