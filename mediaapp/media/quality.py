@@ -359,7 +359,10 @@ def score_outputs(work: Work, ctx: JobContext) -> None:
         targets.append(rendition_target(e, representation, ctx.profile.segment_s))
         representation += e.kind == "dash-representation"
     fps = renditions.frame_rate(ctx.source)
-    total = round((ctx.source.duration_s or 0) * fps)
+    video = ctx.source.video
+    # The video's own duration where the container gives it: audio running on past the
+    # picture is no frame of the rendition.
+    total = round(((video and video.duration_s) or ctx.source.duration_s or 0) * fps)
     windows: list[qsample.Window] = []
     source, subsample = None, wanted.subsample
     sample = wanted.sample

@@ -161,6 +161,18 @@ def test_a_source_with_one_keyframe_is_scored_whole(settings: Settings) -> None:
     check_ranges(scored(steps.run("q-one-key", sparse, "good", settings))[0], 5, 120, sample=0)
 
 
+def test_frames_total_counts_the_video_not_the_audio_after_it(settings: Settings) -> None:
+    """A clip whose sound runs 2 s past its picture: the rendition has 30 frames, not 90."""
+    name = "q-short-picture.mp4"
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error",
+                 "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=1",
+                 "-f", "lavfi", "-i", "sine=frequency=330:duration=3", "-c:v", "libx264",
+                 "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-y",
+                 str(settings.media_root / name)])  # fmt: skip
+    q = scored(steps.run("q-short-picture", name, "whole", settings))[0]
+    check_ranges(q, 5, 30, sample=0)
+
+
 def test_fmp4_hevc_rungs_are_read_with_their_init_segment(settings: Settings, source: str) -> None:
     """HEVC rungs are fMP4 segments: neither a window nor the whole reads without the init."""
     q = scored(steps.run("q-hevc", source, "qhevc", settings))[0]
