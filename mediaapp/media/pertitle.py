@@ -159,6 +159,8 @@ def _cached(
     for name, crf in probes.items():
         rung = dataclasses.replace(planned[name], crf=crf)
         options = renditions.video_options(rung, ctx.source, ctx.profile)
+        if renditions.colour_mode(ctx.source, ctx.profile) == hdr.TONEMAP:  # not the trials
+            options["reference"] = "tonemapped"  # once scored against the PQ source (100)
         key = trial_key(sample["sha256"], sample_s, rung, options, fps, version, pt.subsample)
         path = cache_path(ctx.settings, key)
         if path.is_file() or chunk_store.fetch_trial(key, path, ctx.settings):
@@ -189,7 +191,8 @@ def run_trials(
             rungs = [rung for rung, _ in todo.values()]
             sample_s = min(pt.sample_s, sample["duration_s"])
             encodes += trial_outputs(wd / sample["name"], rungs, outs, ctx, sample_s)
-            targets = [quality.Target((out,), rung.width, rung.height)
+            mode = renditions.colour_mode(ctx.source, ctx.profile)  # the reference alike
+            targets = [quality.Target((out,), rung.width, rung.height, colour=mode)
                        for out, rung in zip(outs, rungs, strict=True)]  # fmt: skip
             logs = [o.with_suffix(".json") for o in outs]
             # VMAF only (a trial needs no PSNR nor SSIM: a quarter of libvmaf's time), one

@@ -29,7 +29,7 @@ import ffmpeg
 
 from mediaapp import defaults
 from mediaapp.errors import FFmpegError, FFmpegKilled, NotMedia
-from mediaapp.media import command, qsample, renditions
+from mediaapp.media import command, hdr, qsample, renditions
 from mediaapp.media.context import JobContext
 from mediaapp.media.inputs import scale_square
 from mediaapp.media.outputs import OutputEntry, Work
@@ -80,6 +80,9 @@ class Target:
     #: how many of ``files`` come before the segments (a DASH init segment).
     starts_s: tuple[float, ...] = ()
     head: int = 0
+    #: What the encode did with the source's colour (:func:`mediaapp.media.hdr.mode`): a
+    #: tone-mapped rendition is compared with the source tone-mapped alike, not with PQ.
+    colour: str = hdr.SDR
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -232,9 +235,16 @@ def sampled_stream(
     for i, (target, log) in enumerate(zip(targets, logs, strict=True)):
         reads = target_reads(target, windows, fps)
         distorted = _windows(reads, windows, fps, subsample).filter("format", "yuv420p")
-        scaled = scale_square(branches.stream(i), target.width, target.height)
+        scaled = _reference(branches.stream(i), target)
         outputs.append(_libvmaf(distorted, scaled, log, subsample, threads))
     return ffmpeg.merge_outputs(*outputs).global_args("-copyts")
+
+
+def _reference(video: Any, target: Target) -> Any:
+    """The source as the rendition should look: scaled to its size, tone-mapped if it was."""
+    if target.colour == hdr.TONEMAP:
+        return hdr.picture(video, target.width, target.height, hdr.TONEMAP)
+    return scale_square(video, target.width, target.height)
 
 
 def _libvmaf(distorted: Any, reference: Any, log: Path, subsample: int, threads: int,
@@ -269,7 +279,7 @@ def score_stream(
     branches = reference.filter_multi_output("split", len(targets))
     outputs = []
     for i, (target, log) in enumerate(zip(targets, logs, strict=True)):
-        scaled = scale_square(branches.stream(i), target.width, target.height)
+        scaled = _reference(branches.stream(i), target)
         distorted = _scored_frames(
             command.segments_input(target.files)
             .video.filter("setpts", "PTS-STARTPTS")
@@ -356,7 +366,9 @@ def score_outputs(work: Work, ctx: JobContext) -> None:
         return
     targets, representation = [], 0  # DASH representations are numbered in order
     for e in entries:
-        targets.append(rendition_target(e, representation, ctx.profile.segment_s))
+        target = rendition_target(e, representation, ctx.profile.segment_s)
+        mode = hdr.mode(ctx.source.colour, "hevc" if e.codec == "hevc" else "h264")
+        targets.append(replace(target, colour=mode))
         representation += e.kind == "dash-representation"
     fps = renditions.frame_rate(ctx.source)
     video = ctx.source.video

@@ -15,7 +15,7 @@ from mediaapp.media.context import JobContext
 from mediaapp.ops.report import quality_cell, render
 from mediaapp.settings import Settings
 
-from ..media_sources import generate, settings_with_profiles
+from ..media_sources import generate, generate_hdr, settings_with_profiles
 from .test_chunking import run_chunked
 
 pytestmark = pytest.mark.media
@@ -171,6 +171,15 @@ def test_frames_total_counts_the_video_not_the_audio_after_it(settings: Settings
                  str(settings.media_root / name)])  # fmt: skip
     q = scored(steps.run("q-short-picture", name, "whole", settings))[0]
     check_ranges(q, 5, 30, sample=0)
+
+
+def test_a_tone_mapped_rung_is_scored_against_the_source_tone_mapped(settings: Settings) -> None:
+    """An HDR10 source on an H.264 ladder: each rung is tone-mapped to SDR; against the PQ
+    picture itself it scored VMAF 100 at ~22 dB (and per-title took CRF 40 for it)."""
+    pq = generate_hdr(settings.media_root, "q-pq.mp4", gop=30)
+    for q in scored(steps.run("q-pq", pq, "qhls", settings)):
+        check_ranges(q, 5)
+        assert q["psnr_mean"] > 35 and q["vmaf_mean"] < 99.5, q
 
 
 def test_fmp4_hevc_rungs_are_read_with_their_init_segment(settings: Settings, source: str) -> None:
