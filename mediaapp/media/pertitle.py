@@ -208,8 +208,10 @@ def run_trials(
         each = round((time.monotonic() - started) / len(pending), 3)
         for i, name, rung, path, out, log in pending:
             vmaf = quality.vmaf_mean(json.loads(log.read_text()))
+            # One frame spans no time between frames: it lasts a frame (not 0 s, 33 Gbit/s).
+            seconds = timing(out).video_s or 1 / fps
             result = {"crf": rung.crf, "vmaf": vmaf, "bytes": out.stat().st_size,
-                      "seconds": round(timing(out).video_s, 6), "trial_s": each}  # fmt: skip
+                      "seconds": round(seconds, 6), "trial_s": each}  # fmt: skip
             with atomic_output(path) as part:
                 part.write_text(json.dumps(result))
             chunk_store.put_trial(path.stem, path, settings)  # for every host's next search

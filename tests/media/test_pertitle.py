@@ -189,3 +189,14 @@ def test_an_hdr_source_tone_mapped_is_searched_against_its_tone_mapped_samples(
         vmafs = [t["vmaf"] for t in sorted(r["trials"], key=lambda t: t["crf"])]
         assert vmafs == sorted(vmafs, reverse=True) and vmafs[0] < 99.5, r["trials"]
         assert abs(r["full_vmaf"] - r["sample_vmaf"]) < 4, r
+
+
+def test_a_one_frame_source_gets_a_sane_trial_bit_rate(settings: Settings) -> None:
+    """A still image as a video: the trial's one frame lasts a frame, not 0 s (its bit rate
+    was its bytes over a microsecond, 33 Gbit/s in the manifest)."""
+    still = "pt-still.mp4"
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                 "testsrc2=size=480x270:rate=30", "-frames:v", "1", "-c:v", "libx264",
+                 "-pix_fmt", "yuv420p", "-y", str(settings.media_root / still)])  # fmt: skip
+    for r in by_rung(steps.run("pt-still", still, "pt", settings)).values():
+        assert 0 < r["sample_kbps"] < 20_000 and all(t["kbps"] < 20_000 for t in r["trials"]), r
