@@ -373,8 +373,8 @@ def score_outputs(work: Work, ctx: JobContext) -> None:
     fps = renditions.frame_rate(ctx.source)
     video = ctx.source.video
     # The video's own duration where the container gives it: audio running on past the
-    # picture is no frame of the rendition.
-    total = round(((video and video.duration_s) or ctx.source.duration_s or 0) * fps)
+    # picture is no frame of the rendition. A still image (no duration) is one frame.
+    total = max(1, round(((video and video.duration_s) or ctx.source.duration_s or 0) * fps))
     windows: list[qsample.Window] = []
     source, subsample = None, wanted.subsample
     sample = wanted.sample

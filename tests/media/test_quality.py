@@ -173,6 +173,16 @@ def test_frames_total_counts_the_video_not_the_audio_after_it(settings: Settings
     check_ranges(q, 5, 30, sample=0)
 
 
+def test_a_still_image_is_one_frame(settings: Settings) -> None:
+    """A PNG has no duration: its rendition is one frame, not 0."""
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                 "testsrc2=size=320x240", "-frames:v", "1", "-y",
+                 str(settings.media_root / "q-still.png")])  # fmt: skip
+    q = scored(steps.run("q-still", "q-still.png", "qhls", settings))[0]
+    check_ranges(q, 5, 1, 0)
+    assert q["frames_total"] == q["frames_scored"] == 1, q
+
+
 def test_a_tone_mapped_rung_is_scored_against_the_source_tone_mapped(settings: Settings) -> None:
     """An HDR10 source on an H.264 ladder: each rung is tone-mapped to SDR; against the PQ
     picture itself it scored VMAF 100 at ~22 dB (and per-title took CRF 40 for it)."""
