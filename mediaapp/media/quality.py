@@ -80,8 +80,7 @@ class Target:
     #: how many of ``files`` come before the segments (a DASH init segment).
     starts_s: tuple[float, ...] = ()
     head: int = 0
-    #: What the encode did with the source's colour (:func:`mediaapp.media.hdr.mode`): a
-    #: tone-mapped rendition is compared with the source tone-mapped alike, not with PQ.
+    #: The encode's :func:`~mediaapp.media.hdr.mode`: tone-mapped, its reference is too.
     colour: str = hdr.SDR
 
 
@@ -372,8 +371,7 @@ def score_outputs(work: Work, ctx: JobContext) -> None:
         representation += e.kind == "dash-representation"
     fps = renditions.frame_rate(ctx.source)
     video = ctx.source.video
-    # The video's own duration where the container gives it: audio running on past the
-    # picture is no frame of the rendition. A still image (no duration) is one frame.
+    # The video's duration, not audio running on past it; a still image is one frame.
     total = max(1, round(((video and video.duration_s) or ctx.source.duration_s or 0) * fps))
     windows: list[qsample.Window] = []
     source, subsample = None, wanted.subsample
@@ -387,8 +385,7 @@ def score_outputs(work: Work, ctx: JobContext) -> None:
             windows = qsample.plan(total, fps, source.keyframes_s, sample,
                                    defaults.QUALITY_WINDOWS, min(subsample, 2))  # fmt: skip
             if len(windows) == 1 and min(defaults.QUALITY_WINDOWS, sample) > 1:
-                # No keyframe after the first (a 20 s screen capture): every window collapsed
-                # into the first frames, which say nothing of the rest (VMAF 77 for 92).
+                # One keyframe: all windows in the first frames, not the rest (VMAF 77 for 92).
                 windows, source = [], None
     scores = score(
         work,
