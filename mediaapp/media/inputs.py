@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -111,13 +112,17 @@ def safe_stem(name: str) -> str:
 
 
 def display_size(info: ProbeResult) -> tuple[int, int]:
-    """Width and height as the viewer sees them (rotation applied)."""
+    """Width and height as the viewer sees them (pixel aspect and rotation applied): the
+    outputs have square pixels, so an anamorphic source's width is stretched to its aspect."""
     video = info.video
     if video is None or not video.width or not video.height:
         raise NotMedia(f"{Path(info.path).name}: no video dimensions")
+    width = video.width
+    if video.sar:
+        width = max(1, round(video.width * Fraction(video.sar.replace(":", "/"))))
     if (video.rotation or 0) % 180 == 90:
-        return video.height, video.width
-    return video.width, video.height
+        return video.height, width
+    return width, video.height
 
 
 def fit(width: int, height: int, short_side: int) -> tuple[int, int]:

@@ -27,7 +27,7 @@ from mediaapp.errors import (
 )
 from mediaapp.media import command, inputs, steps
 from mediaapp.media.ffprogress import Progress
-from mediaapp.media.probe import probe
+from mediaapp.media.probe import ProbeResult, probe
 from mediaapp.settings import Settings
 
 pytestmark = pytest.mark.media
@@ -141,6 +141,28 @@ def test_probe_reads_rotation_and_missing_audio(media_root: Path) -> None:
     rotated = probe(media_root / "rotated.mp4")
     assert rotated.video and rotated.video.rotation == 90 and rotated.audio is None
     assert inputs.display_size(rotated) == (240, 320)
+
+
+def test_an_anamorphic_source_is_sized_by_its_display_aspect(tmp_path: Path) -> None:
+    """352x288 with 64:45 pixels shows 500x288 (PAL 16:9): the square-pixel outputs must be
+    that shape, not 352x288 squeezed (and VMAF scored against the same squeeze)."""
+    path = tmp_path / "anamorphic.mp4"
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                 "testsrc2=size=352x288:rate=25:duration=0.2", "-vf", "setsar=64/45",
+                 "-c:v", "libx264", "-preset", "ultrafast", "-y", str(path)])  # fmt: skip
+    info = probe(path)
+    assert (
+        info.video
+        and info.video.sar == "64:45"
+        and (info.video.width, info.video.height)
+        == (
+            352,
+            288,
+        )
+    )
+    assert inputs.display_size(info) == (501, 288)
+    assert inputs.target_size(info, 180) == (314, 180)
+    assert ProbeResult.from_dict(info.to_dict()).video.sar == "64:45"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from mediaapp.media import command, pertitle, renditions, steps
 from mediaapp.ops.report import render
 from mediaapp.settings import Settings
 
-from ..media_sources import EASY, HARD, generate_graph, settings_with_profiles
+from ..media_sources import EASY, HARD, generate_graph, generate_hdr, settings_with_profiles
 
 pytestmark = pytest.mark.media
 #: Clean even seconds, heavy grain in the odd ones: both samples (the first second of each
@@ -176,3 +176,27 @@ def test_a_full_encode_below_its_target_is_encoded_once_more_at_a_lower_crf(
     page = render(manifest, [], settings.output_root / "pt-mixed")  # the report page says so
     first = next(r["first"] for r in record["rungs"] if "first" in r)
     assert f"first at CRF {first['crf']}: VMAF {first['full_vmaf']:.1f}" in page
+
+
+def test_an_hdr_source_tone_mapped_is_searched_against_its_tone_mapped_samples(
+    settings: Settings,
+) -> None:
+    """Trials of an H.264 ladder over HDR10 are tone-mapped: scored against the PQ sample they
+    all made VMAF 100 (CRF 23 as CRF 31), and the search took the highest CRF it tried."""
+    pq = generate_hdr(settings.media_root, "pt-pq.mp4", gop=30)
+    rungs = by_rung(steps.run("pt-pq", pq, "pt", settings))
+    for r in rungs.values():
+        vmafs = [t["vmaf"] for t in sorted(r["trials"], key=lambda t: t["crf"])]
+        assert vmafs == sorted(vmafs, reverse=True) and vmafs[0] < 99.5, r["trials"]
+        assert abs(r["full_vmaf"] - r["sample_vmaf"]) < 4, r
+
+
+def test_a_one_frame_source_gets_a_sane_trial_bit_rate(settings: Settings) -> None:
+    """A still image as a video: the trial's one frame lasts a frame, not 0 s (its bit rate
+    was its bytes over a microsecond, 33 Gbit/s in the manifest)."""
+    still = "pt-still.mp4"
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                 "testsrc2=size=480x270:rate=30", "-frames:v", "1", "-c:v", "libx264",
+                 "-pix_fmt", "yuv420p", "-y", str(settings.media_root / still)])  # fmt: skip
+    for r in by_rung(steps.run("pt-still", still, "pt", settings)).values():
+        assert 0 < r["sample_kbps"] < 20_000 and all(t["kbps"] < 20_000 for t in r["trials"]), r
