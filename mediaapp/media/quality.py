@@ -387,16 +387,7 @@ def score_outputs(work: Work, ctx: JobContext) -> None:
             if len(windows) == 1 and min(defaults.QUALITY_WINDOWS, sample) > 1:
                 # One keyframe: all windows in the first frames, not the rest (VMAF 77 for 92).
                 windows, source = [], None
-    scores = score(
-        work,
-        ctx.src,
-        fps,
-        targets,
-        subsample,
-        threads=ctx.settings.ffmpeg_threads or 2,
-        duration_s=ctx.source.duration_s,
-        windows=windows,
-        source=source,
-    )
+    scores = score(work, ctx.src, fps, targets, subsample, threads=ctx.settings.ffmpeg_threads or 2,
+                   duration_s=ctx.source.duration_s, windows=windows, source=source)  # fmt: skip
     for entry, result in zip(entries, scores, strict=True):
         entry.extra["quality"] = replace(result, frames_total=total).to_dict()
