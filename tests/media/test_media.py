@@ -360,3 +360,18 @@ def test_a_probe_result_round_trips_through_the_context_of_later_steps(
 
     _, info = inputs.inspect("clip.mp4", settings)
     assert ProbeResult.from_dict(info.to_dict()) == info
+
+
+def test_a_still_image_gets_its_previews(settings: Settings) -> None:
+    """A PNG has no duration: ffmpeg makes it one frame (0.04 s), and the sprite sheet is
+    one thumbnail over that frame (its fps filter was 1/0 and the job failed)."""
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                 "testsrc2=size=320x180", "-frames:v", "1", "-y",
+                 str(settings.media_root / "still.png")])  # fmt: skip
+    for profile in ("web", "thumbs"):
+        manifest = steps.run(f"still-{profile}", "still.png", profile, settings)
+        kinds = [o["kind"] for o in manifest["outputs"]]
+        assert {"poster", "sprite", "vtt"} <= set(kinds) and ("video" in kinds) == (
+            profile == "web"
+        )
+        check_previews(manifest, 0.04)
