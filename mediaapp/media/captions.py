@@ -42,6 +42,10 @@ SIDECAR_SUFFIXES = (".srt", ".vtt")
 _TIME = re.compile(r"(?:(\d{1,4}):)?(\d{1,2}):(\d{2})[.,](\d{3})")
 _ARROW = re.compile(r"^\s*(\S+)\s+-->\s+(\S+)")
 _OVERRIDE = re.compile(r"\{\\[^{}]*\}")  # {\an8} in SubRip text: ffmpeg drops it from a track
+#: A ``&`` or ``<`` that starts no entity or WebVTT tag: literal text, which a WebVTT parser
+#: would take as markup (the rest of "a < b" vanishes), so it is escaped.
+_LOOSE_AMP = re.compile(r"&(?!(?:[A-Za-z]+|#\d+|#x[0-9A-Fa-f]+);)")
+_LOOSE_LT = re.compile(r"<(?!/?(?:[biuc]|v|lang|ruby|rt|font)\b[^<>\n]*>|[\d:.]{5,12}>)")
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,7 @@ def parse_cues(text: str, what: str, duration_s: float | None = None) -> list[Cu
             raise InvalidInput(f"{what}: a cue at {start:.3f} s, after the source's end")
         parts = _OVERRIDE.sub("", "\n".join(lines[timing + 1 :])).split("->")
         body = "->".join([p.rstrip("-") for p in parts[:-1]] + parts[-1:]).strip()  # no "-->"
+        body = _LOOSE_LT.sub("&lt;", _LOOSE_AMP.sub("&amp;", body))
         end = end if duration_s is None else min(end, duration_s)
         if body and end > start:  # one starting in the grace second past the end: dropped
             cues.append(Cue(start, end, body))

@@ -54,7 +54,8 @@ def test_cues_are_clipped_to_the_source_and_made_webvtt_safe() -> None:
 def test_no_arrow_is_left_in_a_cue_text(text: str) -> None:
     """``-->`` in a cue's text ends it for a WebVTT parser; a run of dashes must not leave one."""
     (cue,) = captions.parse_cues(f"00:00:01,000 --> 00:00:02,000\n{text}\n", "x")
-    assert "-->" not in cue.text and cue.text.replace("-", "") == text.replace("-", "")
+    shown = cue.text.replace("&lt;", "<")  # a loose "<" is escaped (see below)
+    assert "-->" not in cue.text and shown.replace("-", "") == text.replace("-", "")
 
 
 def test_ass_override_blocks_in_srt_text_are_dropped() -> None:
@@ -154,3 +155,17 @@ def test_hostile_text_at_the_size_limit_fails_fast(text: str) -> None:
     with pytest.raises(InvalidInput):
         captions.parse_cues(text, "x.srt")
     assert time.monotonic() - started < 2.0
+
+
+def test_a_literal_ampersand_or_angle_bracket_is_escaped_and_tags_are_kept() -> None:
+    """ "a < b" in SubRip is text; in WebVTT a "<" opens a tag and the rest of the cue would
+    vanish. Entities, WebVTT tags, SubRip's <font> and cue timestamps stay as they are."""
+    text = (
+        "1\n00:00:01,000 --> 00:00:02,000\nTom & Jerry <3 a < b x<y <i>ok</i> &amp; "
+        '&#38; <v Roger>hi</v> <c.yellow>y</c> <00:00:01.500>k <font color="red">r</font>\n'
+    )
+    (cue,) = captions.parse_cues(text, "t")
+    assert cue.text == (
+        "Tom &amp; Jerry &lt;3 a &lt; b x&lt;y <i>ok</i> &amp; &#38; "
+        '<v Roger>hi</v> <c.yellow>y</c> <00:00:01.500>k <font color="red">r</font>'
+    )
