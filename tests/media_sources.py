@@ -56,11 +56,13 @@ def generate_hdr(
     size: str = "320x240",
     seconds: float = 2,
     gop: int | None = None,
+    container_only: bool = False,
 ) -> str:
     """A 10-bit HEVC clip (+ a sine tone) from testsrc2, converted by zscale from BT.709 to
     BT.2020 and ``transfer`` (smpte2084: HDR10 with mastering display and light level in the
     SEI; arib-std-b67: HLG, no static metadata), tagged as such; ``gop``: a keyframe every
-    ``gop`` frames (chunk boundaries)."""
+    ``gop`` frames (chunk boundaries); ``container_only``: tagged in the MP4's ``colr`` box
+    only, the bitstream's VUI saying "unspecified" (so do its decoded frames)."""
     path = media_root / name
     if path.exists():
         return name
@@ -80,6 +82,13 @@ def generate_hdr(
         "-color_trc", transfer, "-colorspace", "bt2020nc", "-c:a", "aac", "-f", "mp4", "-y",
         str(tmp),
     ])  # fmt: skip
+    if container_only:
+        vui = "hevc_metadata=colour_primaries=2:transfer_characteristics=2:matrix_coefficients=2"
+        retagged = path.with_name(f".vui-{name}")
+        command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-i", str(tmp),
+                     "-c", "copy", "-bsf:v", vui, "-y", str(retagged)])  # fmt: skip
+        tmp.unlink()
+        tmp = retagged
     tmp.rename(path)
     return name
 

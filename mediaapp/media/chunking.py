@@ -32,6 +32,7 @@ import ffmpeg
 
 from mediaapp.errors import NotMedia
 from mediaapp.media import command, hdr
+from mediaapp.media.colour import Colour
 from mediaapp.media.outputs import atomic_output, sha256
 from mediaapp.media.probe import ProbeResult, exact_video_s, timing
 from mediaapp.media.profiles import Profile
@@ -70,6 +71,7 @@ class Rendition:
     options: dict[str, Any] = field(default_factory=dict)
     width: int = -2  # -2: from the height (scale's even-width rule)
     colour: str = "sdr"  # what it does with the source's colour (mediaapp.media.hdr.mode)
+    source: Colour | None = None  # an HDR source's colour, as probed (a chunk may say less)
 
 
 def work_dir(out_dir: Path) -> Path:
@@ -162,7 +164,7 @@ def cache_key(
 ) -> str:
     """Content address of an encoded chunk: input bytes plus everything that shapes the encode."""
     # An SDR rendition keyed as before colour modes existed: its cached chunks still hit.
-    shapes = [{k: v for k, v in asdict(r).items() if v != "sdr"} for r in renditions]
+    shapes = [{k: v for k, v in asdict(r).items() if v not in ("sdr", None)} for r in renditions]
     shape = {
         "chunk": chunk.sha256,
         "renditions": shapes,
@@ -257,7 +259,7 @@ def chunk_stream(
     outputs = []
     for i, r in enumerate(renditions):
         branch = branches.stream(i) if branches is not None else video
-        scaled = hdr.picture(branch, r.width, r.height, r.colour)
+        scaled = hdr.picture(branch, r.width, r.height, r.colour, r.source)
         options = dict(r.options)
         options.pop("force_key_frames", None)
         if keyframes:

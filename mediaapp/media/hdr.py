@@ -65,21 +65,37 @@ def drop_hdr_side_data(video: Any) -> Any:
     return video
 
 
-def tonemap(video: Any) -> Any:
-    """``video`` (PQ or HLG, any size) tone-mapped to 8-bit BT.709 SDR (:data:`TONEMAP_CHAIN`)."""
+def source_tags(source: Colour | None) -> dict[str, str]:
+    """zscale's input tags for an HDR ``source``, as the probe read them: its frames may say
+    nothing (PQ tagged only in the container, or a transfer without primaries and matrix),
+    and zscale has no path from "unspecified" (ffmpeg fails). Unstated primaries and matrix
+    of PQ or HLG are BT.2020's."""
+    if source is None or not source.is_hdr or source.transfer is None:
+        return {}
+    primaries = source.primaries or "bt2020"
+    return {"tin": source.transfer, "pin": primaries, "min": source.matrix or "bt2020nc",
+            "p": primaries}  # fmt: skip
+
+
+def tonemap(video: Any, source: Colour | None = None) -> Any:
+    """``video`` (PQ or HLG, any size) tone-mapped to 8-bit BT.709 SDR (:data:`TONEMAP_CHAIN`),
+    read as ``source``'s colour (:func:`source_tags`) when given."""
     video = drop_hdr_side_data(video)
-    for name, options in TONEMAP_CHAIN:
-        video = video.filter(name, **options)
+    for i, (name, options) in enumerate(TONEMAP_CHAIN):
+        video = video.filter(name, **(source_tags(source) if i == 0 else {}), **options)
     return video
 
 
-def picture(video: Any, width: int, height: int, rendition_mode: str) -> Any:
+def picture(
+    video: Any, width: int, height: int, rendition_mode: str, source: Colour | None = None
+) -> Any:
     """Scaled to ``width`` x ``height`` with square pixels, in the mode's colour: scaled
-    before the tone-map, which then works on the rung's pixels, not the source's."""
+    before the tone-map, which then works on the rung's pixels, not the source's (whose
+    colour is ``source``)."""
     if rendition_mode == SDR:
         return scale_square(video, width, height)
     if rendition_mode == TONEMAP:
-        return tonemap(video.filter("scale", width, height).filter("setsar", 1))
+        return tonemap(video.filter("scale", width, height).filter("setsar", 1), source)
     scaled = scale_square(video, width, height, "yuv420p10le")
     return drop_hdr_side_data(scaled) if rendition_mode == HEVC_SDR else scaled
 

@@ -138,7 +138,7 @@ def trial_outputs(chunk: Path, rungs: list[renditions.PlannedRung], targets: lis
     outputs = []
     for i, (rung, target) in enumerate(zip(rungs, targets, strict=True)):
         picture = hdr.picture(branches.stream(i) if branches else video, rung.width, rung.height,
-                              mode)  # fmt: skip
+                              mode, info.colour)  # fmt: skip
         options = renditions.video_options(rung, info, profile)
         if ctx.settings.ffmpeg_threads:
             options["threads"] = ctx.settings.ffmpeg_threads

@@ -143,6 +143,27 @@ def test_hlg_is_kept_in_hevc_and_tone_mapped_in_h264(settings: Settings, hlg: st
     assert colour.read(Path(output(web, "video")["path"])).transfer == "bt709"
 
 
+def test_pq_tagged_in_the_container_only_is_tone_mapped(settings: Settings) -> None:
+    """The frames say nothing of their colour, the MP4 says PQ: the tone-map reads the
+    probe's tags (zscale had no path from "unspecified" and ffmpeg failed), chunked too."""
+    name = generate_hdr(settings.media_root, "pq-colr-only.mp4", size="256x144", gop=30,
+                        container_only=True)  # fmt: skip
+    c = probe(settings.media_root / name).colour
+    assert c is not None and c.transfer == "smpte2084" and c.primaries == "bt2020"
+    with av.open(str(settings.media_root / name)) as container:
+        assert next(container.decode(video=0)).color_trc == 2  # unspecified in the bitstream
+    m = steps.run("pq-colr-web", name, "web", settings)
+    found = colour.read(Path(output(m, "video")["path"]))
+    assert (found.transfer, found.primaries, found.matrix, found.bit_depth) == (
+        "bt709", "bt709", "bt709", 8,
+    )  # fmt: skip
+    assert "tin=smpte2084" in m["commands"][0]
+    chunked = Settings(data_dir=settings.data_dir, media_root=settings.media_root,
+                       chunking="always", chunk_s=1, ffmpeg_threads=1)  # fmt: skip
+    m = run_chunked("pq-colr-chunked", name, "web", chunked)
+    assert colour.read(Path(output(m, "video")["path"])).transfer == "bt709"
+
+
 def test_sdr_source_is_untouched(settings: Settings, sdr: str) -> None:
     web = steps.run("sdr-web", sdr, "web", settings)
     for cmd in web["commands"]:
