@@ -164,6 +164,24 @@ def test_pq_tagged_in_the_container_only_is_tone_mapped(settings: Settings) -> N
     assert colour.read(Path(output(m, "video")["path"])).transfer == "bt709"
 
 
+def test_hlg_signalled_by_an_alternative_transfer_sei_is_hlg(settings: Settings) -> None:
+    """Broadcast HLG says bt2020-10 in the VUI (and MP4) for SDR screens and arib-std-b67 in
+    an alternative transfer characteristics SEI, which ffmpeg's decoder applies to the
+    frames: the probe took it for SDR, and every output then failed its check as an "SDR
+    output tagged HDR"."""
+    name = generate_hdr(settings.media_root, "hlg-atc.mp4", transfer=colour.HLG,
+                        size="256x144", seconds=1, atc=True)  # fmt: skip
+    with av.open(str(settings.media_root / name)) as container:
+        assert container.streams.video[0].codec_context.color_trc == 14  # bt2020-10
+    c = probe(settings.media_root / name).colour
+    assert c is not None and c.transfer == colour.HLG and c.is_hdr
+    web = steps.run("hlg-atc-web", name, "web", settings)
+    assert colour.read(Path(output(web, "video")["path"])).transfer == "bt709"
+    hevc = steps.run("hlg-atc-hls10", name, "hls-hdr10", settings)
+    found = colour.read(*first_segment(output(hevc, "hls-rendition")))
+    assert (found.transfer, found.primaries, found.bit_depth) == (colour.HLG, "bt2020", 10)
+
+
 def test_sdr_source_is_untouched(settings: Settings, sdr: str) -> None:
     web = steps.run("sdr-web", sdr, "web", settings)
     for cmd in web["commands"]:
