@@ -71,7 +71,7 @@ class Rendition:
     options: dict[str, Any] = field(default_factory=dict)
     width: int = -2  # -2: from the height (scale's even-width rule)
     colour: str = "sdr"  # what it does with the source's colour (mediaapp.media.hdr.mode)
-    source: Colour | None = None  # an HDR source's colour, as probed (a chunk may say less)
+    source: Colour | None = None  # as probed, when hdr.picture reads it (hdr.reads_source)
 
 
 def work_dir(out_dir: Path) -> Path:

@@ -58,6 +58,14 @@ def mode(source: Colour | None, codec: str) -> str:
     return TONEMAP if hdr else SDR
 
 
+def reads_source(source: Colour | None) -> bool:
+    """Whether :func:`picture` needs the source's colour: an HDR source (the tone-map's input
+    tags), or any whose frames carry HDR side data (dropped from an SDR rendition)."""
+    return source is not None and bool(
+        source.is_hdr or source.mastering or source.content_light or source.dolby_vision
+    )
+
+
 def drop_hdr_side_data(video: Any) -> Any:
     """The frames without mastering display, light level or Dolby Vision side data."""
     for kind in _HDR_SIDE_DATA:
@@ -91,9 +99,11 @@ def picture(
 ) -> Any:
     """Scaled to ``width`` x ``height`` with square pixels, in the mode's colour: scaled
     before the tone-map, which then works on the rung's pixels, not the source's (whose
-    colour is ``source``)."""
+    colour is ``source``); HDR side data dropped from an SDR rendition of a source with any
+    (an SDR source's command otherwise unchanged)."""
     if rendition_mode == SDR:
-        return scale_square(video, width, height)
+        scaled = scale_square(video, width, height)
+        return drop_hdr_side_data(scaled) if reads_source(source) else scaled
     if rendition_mode == TONEMAP:
         return tonemap(video.filter("scale", width, height).filter("setsar", 1), source)
     scaled = scale_square(video, width, height, "yuv420p10le")

@@ -237,7 +237,7 @@ def video_outputs(ctx: JobContext, codec: str | None = None) -> list[Rendition]:
     """The video outputs a chunk is encoded into: the mp4, or every rung of the ladder (of a
     multi-codec ladder, every variant, or ``codec``'s)."""
     info, profile = ctx.source, ctx.profile
-    hdr_source = info.colour if info.colour is not None and info.colour.is_hdr else None
+    hdr_source = info.colour if hdr.reads_source(info.colour) else None
     if profile.cmaf:
         return [Rendition(v.name, v.rung.height, cmaf.video_options(v, info, profile),
                           v.rung.width, v.colour_mode(info), hdr_source)

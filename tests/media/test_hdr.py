@@ -11,7 +11,7 @@ import av
 import pytest
 
 from mediaapp.errors import ColourMismatch, InvalidInput
-from mediaapp.media import colour, hdr, renditions, steps
+from mediaapp.media import colour, command, hdr, renditions, steps
 from mediaapp.media.probe import ProbeResult, probe
 from mediaapp.settings import Settings
 
@@ -180,6 +180,27 @@ def test_hlg_signalled_by_an_alternative_transfer_sei_is_hlg(settings: Settings)
     hevc = steps.run("hlg-atc-hls10", name, "hls-hdr10", settings)
     found = colour.read(*first_segment(output(hevc, "hls-rendition")))
     assert (found.transfer, found.primaries, found.bit_depth) == (colour.HLG, "bt2020", 10)
+
+
+def test_sdr_source_with_hdr_side_data_gives_a_clean_sdr_mp4(settings: Settings) -> None:
+    """No transfer tag calls it HDR, but its SEI carries a mastering display and light level:
+    the SDR rendition drops them as the HEVC one does (libx264 wrote them, and the job failed
+    its own check as an "SDR output tagged HDR"), chunked too."""
+    name = "sdr-with-mastering.mp4"
+    params = f"log-level=error:keyint=30:hdr10=1:master-display={MASTER_DISPLAY}:max-cll=1000,400"
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-f", "lavfi",
+                 "-i", "testsrc2=size=256x144:rate=30:duration=2", "-vf", "format=yuv420p10le",
+                 "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", params,
+                 "-y", str(settings.media_root / name)])  # fmt: skip
+    c = probe(settings.media_root / name).colour
+    assert c is not None and not c.is_hdr and c.mastering is not None
+    m = steps.run("sdr-md-web", name, "web", settings)
+    found = colour.read(Path(output(m, "video")["path"]))
+    assert not found.is_hdr and found.mastering is None and found.content_light is None
+    chunked = Settings(data_dir=settings.data_dir, media_root=settings.media_root,
+                       chunking="always", chunk_s=1, ffmpeg_threads=1)  # fmt: skip
+    m = run_chunked("sdr-md-chunked", name, "web", chunked)
+    assert colour.read(Path(output(m, "video")["path"])).mastering is None
 
 
 def test_sdr_source_is_untouched(settings: Settings, sdr: str) -> None:
