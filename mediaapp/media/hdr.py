@@ -100,12 +100,17 @@ def picture(
     """Scaled to ``width`` x ``height`` with square pixels, in the mode's colour: scaled
     before the tone-map, which then works on the rung's pixels, not the source's (whose
     colour is ``source``); HDR side data dropped from an SDR rendition of a source with any
-    (an SDR source's command otherwise unchanged)."""
+    (an SDR source's command otherwise unchanged); an HDR source in primaries other than
+    BT.2020 converted to them (HDR10 and HLG rungs are tagged BT.2020)."""
     if rendition_mode == SDR:
         scaled = scale_square(video, width, height)
         return drop_hdr_side_data(scaled) if reads_source(source) else scaled
     if rendition_mode == TONEMAP:
         return tonemap(video.filter("scale", width, height).filter("setsar", 1), source)
+    if rendition_mode != HEVC_SDR and source is not None and source.primaries not in (
+        None, "bt2020",
+    ):  # fmt: skip
+        video = video.filter("zscale", **{**source_tags(source), "p": "bt2020", "m": "bt2020nc"})
     scaled = scale_square(video, width, height, "yuv420p10le")
     return drop_hdr_side_data(scaled) if rendition_mode == HEVC_SDR else scaled
 

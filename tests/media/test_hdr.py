@@ -203,6 +203,21 @@ def test_sdr_source_with_hdr_side_data_gives_a_clean_sdr_mp4(settings: Settings)
     assert colour.read(Path(output(m, "video")["path"])).mastering is None
 
 
+def test_pq_in_bt709_primaries_is_hdr10_in_bt2020(settings: Settings) -> None:
+    """HDR10 is BT.2020: a PQ source in other primaries is converted to them (the rung was
+    encoded in BT.709 primaries, tagged so, and failed its check), and tone-maps from its own."""
+    name = generate_hdr(settings.media_root, "pq-bt709-primaries.mp4", size="256x144",
+                        seconds=1, primaries="bt709")  # fmt: skip
+    c = probe(settings.media_root / name).colour
+    assert c is not None and (c.transfer, c.primaries) == ("smpte2084", "bt709")
+    m = steps.run("pq709-hls10", name, "hls-hdr10", settings)
+    found = colour.read(*first_segment(output(m, "hls-rendition")))
+    assert (found.transfer, found.primaries, found.matrix) == ("smpte2084", "bt2020", "bt2020nc")
+    assert found.mastering is not None and found.mastering.x265() == MASTER_DISPLAY
+    web = steps.run("pq709-web", name, "web", settings)
+    assert colour.read(Path(output(web, "video")["path"])).primaries == "bt709"
+
+
 def test_sdr_source_is_untouched(settings: Settings, sdr: str) -> None:
     web = steps.run("sdr-web", sdr, "web", settings)
     for cmd in web["commands"]:
