@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from xml.etree import ElementTree
 
 import av
 import pytest
@@ -15,7 +16,7 @@ from mediaapp.media import colour, command, hdr, renditions, steps
 from mediaapp.media.probe import ProbeResult, probe
 from mediaapp.settings import Settings
 
-from ..media_sources import MASTER_DISPLAY, generate, generate_hdr
+from ..media_sources import MASTER_DISPLAY, generate, generate_hdr, settings_with_profiles
 from .test_chunking import run_chunked
 
 pytestmark = pytest.mark.media
@@ -216,6 +217,29 @@ def test_pq_in_bt709_primaries_is_hdr10_in_bt2020(settings: Settings) -> None:
     assert found.mastering is not None and found.mastering.x265() == MASTER_DISPLAY
     web = steps.run("pq709-web", name, "web", settings)
     assert colour.read(Path(output(web, "video")["path"])).primaries == "bt709"
+
+
+def test_the_multi_codec_mpd_says_which_adaptation_set_is_hdr(
+    tmp_path: Path, media_root: Path, pq: str
+) -> None:
+    """The master says VIDEO-RANGE=PQ for the HEVC variant; the MPD over the same segments
+    said nothing, so a DASH client took PQ for SDR: CICP code points, as DASH-IF signals them."""
+    toml = ('[multi-hdr]\nkind = "hls"\nsegment_s = 1\npreset = "veryfast"\nrungs = '
+            '[{ height = 240, video_kbps = 400, codecs = ["h264", "hevc"] }]\n')  # fmt: skip
+    settings = settings_with_profiles(tmp_path, media_root, "multi-hdr", toml)
+    m = steps.run("hdr-multi-mpd", pq, "multi-hdr", settings)
+    mpd = next(Path(o["path"]) for o in m["outputs"] if o["path"].endswith(".mpd"))
+    ns = {"d": "urn:mpeg:dash:schema:mpd:2011"}
+    cicp = "urn:mpeg:mpegB:cicp:"
+    found = {}
+    for adaptation in ElementTree.parse(mpd).getroot().iterfind(".//d:AdaptationSet", ns):
+        codecs = adaptation.find("d:Representation", ns).get("codecs")  # type: ignore[union-attr]
+        properties = adaptation.iterfind("d:SupplementalProperty", ns)
+        found[codecs[:4]] = {p.get("schemeIdUri", "")[len(cicp):]: p.get("value")
+                             for p in properties}  # fmt: skip
+    assert found["hvc1"] == {"ColourPrimaries": "9", "TransferCharacteristics": "16",
+                             "MatrixCoefficients": "9"}  # fmt: skip
+    assert found["avc1"] == {}  # tone-mapped: SDR, nothing to say
 
 
 def test_sdr_source_is_untouched(settings: Settings, sdr: str) -> None:
