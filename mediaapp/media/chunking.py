@@ -32,7 +32,6 @@ import ffmpeg
 
 from mediaapp.errors import NotMedia
 from mediaapp.media import command, hdr
-from mediaapp.media.colour import Colour
 from mediaapp.media.outputs import atomic_output, sha256
 from mediaapp.media.probe import ProbeResult, exact_video_s, timing
 from mediaapp.media.profiles import Profile
@@ -71,7 +70,7 @@ class Rendition:
     options: dict[str, Any] = field(default_factory=dict)
     width: int = -2  # -2: from the height (scale's even-width rule)
     colour: str = "sdr"  # what it does with the source's colour (mediaapp.media.hdr.mode)
-    source: Colour | None = None  # as probed, when hdr.picture reads it (hdr.reads_source)
+    source: hdr.Colour | None = None  # as probed, when hdr.picture reads it (reads_source)
 
 
 def work_dir(out_dir: Path) -> Path:
@@ -113,17 +112,11 @@ def split(
             continue
         if first + t.frames > len(source):
             raise NotMedia(f"{src.name}: the chunks hold more frames than the source")
-        chunks.append(
-            SourceChunk(
-                index=index,
-                name=f"src/{path.name}",
-                frames=t.frames,
-                start_s=round(source[first] - source[0], 6),
-                duration_s=round(t.video_s, 6),
-                sha256=sha256(path),
-                regular=not t.irregular(),
-            )
-        )
+        chunks.append(SourceChunk(
+            index=index, name=f"src/{path.name}", frames=t.frames,
+            start_s=round(source[first] - source[0], 6), duration_s=round(t.video_s, 6),
+            sha256=sha256(path), regular=not t.irregular(),
+        ))  # fmt: skip
         first += t.frames
     if not chunks:
         raise NotMedia(f"{src.name}: the split found no video frames")
