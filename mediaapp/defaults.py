@@ -114,9 +114,11 @@ MAX_ID_CHARS = 256  # an event id
 MAX_PROFILE_CHARS = 64
 MAX_QUOTE_CHARS = 200  # any input quoted in an error message or a reason
 MAX_AUDIT_FIELD_CHARS = 4096  # any one string in an audit record
-#: A subtitle track (a sidecar file, or an embedded track as WebVTT): bytes and cues at most.
+#: A subtitle track (a sidecar file, or an embedded track as WebVTT): bytes and cues at most;
+#: and the bytes of its HLS segments (a cue is repeated in every segment it spans).
 MAX_SUBTITLE_BYTES = 4 * 1024**2
 MAX_SUBTITLE_CUES = 20_000
+MAX_SUBTITLE_SEGMENTED_BYTES = 64 * 1024**2
 #: Seconds an upload event's claim on its job id is kept (a second copy within it is a duplicate).
 UPLOAD_CLAIM_TTL_S = 7 * 24 * 3600
 #: Object storage: the region asked for when none is set, the multipart part size (bytes),

@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from os.path import realpath
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,10 @@ import av
 
 from mediaapp import defaults
 from mediaapp.errors import InvalidInput, LimitExceeded, MediaError
-from mediaapp.media import command, renditions
+from mediaapp.media import command, manifests, renditions
 from mediaapp.media.context import JobContext
 from mediaapp.media.inputs import resolve_input
+from mediaapp.media.languages import bcp47, is_tag
 from mediaapp.media.outputs import OutputEntry, Work, sha256
 from mediaapp.media.probe import StreamInfo
 from mediaapp.storage.urls import is_url
@@ -37,15 +39,9 @@ TEXT_CODECS = frozenset({"mov_text", "subrip", "srt", "webvtt", "ass", "ssa", "t
 #: Picture subtitles: converting them needs OCR, which we do not do.
 BITMAP_CODECS = frozenset({"hdmv_pgs_subtitle", "dvb_subtitle", "dvd_subtitle", "xsub"})
 SIDECAR_SUFFIXES = (".srt", ".vtt")
-#: ISO 639-2 codes (what MP4/MKV tag) to the BCP 47 tags HLS's LANGUAGE wants.
-_BCP47 = {
-    "eng": "en", "fre": "fr", "fra": "fr", "ger": "de", "deu": "de", "spa": "es",
-    "ita": "it", "por": "pt", "dut": "nl", "nld": "nl", "jpn": "ja", "chi": "zh",
-    "zho": "zh", "kor": "ko", "rus": "ru", "ara": "ar", "pol": "pl", "swe": "sv",
-}  # fmt: skip
 _TIME = re.compile(r"(?:(\d{1,4}):)?(\d{1,2}):(\d{2})[.,](\d{3})")
 _ARROW = re.compile(r"^\s*(\S+)\s+-->\s+(\S+)")
-_LANG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+_OVERRIDE = re.compile(r"\{\\[^{}]*\}")  # {\an8} in SubRip text: ffmpeg drops it from a track
 
 
 @dataclass(frozen=True)
@@ -68,14 +64,6 @@ class Track:
     cues: list[Cue] = field(default_factory=list)
 
 
-def bcp47(language: str | None) -> str | None:
-    """The HLS LANGUAGE of a tag (``eng`` → ``en``); None when unknown (``und``)."""
-    if not language or language.lower() in ("und", "unk", "mis", "zxx"):
-        return None
-    tag = _BCP47.get(language.lower(), language.lower())
-    return tag if _LANG.match(tag) else None  # a tag, never arbitrary metadata text
-
-
 def parse_time(text: str) -> float:
     """Seconds of an SRT/WebVTT timestamp (``01:02:03,456``, ``02:03.456``)."""
     match = _TIME.fullmatch(text.strip())
@@ -90,9 +78,7 @@ def parse_time(text: str) -> float:
 def decode(data: bytes, what: str) -> str:
     """Subtitle bytes as text, or InvalidInput: too large, binary, or not UTF-8."""
     if len(data) > defaults.MAX_SUBTITLE_BYTES:
-        raise LimitExceeded(
-            f"{what}: {len(data)} bytes, over the limit of {defaults.MAX_SUBTITLE_BYTES}"
-        )
+        raise LimitExceeded(f"{what}: over the limit of {defaults.MAX_SUBTITLE_BYTES} bytes")
     if b"\x00" in data:
         raise InvalidInput(f"{what}: binary data (NUL bytes), not a subtitle file")
     try:
@@ -118,9 +104,11 @@ def parse_cues(text: str, what: str, duration_s: float | None = None) -> list[Cu
             raise InvalidInput(f"{what}: a cue ends ({end:.3f} s) before it starts ({start:.3f})")
         if duration_s is not None and start >= duration_s + 1:
             raise InvalidInput(f"{what}: a cue at {start:.3f} s, after the source's end")
-        body = "\n".join(lines[timing + 1 :]).replace("-->", "->").strip()
-        if body:
-            cues.append(Cue(start, end if duration_s is None else min(end, duration_s), body))
+        parts = _OVERRIDE.sub("", "\n".join(lines[timing + 1 :])).split("->")
+        body = "->".join([p.rstrip("-") for p in parts[:-1]] + parts[-1:]).strip()  # no "-->"
+        end = end if duration_s is None else min(end, duration_s)
+        if body and end > start:  # one starting in the grace second past the end: dropped
+            cues.append(Cue(start, end, body))
         if len(cues) > defaults.MAX_SUBTITLE_CUES:
             raise LimitExceeded(f"{what}: over {defaults.MAX_SUBTITLE_CUES} cues")
     if not cues:
@@ -154,12 +142,24 @@ def _embedded(ctx: JobContext, stream: StreamInfo) -> Track:
     ctx.out_dir.mkdir(parents=True, exist_ok=True)  # the job's own disk, not /tmp's
     with tempfile.TemporaryDirectory(dir=ctx.out_dir) as tmp:
         vtt = Path(tmp) / "track.vtt"
+        bound = defaults.MAX_SUBTITLE_BYTES + 1  # a 20 GiB source may carry GiBs of text
         command.run([command.ffmpeg_binary(ctx.limits), "-nostdin", "-v", "error",
-                     "-i", str(ctx.src), "-map", f"0:{stream.index}", "-c:s", "webvtt",
-                     "-f", "webvtt", "-y", str(vtt)], limits=ctx.limits)  # fmt: skip
+                     "-i", str(ctx.src), "-map", f"0:{stream.index}", "-c:s", "webvtt", "-f",
+                     "webvtt", "-fs", str(bound), "-y", str(vtt)], limits=ctx.limits)  # fmt: skip
         what = f"subtitle stream {stream.index}"
-        cues = parse_cues(decode(vtt.read_bytes(), what), what, ctx.source.duration_s)
+        with vtt.open("rb") as f:  # within the bound, as a sidecar: one cue may be huge
+            data = f.read(bound)
+        cues = parse_cues(decode(data, what), what, ctx.source.duration_s)
     return Track(what, stream.language, bool(stream.default), bool(stream.forced), cues)
+
+
+def _spread(ctx: JobContext, track: Track) -> Track:
+    """The track, unless HLS, repeating each cue in every segment it spans, would make it huge."""
+    seg, limit = ctx.profile.segment_s, defaults.MAX_SUBTITLE_SEGMENTED_BYTES
+    size = sum((len(c.text) + 32) * int((c.end - c.start) // seg + 2) for c in track.cues)
+    if ctx.profile.kind == "hls" and size > limit:
+        raise LimitExceeded(f"{track.origin}: {size} bytes of HLS segments, over the limit {limit}")
+    return track
 
 
 def sidecars(ctx: JobContext) -> list[tuple[str, str | None]]:
@@ -176,19 +176,22 @@ def sidecars(ctx: JobContext) -> list[tuple[str, str | None]]:
         if path.suffix.lower() not in SIDECAR_SUFFIXES or not path.name.startswith(src.stem):
             continue
         middle = path.name[len(src.stem) : -len(path.suffix)]
-        if middle and not (middle.startswith(".") and _LANG.match(middle[1:])):
+        if middle and not (middle.startswith(".") and is_tag(middle[1:])):
             continue  # another input's sidecar (clip2.srt), not this one's
         found.append((str(rel_dir / path.name), middle[1:] or None))
-    # Resolved only to drop a repeat: confinement is checked when each one is read.
-    seen = {(ctx.settings.media_root / name).resolve() for name, _ in given}
-    return given + [(n, g) for n, g in found if (ctx.settings.media_root / n).resolve() not in seen]
+    # Only to drop a repeat (realpath: resolve() raises on a symlink loop); confined when read.
+    seen = {realpath(ctx.settings.media_root / name) for name, _ in given}
+    return given + [f for f in found if realpath(ctx.settings.media_root / f[0]) not in seen]
 
 
 def _sidecar(ctx: JobContext, name: str, language: str | None) -> Track:
     """A sidecar file, confined to the media root like the input, read within its bounds."""
     path = resolve_input(name, ctx.settings)
-    with path.open("rb") as f:
-        data = f.read(defaults.MAX_SUBTITLE_BYTES + 1)
+    try:
+        with path.open("rb") as f:
+            data = f.read(defaults.MAX_SUBTITLE_BYTES + 1)
+    except OSError as exc:  # another user's 0600 file, an I/O error: the track's, not the job's
+        raise InvalidInput(f"{Path(name).name}: cannot be read ({exc.strerror})") from None
     cues = parse_cues(decode(data, Path(name).name), Path(name).name, ctx.source.duration_s)
     return Track(Path(name).name, language, False, False, cues)
 
@@ -208,12 +211,12 @@ def gather(ctx: JobContext) -> tuple[list[Track], list[dict[str, Any]]]:
             skipped.append({**origin, "reason": f"{why}: not converted"})
             continue
         try:
-            tracks.append(_embedded(ctx, stream))
+            tracks.append(_spread(ctx, _embedded(ctx, stream)))
         except MediaError as exc:
             skipped.append({**origin, "reason": str(exc)[: defaults.MAX_QUOTE_CHARS]})
     for name, language in sidecars(ctx):
         try:
-            tracks.append(_sidecar(ctx, name, language))
+            tracks.append(_spread(ctx, _sidecar(ctx, name, language)))
         except MediaError as exc:
             reason = str(exc)[: defaults.MAX_QUOTE_CHARS]
             skipped.append({"source": name, "language": language, "reason": reason})
@@ -240,11 +243,8 @@ def mpegts_offset(first_segment: Path, init: Path | None = None) -> int:
 
 def report(tracks: list[Track], skipped: list[dict[str, Any]]) -> dict[str, Any]:
     """The manifest's ``captions``: what was converted, and what was not and why."""
-    converted = [
-        {"source": t.origin, "language": t.language, "default": t.default,
-         "forced": t.forced, "cues": len(t.cues)}
-        for t in tracks
-    ]  # fmt: skip
+    converted = [{"source": t.origin, "language": t.language, "default": t.default,
+                  "forced": t.forced, "cues": len(t.cues)} for t in tracks]  # fmt: skip
     return {"tracks": converted, "not_converted": skipped} if tracks or skipped else {}
 
 
@@ -259,12 +259,13 @@ def write_hls(root: Path, tracks: list[Track], video_playlist: Path) -> list[dic
     header = f"X-TIMESTAMP-MAP=MPEGTS:{offset},LOCAL:00:00:00.000"
     edges = list(itertools.accumulate((d for d, _ in segments), initial=0.0))
     bounds = list(itertools.pairwise(edges))
+    version = manifests.hls_version([video_playlist.read_text()])  # the package's (fMP4: 6)
     entries = []
     for i, track in enumerate(tracks):
         folder = root / f"subs{i}"
         shutil.rmtree(folder, ignore_errors=True)  # a redelivered packaging step
         folder.mkdir()
-        lines = ["#EXTM3U", "#EXT-X-VERSION:3",
+        lines = ["#EXTM3U", f"#EXT-X-VERSION:{version}",
                  f"#EXT-X-TARGETDURATION:{math.ceil(max(d for d, _ in segments))}",
                  "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:VOD"]  # fmt: skip
         files = []

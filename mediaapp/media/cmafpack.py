@@ -253,7 +253,12 @@ def package(
     manifests.set_hls_version([root / "master.m3u8", *(root / f / PLAYLIST for f in folders)])
     write_mpd(root, variants, audio, ctx.profile.segment_s, found)
     entries = verify(root, ctx, variants, found)
-    return entries + subtitles + captions.write_dash(root, tracks)
+    subtitles += captions.write_dash(root, tracks)
+    if tracks:  # the MPD changed after it was verified: its entry is of the MPD as published
+        mpd = root / "manifest.mpd"
+        (entry,) = [e for e in entries if e["kind"] == "dash-mpd"]
+        entry |= {"size": mpd.stat().st_size, "sha256": sha256(mpd)}
+    return entries + subtitles
 
 
 def _publish(work: Work, ctx: JobContext, built: Path, entries: list[dict[str, Any]]) -> None:

@@ -70,3 +70,11 @@ def _assumed(vmaf: float) -> float:
     """The slope assumed at ``vmaf``: a share of what is left below 100, within bounds."""
     low, high = SLOPE_BOUNDS
     return min(max(SLOPE_SHARE * (100 - vmaf), low), high)
+
+
+def lowered(trials: dict[int, float], crf: int, gap: float, pt: PerTitle) -> int:
+    """The CRF below ``crf`` that the slope near it says gains ``gap`` VMAF points: at least
+    one step, at most :data:`MAX_STEP`, not below ``crf_min`` (a full encode's correction)."""
+    slope, _ = _slope(trials, crf)
+    step = min(max(1, math.ceil(gap / slope)), MAX_STEP)
+    return max(crf - step, pt.crf_min)

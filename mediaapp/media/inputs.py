@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from mediaapp.errors import (
     NotMedia,
     clip,
 )
+from mediaapp.media.languages import is_tag
 from mediaapp.media.probe import ProbeResult, probe, validate
 from mediaapp.settings import Settings
 from mediaapp.storage import staging
@@ -27,8 +29,6 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-#: A language tag as a sidecar may give it (``en``, ``eng``, ``pt-BR``).
-LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 
 def resolve_input(name: str, settings: Settings) -> Path:
@@ -112,13 +112,17 @@ def safe_stem(name: str) -> str:
 
 
 def display_size(info: ProbeResult) -> tuple[int, int]:
-    """Width and height as the viewer sees them (rotation applied)."""
+    """Width and height as the viewer sees them (pixel aspect and rotation applied): the
+    outputs have square pixels, so an anamorphic source's width is stretched to its aspect."""
     video = info.video
     if video is None or not video.width or not video.height:
         raise NotMedia(f"{Path(info.path).name}: no video dimensions")
+    width = video.width
+    if video.sar:
+        width = max(1, round(video.width * Fraction(video.sar.replace(":", "/"))))
     if (video.rotation or 0) % 180 == 90:
-        return video.height, video.width
-    return video.width, video.height
+        return video.height, width
+    return width, video.height
 
 
 def fit(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -162,9 +166,7 @@ def check_subtitles(items: Any, settings: Settings) -> tuple[dict[str, str | Non
         if not isinstance(item, dict) or not isinstance(item.get("path"), str):
             raise InvalidInput(f"subtitles: {clip(repr(item), 200)} is not {{'path': ...}}")
         language = item.get("language")
-        if language is not None and not (
-            isinstance(language, str) and LANGUAGE_TAG.match(language)
-        ):
+        if language is not None and not (isinstance(language, str) and is_tag(language)):
             raise InvalidInput(f"subtitles: {clip(repr(language), 200)} is not a language tag")
         path = resolve_input(item["path"], settings)
         if path.suffix.lower() not in (".srt", ".vtt"):

@@ -204,7 +204,8 @@ def verify_hls(
             raise NotMedia(f"rung {rung.name}: {width}x{height}, not {rung.width}x{rung.height}")
         if abs(duration - expected) > duration_tolerance(info):
             raise NotMedia(f"rung {rung.name}: {duration:.3f} s, source {expected:.3f} s")
-        if len(segments) != renditions.expected_segments(duration, profile.segment_s):
+        frame_s = 1 / renditions.frame_rate(info)
+        if len(segments) != renditions.expected_segments(duration, profile.segment_s, frame_s):
             raise NotMedia(f"rung {rung.name}: {len(segments)} segments for {duration:.3f} s")
         size = sum(f.stat().st_size for f in files)
         entries.append(

@@ -28,7 +28,7 @@ from typing import Any
 
 import ffmpeg
 
-from mediaapp.media import chunking, command, hdr, quality, renditions
+from mediaapp.media import chunking, command, hdr, phases, quality, renditions
 from mediaapp.media.context import JobContext
 from mediaapp.media.crfsearch import next_crf
 from mediaapp.media.outputs import OutputEntry, Work, atomic_output
@@ -159,9 +159,11 @@ def _cached(
     for name, crf in probes.items():
         rung = dataclasses.replace(planned[name], crf=crf)
         options = renditions.video_options(rung, ctx.source, ctx.profile)
+        if renditions.colour_mode(ctx.source, ctx.profile) == hdr.TONEMAP:  # not the trials
+            options["reference"] = "tonemapped"  # once scored against the PQ source (100)
         key = trial_key(sample["sha256"], sample_s, rung, options, fps, version, pt.subsample)
         path = cache_path(ctx.settings, key)
-        if path.is_file():
+        if path.is_file() or chunk_store.fetch_trial(key, path, ctx.settings):
             results[name] = json.loads(path.read_text()) | {"cached": True}
         else:
             todo[name] = (rung, path)
@@ -189,7 +191,8 @@ def run_trials(
             rungs = [rung for rung, _ in todo.values()]
             sample_s = min(pt.sample_s, sample["duration_s"])
             encodes += trial_outputs(wd / sample["name"], rungs, outs, ctx, sample_s)
-            targets = [quality.Target((out,), rung.width, rung.height)
+            mode = renditions.colour_mode(ctx.source, ctx.profile)  # the reference alike
+            targets = [quality.Target((out,), rung.width, rung.height, colour=mode)
                        for out, rung in zip(outs, rungs, strict=True)]  # fmt: skip
             logs = [o.with_suffix(".json") for o in outs]
             # VMAF only (a trial needs no PSNR nor SSIM: a quarter of libvmaf's time), one
@@ -205,10 +208,13 @@ def run_trials(
         each = round((time.monotonic() - started) / len(pending), 3)
         for i, name, rung, path, out, log in pending:
             vmaf = quality.vmaf_mean(json.loads(log.read_text()))
+            # One frame spans no time between frames: it lasts a frame (not 0 s, 33 Gbit/s).
+            seconds = timing(out).video_s or 1 / fps
             result = {"crf": rung.crf, "vmaf": vmaf, "bytes": out.stat().st_size,
-                      "seconds": round(timing(out).video_s, 6), "trial_s": each}  # fmt: skip
+                      "seconds": round(seconds, 6), "trial_s": each}  # fmt: skip
             with atomic_output(path) as part:
                 part.write_text(json.dumps(result))
+            chunk_store.put_trial(path.stem, path, settings)  # for every host's next search
             found[i][0][name] = result | {"cached": False}
     return [results for results, _ in found]
 
@@ -315,6 +321,15 @@ def drop(rungs: list[dict[str, Any]], margin: float) -> None:
                             f"{below['sample_kbps']} kbit/s)")  # fmt: skip
         else:
             below = r
+
+
+def planned(ctx: JobContext, work: Work,
+            state: dict[str, Any] | None) -> tuple[JobContext, dict[str, Any]]:  # fmt: skip
+    """The search's record (run here, or concluded from the ``state`` its trial tasks left)
+    and the job at the CRFs it chose."""
+    with phases.phase("search"):
+        record = search(ctx, work) if state is None else conclude(ctx, state)
+    return resolved(ctx, record), record
 
 
 def resolved(ctx: JobContext, record: dict[str, Any]) -> JobContext:

@@ -57,6 +57,9 @@ class StreamInfo:
     height: int | None = None
     fps: float | None = None
     rotation: int | None = None
+    #: Video: the pixels' aspect ratio ("64:45") when not square (anamorphic: 720x576 shown
+    #: 16:9); None for square pixels or none given.
+    sar: str | None = None
     pix_fmt: str | None = None
     sample_rate: int | None = None
     channels: int | None = None
@@ -193,6 +196,9 @@ def _stream_info(stream: Any) -> StreamInfo:
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         info.fps = round(float(rate), 3) if rate else None
         info.pix_fmt = ctx.pix_fmt
+        sar = stream.sample_aspect_ratio
+        if sar and sar > 0 and sar != 1:
+            info.sar = f"{sar.numerator}:{sar.denominator}"
         info.colour = colours.of_stream(stream)
     elif stream.type == "audio":
         info.sample_rate = ctx.sample_rate or None

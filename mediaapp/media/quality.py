@@ -29,7 +29,7 @@ import ffmpeg
 
 from mediaapp import defaults
 from mediaapp.errors import FFmpegError, FFmpegKilled, NotMedia
-from mediaapp.media import command, qsample, renditions
+from mediaapp.media import command, hdr, qsample, renditions
 from mediaapp.media.context import JobContext
 from mediaapp.media.inputs import scale_square
 from mediaapp.media.outputs import OutputEntry, Work
@@ -80,6 +80,8 @@ class Target:
     #: how many of ``files`` come before the segments (a DASH init segment).
     starts_s: tuple[float, ...] = ()
     head: int = 0
+    #: The encode's :func:`~mediaapp.media.hdr.mode`: tone-mapped, its reference is too.
+    colour: str = hdr.SDR
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -232,9 +234,16 @@ def sampled_stream(
     for i, (target, log) in enumerate(zip(targets, logs, strict=True)):
         reads = target_reads(target, windows, fps)
         distorted = _windows(reads, windows, fps, subsample).filter("format", "yuv420p")
-        scaled = scale_square(branches.stream(i), target.width, target.height)
+        scaled = _reference(branches.stream(i), target)
         outputs.append(_libvmaf(distorted, scaled, log, subsample, threads))
     return ffmpeg.merge_outputs(*outputs).global_args("-copyts")
+
+
+def _reference(video: Any, target: Target) -> Any:
+    """The source as the rendition should look: scaled to its size, tone-mapped if it was."""
+    if target.colour == hdr.TONEMAP:
+        return hdr.picture(video, target.width, target.height, hdr.TONEMAP)
+    return scale_square(video, target.width, target.height)
 
 
 def _libvmaf(distorted: Any, reference: Any, log: Path, subsample: int, threads: int,
@@ -269,7 +278,7 @@ def score_stream(
     branches = reference.filter_multi_output("split", len(targets))
     outputs = []
     for i, (target, log) in enumerate(zip(targets, logs, strict=True)):
-        scaled = scale_square(branches.stream(i), target.width, target.height)
+        scaled = _reference(branches.stream(i), target)
         distorted = _scored_frames(
             command.segments_input(target.files)
             .video.filter("setpts", "PTS-STARTPTS")
@@ -348,18 +357,22 @@ def rendition_target(entry: OutputEntry, index: int, segment_s: float) -> Target
 
 def score_outputs(work: Work, ctx: JobContext) -> None:
     """Add ``quality`` to every video rendition in ``work`` when the profile asks for it:
-    on ``quality.sample`` frames in a few windows when the source seeks by an index, else
-    on the whole duration."""
+    on ``quality.sample`` frames in a few windows when the source seeks by an index and its
+    keyframes spread them, else on the whole duration."""
     wanted = ctx.profile.quality
-    entries = [e for e in work.outputs if e.kind in VIDEO_KINDS]
+    entries = [e for e in work.outputs if e.kind in VIDEO_KINDS and "quality" not in e.extra]
     if not wanted.measure or not entries:
         return
     targets, representation = [], 0  # DASH representations are numbered in order
     for e in entries:
-        targets.append(rendition_target(e, representation, ctx.profile.segment_s))
+        target = rendition_target(e, representation, ctx.profile.segment_s)
+        mode = hdr.mode(ctx.source.colour, "hevc" if e.codec == "hevc" else "h264")
+        targets.append(replace(target, colour=mode))
         representation += e.kind == "dash-representation"
     fps = renditions.frame_rate(ctx.source)
-    total = round((ctx.source.duration_s or 0) * fps)
+    video = ctx.source.video
+    # The video's duration, not audio running on past it; a still image is one frame.
+    total = max(1, round(((video and video.duration_s) or ctx.source.duration_s or 0) * fps))
     windows: list[qsample.Window] = []
     source, subsample = None, wanted.subsample
     sample = wanted.sample
@@ -371,16 +384,10 @@ def score_outputs(work: Work, ctx: JobContext) -> None:
             # In a window every frame decoded is used: (previous, scored) pairs, one in 2.
             windows = qsample.plan(total, fps, source.keyframes_s, sample,
                                    defaults.QUALITY_WINDOWS, min(subsample, 2))  # fmt: skip
-    scores = score(
-        work,
-        ctx.src,
-        fps,
-        targets,
-        subsample,
-        threads=ctx.settings.ffmpeg_threads or 2,
-        duration_s=ctx.source.duration_s,
-        windows=windows,
-        source=source,
-    )
+            if len(windows) == 1 and min(defaults.QUALITY_WINDOWS, sample) > 1:
+                # One keyframe: all windows in the first frames, not the rest (VMAF 77 for 92).
+                windows, source = [], None
+    scores = score(work, ctx.src, fps, targets, subsample, threads=ctx.settings.ffmpeg_threads or 2,
+                   duration_s=ctx.source.duration_s, windows=windows, source=source)  # fmt: skip
     for entry, result in zip(entries, scores, strict=True):
         entry.extra["quality"] = replace(result, frames_total=total).to_dict()

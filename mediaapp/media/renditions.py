@@ -308,8 +308,13 @@ def hevc_codec(hvcc: bytes) -> str:
     return ".".join(parts + [f"{b:02X}" for b in constraints])
 
 
-def expected_segments(duration_s: float, segment_s: int) -> int:
-    """Segments a rung of ``duration_s`` must have (the last one may be short)."""
+def expected_segments(duration_s: float, segment_s: int, frame_s: float = 0.0) -> int:
+    """Segments a rung of ``duration_s`` must have (the last one may be short). Given the
+    frame duration, one for each multiple of ``segment_s`` a frame starts at or after (the
+    forced keyframes): none when the last frame starts just before it (120 frames at 29.97
+    fps last 4.004 s in one 4 s segment)."""
+    if frame_s > 0:
+        return max(1, math.floor(round((duration_s - frame_s) / segment_s, 6)) + 1)
     return max(1, math.ceil(round(duration_s, 3) / segment_s))
 
 

@@ -19,6 +19,8 @@ MAX_THUMBS = 100
 COLUMNS = 10
 #: At most one thumbnail per this many seconds.
 MIN_INTERVAL_S = 1.0
+#: How long a still image lasts once encoded (one frame at ffmpeg's default 25 fps).
+STILL_S = 0.04
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,9 @@ class SpritePlan:
 
 
 def plan(duration_s: float, display_width: int, display_height: int) -> SpritePlan:
-    """Evenly spaced thumbnails over the whole duration, at most one a second, at most 100."""
+    """Evenly spaced thumbnails over the whole duration, at most one a second, at most 100.
+    A still image (no duration) is one frame long, as ffmpeg encodes it: one thumbnail."""
+    duration_s = max(duration_s, STILL_S)
     count = max(1, min(MAX_THUMBS, math.ceil(duration_s / MIN_INTERVAL_S)))
     columns = min(COLUMNS, count)
     height = max(2, round(THUMB_WIDTH * display_height / display_width / 2) * 2)

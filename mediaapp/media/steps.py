@@ -35,6 +35,7 @@ from mediaapp.media import (
     phases,
     quality,
     renditions,
+    retarget,
     space,
 )
 from mediaapp.media.chunking import Rendition, SourceChunk
@@ -136,11 +137,7 @@ def _transcode(
     work = Work(ctx.limits)
     extra: dict[str, Any] = {}
     if pertitle.wanted(ctx.profile):  # the CRF of each rung first, then the ladder at them
-        with phases.phase("search"):
-            record = (
-                pertitle.search(ctx, work) if search is None else pertitle.conclude(ctx, search)
-            )
-        ctx, extra["pertitle"] = pertitle.resolved(ctx, record), record
+        ctx, extra["pertitle"] = pertitle.planned(ctx, work, search)
     if kind == "mp4":
         encode_mp4(work, ctx, on_progress)
         captions.publish_web(work, ctx)
@@ -150,6 +147,8 @@ def _transcode(
         encode_audio_files(work, ctx, on_progress)
     if kind in ("hls", "dash"):
         packaging.encode_ladder(work, ctx, on_progress, strategy)
+        if "pertitle" in extra:  # a rung below its target: once more, lower (retarget.py)
+            ctx = retarget.once(work, ctx, extra["pertitle"], on_progress, strategy)
     strategy = strategy if kind in ("hls", "dash") else "single"
     return publish(ctx, work, started, strategy, **extra)
 

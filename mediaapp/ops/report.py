@@ -85,11 +85,17 @@ def pertitle_table(manifest: dict[str, Any]) -> str:
     def trials(rung: dict[str, Any]) -> str:
         return ", ".join(f"{t['crf']}: {t['vmaf']:.1f}" for t in rung["trials"])
 
+    def verdict(rung: dict[str, Any]) -> str:
+        said = rung["dropped"] or ("met" if rung.get("met") else "below target")
+        if first := rung.get("first"):  # encoded again lower (retarget.py)
+            said += f"; first at CRF {first['crf']}: VMAF {first['full_vmaf']:.1f}"
+        return said + (f"; {rung['retarget']}" if rung.get("retarget") else "")
+
     rows = "".join(
         f"<tr><td>{e(r['rung'])}</td><td>{r['target_vmaf']:g}</td><td>{r['crf']}</td>"
         f"<td>{e(trials(r))}</td>"
         f"<td>{r['sample_vmaf']:.1f}</td><td>{r.get('full_vmaf') or ''}</td>"
-        f"<td>{e(r['dropped'] or ('met' if r.get('met') else 'below target'))}</td></tr>"
+        f"<td>{e(verdict(r))}</td></tr>"
         for r in record["rungs"]
     )
     return (

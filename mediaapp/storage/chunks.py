@@ -7,6 +7,8 @@ cleaner serves both)::
     src/<sha256>.mkv                  a source chunk, by its SHA-256 (split on one host,
                                       encoded on another)
     jobs/<job_id>/audio.m4a           a chunked job's audio track until its assemble step
+    trials/<key[:2]>/<key>.json       a per-title trial's result, by content key (see
+                                      pertitle.trial_key): a resubmission on any host is free
 
 Every object is put whole (S3 has no partial objects; a killed multipart upload is aborted by
 :func:`gc`), so the cache needs no temporary names. When the cache is a local folder (no
@@ -20,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mediaapp.errors import StorageCorrupt
+from mediaapp.errors import InputNotFound, StorageCorrupt
 from mediaapp.settings import Settings
 from mediaapp.storage import open_store
 from mediaapp.storage.base import Store, file_sha256
@@ -87,6 +89,24 @@ def put_encoded(key: str, files: dict[str, Path], settings: Settings) -> None:
         store = _store(settings)
         for r, path in files.items():
             store.publish(path, encoded_key(key, r))
+
+
+def fetch_trial(key: str, path: Path, settings: Settings) -> bool:
+    """A per-title trial's result into ``path`` (the local cache) if the shared cache holds
+    it; False otherwise (the trial runs)."""
+    if not remote(settings):
+        return False
+    try:
+        _store(settings).stage(f"trials/{key[:2]}/{key}.json", path, max_bytes=1 << 20)
+    except InputNotFound:
+        return False
+    return True
+
+
+def put_trial(key: str, path: Path, settings: Settings) -> None:
+    """A fresh trial's result into the shared cache, for the workers of every host."""
+    if remote(settings):
+        _store(settings).publish(path, f"trials/{key[:2]}/{key}.json")
 
 
 def put_audio(job_id: str, path: Path, settings: Settings) -> None:

@@ -8,13 +8,16 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import m3u8
 import pytest
 
+from mediaapp import defaults
 from mediaapp.errors import InputOutsideRoot, InvalidInput, LimitExceeded
 from mediaapp.media import captions, command, steps
 from mediaapp.media.context import JobContext
+from mediaapp.media.outputs import sha256
 from mediaapp.media.probe import StreamInfo
 from mediaapp.settings import Settings
 
@@ -139,6 +142,28 @@ def test_dash_gets_a_text_adaptation_set_per_track(settings: Settings) -> None:
     assert mpd_entry["size"] == sum(p.stat().st_size for p in files)  # the MPD as published
 
 
+def test_cmaf_package_entry_is_of_the_mpd_with_its_text_sets(settings: Settings) -> None:
+    """A multi-codec ladder's MPD gets its text sets after it was verified: the manifest's
+    entry (size, sha256) must be of the MPD as published, not the one before."""
+    manifest = steps.run("c11", "clip.mp4", "hls-multi", settings)
+    (entry,) = [o for o in manifest["outputs"] if o["kind"] == "dash-mpd"]
+    mpd = Path(entry["path"])
+    assert b'contentType="text"' in mpd.read_bytes()
+    assert (entry["size"], entry["sha256"]) == (mpd.stat().st_size, sha256(mpd))
+
+
+def test_subtitle_playlists_share_the_packages_hls_version(settings: Settings) -> None:
+    """fMP4 rungs need version 6 (EXT-X-MAP); every playlist of a package says the same one,
+    the subtitle playlists too (they said 3)."""
+    manifest = steps.run("c11", "clip.mp4", "hls-multi", settings)
+    (entry,) = [o for o in manifest["outputs"] if o["kind"] == "hls-master"]
+    master = Path(entry["path"])
+    playlists = [master, *master.parent.glob("*/index.m3u8")]
+    assert "subs0" in {p.parent.name for p in playlists}
+    versions = {re.findall(r"#EXT-X-VERSION:(\d+)", p.read_text())[0] for p in playlists}
+    assert versions == {"6"}
+
+
 def test_subtitles_given_with_the_job_travel_in_its_context(settings: Settings) -> None:
     """``submit(..., subtitles=[...])``: a sidecar anywhere in the media root, its language
     given; carried to later steps in the context (no second check needed there)."""
@@ -151,6 +176,22 @@ def test_subtitles_given_with_the_job_travel_in_its_context(settings: Settings) 
     (entry,) = [o for o in manifest["outputs"] if o["kind"] == "subtitles"]
     assert (Path(entry["path"]).name, entry["source"]) == ("plain.sub0.fr.vtt", "any-name.srt")
     assert len(cue_times(Path(entry["path"]).read_text())) == len(cue_times(FR_SRT))
+
+
+def test_any_language_keeps_its_tag_in_the_package(settings: Settings) -> None:
+    """A Danish track (ISO 639-2 ``dan`` in the MP4) is ``da``; a sidecar given as
+    ``zh-hant-tw`` (script and region: a valid BCP 47 tag) is accepted and ``zh-Hant-TW``."""
+    root = settings.media_root
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-i", str(root / "plain.mp4"),
+                 "-i", str(root / "en.srt"), "-map", "0", "-map", "1", "-c", "copy",
+                 "-c:s", "mov_text", "-metadata:s:s:0", "language=dan", "-y",
+                 str(root / "danish.mp4")])  # fmt: skip
+    (root / "subs").mkdir(exist_ok=True)
+    (root / "subs" / "zh.srt").write_text(FR_SRT)
+    given = [{"path": "subs/zh.srt", "language": "zh-hant-tw"}]
+    steps.run("c-lang", "danish.mp4", "hls", settings, subtitles=given)
+    master = m3u8.load(str(settings.output_root / "c-lang" / "hls" / "master.m3u8"))
+    assert [m.language for m in master.media if m.type == "SUBTITLES"] == ["da", "zh-Hant-TW"]
 
 
 @pytest.mark.parametrize(
@@ -200,6 +241,79 @@ def test_other_embedded_text_codecs_become_cues(settings: Settings, codec: str, 
     for (start, end), (want_start, want_end) in zip(got, cue_times(EN_SRT), strict=True):
         assert abs(start - want_start) <= FRAME_S and abs(end - want_end) <= FRAME_S
     assert "Second line\nand more" in [c.text for c in track.cues]
+
+
+def test_long_cues_repeated_past_the_bound_in_hls_segments_are_a_limit(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cue is written into every HLS segment it spans: hour-long cues of a 4 MiB file would
+    be gigabytes of segments. Over the bound the track is skipped for HLS (one WebVTT file
+    for ``web`` repeats nothing)."""
+    monkeypatch.setattr(defaults, "MAX_SUBTITLE_SEGMENTED_BYTES", 10_000)
+    generate(settings.media_root, "spread.mp4", size="320x240", seconds=6, rate=25)
+    (settings.media_root / "spread.en.srt").write_text(
+        f"00:00:00,000 --> 00:00:06,000\n{'x' * 4000}\n"
+    )
+    tracks, skipped = captions.gather(JobContext.open("c12", "spread.mp4", "hls", settings))
+    assert tracks == [] and [s["source"] for s in skipped] == ["spread.en.srt"]
+    assert "HLS segments" in skipped[0]["reason"]
+    (track,), _ = captions.gather(JobContext.open("c12", "spread.mp4", "web", settings))
+    assert track.cues[0].end == 6.0
+
+
+def test_an_unreadable_sidecar_is_skipped_with_a_reason(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker not running as root (the image's) cannot read a sidecar left 0600 by another
+    user beside the input: reported, not the job's failure (it was a PermissionError)."""
+    generate(settings.media_root, "locked.mp4", size="320x240", seconds=2, rate=25)
+    (settings.media_root / "locked.en.srt").write_text(EN_SRT)
+    real_open = Path.open
+
+    def denied(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self.name == "locked.en.srt":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", denied)
+    tracks, skipped = captions.gather(JobContext.open("c13", "locked.mp4", "web", settings))
+    assert tracks == [] and [s["source"] for s in skipped] == ["locked.en.srt"]
+    assert "Permission denied" in skipped[0]["reason"]
+
+
+def test_a_sidecar_that_is_a_symlink_loop_is_skipped(settings: Settings) -> None:
+    """Beside the input with its stem, so found: it was a RuntimeError (the job's failure)
+    when its name was resolved to drop a repeat."""
+    generate(settings.media_root, "looped.mp4", size="320x240", seconds=2, rate=25)
+    (settings.media_root / "looped.en.srt").symlink_to("looped.en.srt")
+    tracks, skipped = captions.gather(JobContext.open("c14", "looped.mp4", "web", settings))
+    assert tracks == [] and [s["source"] for s in skipped] == ["looped.en.srt"]
+    assert "cannot be resolved" in skipped[0]["reason"]
+
+
+def test_a_huge_embedded_track_is_read_within_the_bound(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A source may be 20 GiB, its text track gigabytes: ffmpeg stops writing the WebVTT past
+    the bound and only the bound is read (it was written whole and read into memory)."""
+    root = settings.media_root
+    cue = "{}\n00:00:0{},000 --> 00:00:05,000\ncue {} " + "x" * 80 + "\n\n"
+    (root / "big.srt").write_text("".join(cue.format(i + 1, i % 5, i) for i in range(500)))
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-i", str(root / "plain.mp4"),
+                 "-i", str(root / "big.srt"), "-map", "0:v", "-map", "1", "-c", "copy",
+                 "-c:s", "srt", "-y", str(root / "bigsubs.mkv")])  # fmt: skip
+    monkeypatch.setattr(defaults, "MAX_SUBTITLE_BYTES", 2000)
+    read: list[int] = []
+    decode = captions.decode
+
+    def counted(data: bytes, what: str) -> str:
+        read.append(len(data))
+        return decode(data, what)
+
+    monkeypatch.setattr(captions, "decode", counted)
+    tracks, skipped = captions.gather(JobContext.open("c15", "bigsubs.mkv", "web", settings))
+    assert tracks == [] and "over the limit" in skipped[0]["reason"]
+    assert read == [2001]
 
 
 def test_bitmap_subtitles_are_reported_not_converted(settings: Settings) -> None:

@@ -27,7 +27,7 @@ from mediaapp.errors import (
 )
 from mediaapp.media import command, inputs, steps
 from mediaapp.media.ffprogress import Progress
-from mediaapp.media.probe import probe
+from mediaapp.media.probe import ProbeResult, probe
 from mediaapp.settings import Settings
 
 pytestmark = pytest.mark.media
@@ -141,6 +141,28 @@ def test_probe_reads_rotation_and_missing_audio(media_root: Path) -> None:
     rotated = probe(media_root / "rotated.mp4")
     assert rotated.video and rotated.video.rotation == 90 and rotated.audio is None
     assert inputs.display_size(rotated) == (240, 320)
+
+
+def test_an_anamorphic_source_is_sized_by_its_display_aspect(tmp_path: Path) -> None:
+    """352x288 with 64:45 pixels shows 500x288 (PAL 16:9): the square-pixel outputs must be
+    that shape, not 352x288 squeezed (and VMAF scored against the same squeeze)."""
+    path = tmp_path / "anamorphic.mp4"
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                 "testsrc2=size=352x288:rate=25:duration=0.2", "-vf", "setsar=64/45",
+                 "-c:v", "libx264", "-preset", "ultrafast", "-y", str(path)])  # fmt: skip
+    info = probe(path)
+    assert (
+        info.video
+        and info.video.sar == "64:45"
+        and (info.video.width, info.video.height)
+        == (
+            352,
+            288,
+        )
+    )
+    assert inputs.display_size(info) == (501, 288)
+    assert inputs.target_size(info, 180) == (314, 180)
+    assert ProbeResult.from_dict(info.to_dict()).video.sar == "64:45"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -338,3 +360,18 @@ def test_a_probe_result_round_trips_through_the_context_of_later_steps(
 
     _, info = inputs.inspect("clip.mp4", settings)
     assert ProbeResult.from_dict(info.to_dict()) == info
+
+
+def test_a_still_image_gets_its_previews(settings: Settings) -> None:
+    """A PNG has no duration: ffmpeg makes it one frame (0.04 s), and the sprite sheet is
+    one thumbnail over that frame (its fps filter was 1/0 and the job failed)."""
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                 "testsrc2=size=320x180", "-frames:v", "1", "-y",
+                 str(settings.media_root / "still.png")])  # fmt: skip
+    for profile in ("web", "thumbs"):
+        manifest = steps.run(f"still-{profile}", "still.png", profile, settings)
+        kinds = [o["kind"] for o in manifest["outputs"]]
+        assert {"poster", "sprite", "vtt"} <= set(kinds) and ("video" in kinds) == (
+            profile == "web"
+        )
+        check_previews(manifest, 0.04)

@@ -107,6 +107,19 @@ def test_dash_duration_is_exact_on_the_real_clip_and_a_non_round_one(settings: S
         check_mpd(Path(mpd["path"]), m["source"]["duration_s"])
 
 
+def test_an_ntsc_source_of_whole_segments_of_frames_packages(settings: Settings) -> None:
+    """120 frames at 29.97 fps last 4.004 s: the keyframe forced at 4 s has no frame to fall
+    on, so one 4 s segment holds them all (the check wanted two)."""
+    name = generate(settings.media_root, "ntsc-120.mp4", size="320x180", seconds=4.004,
+                    rate=29.97)  # fmt: skip
+    m = steps.run("ntsc-hls", name, "hls", settings)
+    rung = outputs(m, "hls-rendition")[0]
+    assert len(renditions.media_playlist(Path(rung["path"]))) == 1
+    assert renditions.expected_segments(8.008, 4, 1 / 29.97) == 2
+    assert renditions.expected_segments(121 / 30, 4, 1 / 30) == 2  # a frame at 4 s: cut there
+    assert renditions.expected_segments(4.0, 4, 1 / 30) == 1
+
+
 def test_chunked_dash_with_8_s_chunks(settings: Settings) -> None:
     name = generate(settings.media_root, "twenty.mp4", seconds=20, gop=250)  # keys 0, 8.33 s...
     eight = Settings(data_dir=settings.data_dir, media_root=settings.media_root,

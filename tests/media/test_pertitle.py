@@ -13,9 +13,12 @@ from mediaapp.media import command, pertitle, renditions, steps
 from mediaapp.ops.report import render
 from mediaapp.settings import Settings
 
-from ..media_sources import EASY, HARD, generate_graph, settings_with_profiles
+from ..media_sources import EASY, HARD, generate_graph, generate_hdr, settings_with_profiles
 
 pytestmark = pytest.mark.media
+#: Clean even seconds, heavy grain in the odd ones: both samples (the first second of each
+#: 2 s chunk) are clean, so they promise more than the whole source gives.
+MIXED = "testsrc2=size={size}:rate=30,noise=alls=30:allf=t+u:enable='gte(mod(t,2),1)'"
 RUNGS = "[{ height = 270, video_kbps = 3000, target_vmaf = 94 },\n" \
         " { height = 180, video_kbps = 2000, target_vmaf = 90 }]"  # fmt: skip
 PROFILES = f"""
@@ -145,3 +148,55 @@ def test_a_rung_that_adds_nothing_is_dropped_and_the_manifest_says_why(
     page = render(manifest, [], settings.output_root / "pt-drop")  # the report page
     table = page.split('<table id="pertitle">')[1].split("</table>")[0]
     assert "within 5.0 of 1_180p" in table and "met" in table
+
+
+def test_a_full_encode_below_its_target_is_encoded_once_more_at_a_lower_crf(
+    settings: Settings, media_root: Path
+) -> None:
+    src = generate_graph(media_root, "pt-mixed.mp4", MIXED)
+    manifest = steps.run("pt-mixed", src, "pt", settings)
+    record = manifest["pertitle"]
+    assert record["reencoded"], record
+    videos = {v["height"]: v for v in manifest["outputs"] if v["kind"] == "hls-rendition"}
+    assert sorted(videos) == [180, 270]
+    for r in record["rungs"]:
+        if r["short"] in record["reencoded"]:
+            first = r["first"]  # what the samples' CRF gave on the whole source
+            assert first["full_vmaf"] < r["target_vmaf"] <= r["sample_vmaf"], r
+            assert r["crf"] < first["crf"] and r["full_vmaf"] > first["full_vmaf"], r
+        assert r["met"] and r["full_vmaf"] >= r["target_vmaf"] - 2.0, r
+        # The published rung is the second encode, scored once.
+        video = videos[r["height"]]
+        assert r["bytes"] == video["size"] and r["full_vmaf"] == video["quality"]["vmaf_mean"]
+    ladders = [c for c in manifest["commands"] if "index.m3u8" in c]
+    assert len(ladders) == 2, ladders
+    assert all(f"-crf:v {r['crf']} " in ladders[1] for r in record["rungs"])
+    master = Path(next(o["path"] for o in manifest["outputs"] if o["kind"] == "hls-master"))
+    assert len(renditions.parse_master(master.read_text())) == 2
+    page = render(manifest, [], settings.output_root / "pt-mixed")  # the report page says so
+    first = next(r["first"] for r in record["rungs"] if "first" in r)
+    assert f"first at CRF {first['crf']}: VMAF {first['full_vmaf']:.1f}" in page
+
+
+def test_an_hdr_source_tone_mapped_is_searched_against_its_tone_mapped_samples(
+    settings: Settings,
+) -> None:
+    """Trials of an H.264 ladder over HDR10 are tone-mapped: scored against the PQ sample they
+    all made VMAF 100 (CRF 23 as CRF 31), and the search took the highest CRF it tried."""
+    pq = generate_hdr(settings.media_root, "pt-pq.mp4", gop=30)
+    rungs = by_rung(steps.run("pt-pq", pq, "pt", settings))
+    for r in rungs.values():
+        vmafs = [t["vmaf"] for t in sorted(r["trials"], key=lambda t: t["crf"])]
+        assert vmafs == sorted(vmafs, reverse=True) and vmafs[0] < 99.5, r["trials"]
+        assert abs(r["full_vmaf"] - r["sample_vmaf"]) < 4, r
+
+
+def test_a_one_frame_source_gets_a_sane_trial_bit_rate(settings: Settings) -> None:
+    """A still image as a video: the trial's one frame lasts a frame, not 0 s (its bit rate
+    was its bytes over a microsecond, 33 Gbit/s in the manifest)."""
+    still = "pt-still.mp4"
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                 "testsrc2=size=480x270:rate=30", "-frames:v", "1", "-c:v", "libx264",
+                 "-pix_fmt", "yuv420p", "-y", str(settings.media_root / still)])  # fmt: skip
+    for r in by_rung(steps.run("pt-still", still, "pt", settings)).values():
+        assert 0 < r["sample_kbps"] < 20_000 and all(t["kbps"] < 20_000 for t in r["trials"]), r

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from mediaapp import defaults
-from mediaapp.media import command, quality, steps
+from mediaapp.media import command, qsample, quality, steps
 from mediaapp.media.context import JobContext
 from mediaapp.ops.report import quality_cell, render
 from mediaapp.settings import Settings
 
-from ..media_sources import generate, settings_with_profiles
+from ..media_sources import generate, generate_hdr, settings_with_profiles
 from .test_chunking import run_chunked
 
 pytestmark = pytest.mark.media
@@ -151,6 +151,45 @@ def test_a_failed_sample_falls_back_to_the_whole_duration(
     check_ranges(scored(manifest)[0], 5, sample=0)
     assert not any("missing.mp4" in c for c in manifest["commands"])  # failed: not kept
     assert sum("libvmaf" in c for c in manifest["commands"]) == 1
+
+
+def test_a_source_with_one_keyframe_is_scored_whole(settings: Settings) -> None:
+    """Every window would start after the only keyframe, at frame 0: a sample of the first
+    frames (an encoder's worst) is not the rendition's figure; the whole duration is."""
+    sparse = generate(settings.media_root, "q-one-key.mp4", size="320x240", seconds=4, gop=1000)
+    assert qsample.video_start([settings.media_root / sparse], keyframes=True).keyframes_s == (0.0,)
+    check_ranges(scored(steps.run("q-one-key", sparse, "good", settings))[0], 5, 120, sample=0)
+
+
+def test_frames_total_counts_the_video_not_the_audio_after_it(settings: Settings) -> None:
+    """A clip whose sound runs 2 s past its picture: the rendition has 30 frames, not 90."""
+    name = "q-short-picture.mp4"
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error",
+                 "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=1",
+                 "-f", "lavfi", "-i", "sine=frequency=330:duration=3", "-c:v", "libx264",
+                 "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-y",
+                 str(settings.media_root / name)])  # fmt: skip
+    q = scored(steps.run("q-short-picture", name, "whole", settings))[0]
+    check_ranges(q, 5, 30, sample=0)
+
+
+def test_a_still_image_is_one_frame(settings: Settings) -> None:
+    """A PNG has no duration: its rendition is one frame, not 0."""
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                 "testsrc2=size=320x240", "-frames:v", "1", "-y",
+                 str(settings.media_root / "q-still.png")])  # fmt: skip
+    q = scored(steps.run("q-still", "q-still.png", "qhls", settings))[0]
+    check_ranges(q, 5, 1, 0)
+    assert q["frames_total"] == q["frames_scored"] == 1, q
+
+
+def test_a_tone_mapped_rung_is_scored_against_the_source_tone_mapped(settings: Settings) -> None:
+    """An HDR10 source on an H.264 ladder: each rung is tone-mapped to SDR; against the PQ
+    picture itself it scored VMAF 100 at ~22 dB (and per-title took CRF 40 for it)."""
+    pq = generate_hdr(settings.media_root, "q-pq.mp4", gop=30)
+    for q in scored(steps.run("q-pq", pq, "qhls", settings)):
+        check_ranges(q, 5)
+        assert q["psnr_mean"] > 35 and q["vmaf_mean"] < 99.5, q
 
 
 def test_fmp4_hevc_rungs_are_read_with_their_init_segment(settings: Settings, source: str) -> None:
