@@ -192,7 +192,8 @@ def run_trials(
             sample_s = min(pt.sample_s, sample["duration_s"])
             encodes += trial_outputs(wd / sample["name"], rungs, outs, ctx, sample_s)
             mode = renditions.colour_mode(ctx.source, ctx.profile)  # the reference alike
-            targets = [quality.Target((out,), rung.width, rung.height, colour=mode)
+            targets = [quality.Target((out,), rung.width, rung.height, colour=mode,
+                                      source=ctx.source.colour)
                        for out, rung in zip(outs, rungs, strict=True)]  # fmt: skip
             logs = [o.with_suffix(".json") for o in outs]
             # VMAF only (a trial needs no PSNR nor SSIM: a quarter of libvmaf's time), one

@@ -165,6 +165,19 @@ def test_pq_tagged_in_the_container_only_is_tone_mapped(settings: Settings) -> N
     assert colour.read(Path(output(m, "video")["path"])).transfer == "bt709"
 
 
+def test_pq_tagged_in_the_container_only_is_scored_against_its_tone_map(
+    tmp_path: Path, media_root: Path
+) -> None:
+    """The quality reference's tone-map reads the probe's tags too (it failed: zscale had no
+    path from the frames' "unspecified")."""
+    name = generate_hdr(media_root, "pq-colr-only.mp4", size="256x144", gop=30,
+                        container_only=True)  # fmt: skip
+    toml = '[web-q]\nkind = "mp4"\nheight = 144\nquality = { measure = true, sample = 0 }\n'
+    settings = settings_with_profiles(tmp_path, media_root, "colr-quality", toml)
+    q = output(steps.run("pq-colr-q", name, "web-q", settings), "video")["quality"]
+    assert q["psnr_mean"] > 35, q
+
+
 def test_hlg_signalled_by_an_alternative_transfer_sei_is_hlg(settings: Settings) -> None:
     """Broadcast HLG says bt2020-10 in the VUI (and MP4) for SDR screens and arib-std-b67 in
     an alternative transfer characteristics SEI, which ffmpeg's decoder applies to the
