@@ -56,18 +56,28 @@ def generate_hdr(
     size: str = "320x240",
     seconds: float = 2,
     gop: int | None = None,
+    container_only: bool = False,
+    atc: bool = False,
+    primaries: str = "bt2020",
 ) -> str:
     """A 10-bit HEVC clip (+ a sine tone) from testsrc2, converted by zscale from BT.709 to
     BT.2020 and ``transfer`` (smpte2084: HDR10 with mastering display and light level in the
     SEI; arib-std-b67: HLG, no static metadata), tagged as such; ``gop``: a keyframe every
-    ``gop`` frames (chunk boundaries)."""
+    ``gop`` frames (chunk boundaries); ``container_only``: tagged in the MP4's ``colr`` box
+    only, the bitstream's VUI saying "unspecified" (so do its decoded frames); ``atc``: HLG
+    signalled the backward-compatible broadcast way, the VUI and the MP4 saying bt2020-10 and
+    an alternative transfer characteristics SEI saying arib-std-b67; ``primaries``: other
+    than BT.2020 (bt709: PQ in BT.709 primaries)."""
     path = media_root / name
     if path.exists():
         return name
     tmp = path.with_name(f".gen-{name}")
     convert = (f"format=gbrpf32le,zscale=tin=bt709:min=gbr:pin=bt709:rin=full:t={transfer}"
-               ":p=bt2020:m=bt2020nc:r=tv:npl=100,format=yuv420p10le")  # fmt: skip
-    params = f"log-level=error:colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc"
+               f":p={primaries}:m=bt2020nc:r=tv:npl=100,format=yuv420p10le")  # fmt: skip
+    tagged = "bt2020-10" if atc else transfer
+    convert += f",setparams=color_trc={tagged}" if atc else ""
+    params = f"log-level=error:colorprim={primaries}:transfer={tagged}:colormatrix=bt2020nc"
+    params += ":atc-sei=18" if atc else ""
     params += f":keyint={gop}:min-keyint={gop}:scenecut=0" if gop else ""
     if transfer == "smpte2084":
         params += f":hdr10=1:repeat-headers=1:master-display={MASTER_DISPLAY}:max-cll={MAX_CLL}"
@@ -76,10 +86,17 @@ def generate_hdr(
         "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30:duration={seconds}",
         "-f", "lavfi", "-i", f"sine=frequency=330:duration={seconds}",
         "-vf", convert, "-c:v", "libx265", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le",
-        "-tag:v", "hvc1", "-x265-params", params, "-color_primaries", "bt2020",
-        "-color_trc", transfer, "-colorspace", "bt2020nc", "-c:a", "aac", "-f", "mp4", "-y",
+        "-tag:v", "hvc1", "-x265-params", params, "-color_primaries", primaries,
+        "-color_trc", tagged, "-colorspace", "bt2020nc", "-c:a", "aac", "-f", "mp4", "-y",
         str(tmp),
     ])  # fmt: skip
+    if container_only:
+        vui = "hevc_metadata=colour_primaries=2:transfer_characteristics=2:matrix_coefficients=2"
+        retagged = path.with_name(f".vui-{name}")
+        command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-i", str(tmp),
+                     "-c", "copy", "-bsf:v", vui, "-y", str(retagged)])  # fmt: skip
+        tmp.unlink()
+        tmp = retagged
     tmp.rename(path)
     return name
 

@@ -70,6 +70,7 @@ class Rendition:
     options: dict[str, Any] = field(default_factory=dict)
     width: int = -2  # -2: from the height (scale's even-width rule)
     colour: str = "sdr"  # what it does with the source's colour (mediaapp.media.hdr.mode)
+    source: hdr.Colour | None = None  # as probed, when hdr.picture reads it (reads_source)
 
 
 def work_dir(out_dir: Path) -> Path:
@@ -111,17 +112,11 @@ def split(
             continue
         if first + t.frames > len(source):
             raise NotMedia(f"{src.name}: the chunks hold more frames than the source")
-        chunks.append(
-            SourceChunk(
-                index=index,
-                name=f"src/{path.name}",
-                frames=t.frames,
-                start_s=round(source[first] - source[0], 6),
-                duration_s=round(t.video_s, 6),
-                sha256=sha256(path),
-                regular=not t.irregular(),
-            )
-        )
+        chunks.append(SourceChunk(
+            index=index, name=f"src/{path.name}", frames=t.frames,
+            start_s=round(source[first] - source[0], 6), duration_s=round(t.video_s, 6),
+            sha256=sha256(path), regular=not t.irregular(),
+        ))  # fmt: skip
         first += t.frames
     if not chunks:
         raise NotMedia(f"{src.name}: the split found no video frames")
@@ -162,7 +157,7 @@ def cache_key(
 ) -> str:
     """Content address of an encoded chunk: input bytes plus everything that shapes the encode."""
     # An SDR rendition keyed as before colour modes existed: its cached chunks still hit.
-    shapes = [{k: v for k, v in asdict(r).items() if v != "sdr"} for r in renditions]
+    shapes = [{k: v for k, v in asdict(r).items() if v not in ("sdr", None)} for r in renditions]
     shape = {
         "chunk": chunk.sha256,
         "renditions": shapes,
@@ -257,7 +252,7 @@ def chunk_stream(
     outputs = []
     for i, r in enumerate(renditions):
         branch = branches.stream(i) if branches is not None else video
-        scaled = hdr.picture(branch, r.width, r.height, r.colour)
+        scaled = hdr.picture(branch, r.width, r.height, r.colour, r.source)
         options = dict(r.options)
         options.pop("force_key_frames", None)
         if keyframes:

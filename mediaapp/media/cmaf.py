@@ -125,7 +125,7 @@ def encode_stream(
         folder = out_dir / v.name
         folder.mkdir(parents=True, exist_ok=True)
         branch = branches.stream(i) if branches is not None else video
-        picture = hdr.picture(branch, v.rung.width, v.rung.height, v.colour_mode(info))
+        picture = hdr.picture(branch, v.rung.width, v.rung.height, v.colour_mode(info), info.colour)
         outputs.append(
             ffmpeg.output(
                 picture,

@@ -116,6 +116,21 @@ def _representation(parent: ET.Element, folder: Path, **attrs: str) -> float:
     return edge
 
 
+def _cicp(adaptation: ET.Element, tags: colour.Colour) -> None:
+    """An HDR adaptation set's colour as CICP code points (``SupplementalProperty``, as DASH-IF
+    and packagers signal it): what VIDEO-RANGE tells an HLS client, for a DASH one."""
+    if not tags.is_hdr:
+        return
+    for scheme, names, name in (("ColourPrimaries", colour.PRIMARIES, tags.primaries),
+                                ("TransferCharacteristics", colour.TRANSFERS, tags.transfer),
+                                ("MatrixCoefficients", colour.MATRICES, tags.matrix)):  # fmt: skip
+        code = next((k for k, v in names.items() if v == name), None)
+        if code is not None:
+            uri = f"urn:mpeg:mpegB:cicp:{scheme}"
+            ET.SubElement(adaptation, f"{{{_NS}}}SupplementalProperty",
+                          {"schemeIdUri": uri, "value": str(code)})  # fmt: skip
+
+
 def write_mpd(
     root: Path, variants: list[Variant], audio: bool, segment_s: int, found: dict[str, Found]
 ) -> float:
@@ -134,6 +149,7 @@ def write_mpd(
             "segmentAlignment": "true", "startWithSAP": "1",
             "maxWidth": str(max(v.rung.width for v in own)),
             "maxHeight": str(max(v.rung.height for v in own))})  # fmt: skip
+        _cicp(sets, found[own[0].name].colour)
         for v in own:
             m = found[v.name].measured
             ends.append(_representation(sets, root / v.name, codecs=m.codecs,

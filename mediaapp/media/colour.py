@@ -119,8 +119,13 @@ def of_stream(stream: Any) -> Colour:
 
 def with_frame(colour: Colour, frame: Any) -> Colour:
     """``colour`` completed from a decoded frame: its tags where the stream had none, and the
-    HDR side data."""
+    HDR side data. A frame's PQ or HLG wins over the stream's transfer: the decoder applies
+    an alternative transfer characteristics SEI (broadcast HLG says bt2020-10 in the VUI for
+    SDR screens), and ffmpeg's filters and encoders will see the frame's."""
     mastering, light, dovi = None, None, colour.dolby_vision
+    transfer = TRANSFERS.get(frame.color_trc)
+    if transfer not in (PQ, HLG):
+        transfer = colour.transfer or transfer
     for data in frame.side_data:
         kind = data.type.name
         if kind == "MASTERING_DISPLAY_METADATA":
@@ -131,7 +136,7 @@ def with_frame(colour: Colour, frame: Any) -> Colour:
             dovi = True
     return replace(
         colour,
-        transfer=colour.transfer or TRANSFERS.get(frame.color_trc),
+        transfer=transfer,
         primaries=colour.primaries or PRIMARIES.get(frame.color_primaries),
         matrix=colour.matrix or MATRICES.get(frame.colorspace),
         mastering=mastering,

@@ -58,6 +58,14 @@ def mode(source: Colour | None, codec: str) -> str:
     return TONEMAP if hdr else SDR
 
 
+def reads_source(source: Colour | None) -> bool:
+    """Whether :func:`picture` needs the source's colour: an HDR source (the tone-map's input
+    tags), or any whose frames carry HDR side data (dropped from an SDR rendition)."""
+    return source is not None and bool(
+        source.is_hdr or source.mastering or source.content_light or source.dolby_vision
+    )
+
+
 def drop_hdr_side_data(video: Any) -> Any:
     """The frames without mastering display, light level or Dolby Vision side data."""
     for kind in _HDR_SIDE_DATA:
@@ -65,21 +73,44 @@ def drop_hdr_side_data(video: Any) -> Any:
     return video
 
 
-def tonemap(video: Any) -> Any:
-    """``video`` (PQ or HLG, any size) tone-mapped to 8-bit BT.709 SDR (:data:`TONEMAP_CHAIN`)."""
+def source_tags(source: Colour | None) -> dict[str, str]:
+    """zscale's input tags for an HDR ``source``, as the probe read them: its frames may say
+    nothing (PQ tagged only in the container, or a transfer without primaries and matrix),
+    and zscale has no path from "unspecified" (ffmpeg fails). Unstated primaries and matrix
+    of PQ or HLG are BT.2020's."""
+    if source is None or not source.is_hdr or source.transfer is None:
+        return {}
+    primaries = source.primaries or "bt2020"
+    return {"tin": source.transfer, "pin": primaries, "min": source.matrix or "bt2020nc",
+            "p": primaries}  # fmt: skip
+
+
+def tonemap(video: Any, source: Colour | None = None) -> Any:
+    """``video`` (PQ or HLG, any size) tone-mapped to 8-bit BT.709 SDR (:data:`TONEMAP_CHAIN`),
+    read as ``source``'s colour (:func:`source_tags`) when given."""
     video = drop_hdr_side_data(video)
-    for name, options in TONEMAP_CHAIN:
-        video = video.filter(name, **options)
+    for i, (name, options) in enumerate(TONEMAP_CHAIN):
+        video = video.filter(name, **(source_tags(source) if i == 0 else {}), **options)
     return video
 
 
-def picture(video: Any, width: int, height: int, rendition_mode: str) -> Any:
+def picture(
+    video: Any, width: int, height: int, rendition_mode: str, source: Colour | None = None
+) -> Any:
     """Scaled to ``width`` x ``height`` with square pixels, in the mode's colour: scaled
-    before the tone-map, which then works on the rung's pixels, not the source's."""
+    before the tone-map, which then works on the rung's pixels, not the source's (whose
+    colour is ``source``); HDR side data dropped from an SDR rendition of a source with any
+    (an SDR source's command otherwise unchanged); an HDR source in primaries other than
+    BT.2020 converted to them (HDR10 and HLG rungs are tagged BT.2020)."""
     if rendition_mode == SDR:
-        return scale_square(video, width, height)
+        scaled = scale_square(video, width, height)
+        return drop_hdr_side_data(scaled) if reads_source(source) else scaled
     if rendition_mode == TONEMAP:
-        return tonemap(video.filter("scale", width, height).filter("setsar", 1))
+        return tonemap(video.filter("scale", width, height).filter("setsar", 1), source)
+    if rendition_mode != HEVC_SDR and source is not None and source.primaries not in (
+        None, "bt2020",
+    ):  # fmt: skip
+        video = video.filter("zscale", **{**source_tags(source), "p": "bt2020", "m": "bt2020nc"})
     scaled = scale_square(video, width, height, "yuv420p10le")
     return drop_hdr_side_data(scaled) if rendition_mode == HEVC_SDR else scaled
 

@@ -50,7 +50,10 @@ def web_stream(
     # the short side with square pixels; ffmpeg applies rotation before the filters; an HDR
     # source tone-mapped to BT.709 SDR.
     video = hdr.picture(
-        inp.video.filter("fps", frame_rate(info)), *target_size(info, profile.height), mode
+        inp.video.filter("fps", frame_rate(info)),
+        *target_size(info, profile.height),
+        mode,
+        info.colour,
     )
     streams = [video]
     audio_opts: dict[str, Any] = {"an": None}
@@ -78,7 +81,7 @@ def poster_stream(src: Path, dst: Path, info: ProbeResult, profile: Profile) -> 
     width, height = target_size(info, profile.poster_height)
     video = inp.video.filter("scale", width, height).filter("setsar", 1)
     if info.colour is not None and info.colour.is_hdr:  # a JPEG is SDR: tone-map it too
-        video = hdr.tonemap(video)
+        video = hdr.tonemap(video, info.colour)
     return ffmpeg.output(
         video, command.output_target(dst), vframes=1, format="image2", vcodec="mjpeg", qscale=3
     )
@@ -160,7 +163,7 @@ def encode_previews(work: Work, ctx: JobContext) -> None:
     vtt_path = ctx.out_dir / f"{ctx.stem}.thumbs.vtt"
     with atomic_output(sprite_path) as tmp:
         hdr_source = info.colour is not None and info.colour.is_hdr
-        work.run(sprites.sprite_stream(src, tmp, preview, tonemap=hdr_source))
+        work.run(sprites.sprite_stream(src, tmp, preview, tonemap=hdr_source, source=info.colour))
     with atomic_output(vtt_path) as tmp:
         tmp.write_text(sprites.vtt(preview, sprite_path.name))
     poster = OutputEntry.of_media(poster_path, "poster", root)

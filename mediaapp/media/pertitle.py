@@ -138,7 +138,7 @@ def trial_outputs(chunk: Path, rungs: list[renditions.PlannedRung], targets: lis
     outputs = []
     for i, (rung, target) in enumerate(zip(rungs, targets, strict=True)):
         picture = hdr.picture(branches.stream(i) if branches else video, rung.width, rung.height,
-                              mode)  # fmt: skip
+                              mode, info.colour)  # fmt: skip
         options = renditions.video_options(rung, info, profile)
         if ctx.settings.ffmpeg_threads:
             options["threads"] = ctx.settings.ffmpeg_threads
@@ -192,7 +192,8 @@ def run_trials(
             sample_s = min(pt.sample_s, sample["duration_s"])
             encodes += trial_outputs(wd / sample["name"], rungs, outs, ctx, sample_s)
             mode = renditions.colour_mode(ctx.source, ctx.profile)  # the reference alike
-            targets = [quality.Target((out,), rung.width, rung.height, colour=mode)
+            targets = [quality.Target((out,), rung.width, rung.height, colour=mode,
+                                      source=ctx.source.colour)
                        for out, rung in zip(outs, rungs, strict=True)]  # fmt: skip
             logs = [o.with_suffix(".json") for o in outs]
             # VMAF only (a trial needs no PSNR nor SSIM: a quarter of libvmaf's time), one

@@ -80,8 +80,9 @@ class Target:
     #: how many of ``files`` come before the segments (a DASH init segment).
     starts_s: tuple[float, ...] = ()
     head: int = 0
-    #: The encode's :func:`~mediaapp.media.hdr.mode`: tone-mapped, its reference is too.
-    colour: str = hdr.SDR
+    #: The encode's :func:`~mediaapp.media.hdr.mode`: tone-mapped, its reference is too,
+    colour: str = hdr.SDR  # read as the source's probed colour (hdr.source_tags)
+    source: hdr.Colour | None = None
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -242,7 +243,7 @@ def sampled_stream(
 def _reference(video: Any, target: Target) -> Any:
     """The source as the rendition should look: scaled to its size, tone-mapped if it was."""
     if target.colour == hdr.TONEMAP:
-        return hdr.picture(video, target.width, target.height, hdr.TONEMAP)
+        return hdr.picture(video, target.width, target.height, hdr.TONEMAP, target.source)
     return scale_square(video, target.width, target.height)
 
 
@@ -367,7 +368,7 @@ def score_outputs(work: Work, ctx: JobContext) -> None:
     for e in entries:
         target = rendition_target(e, representation, ctx.profile.segment_s)
         mode = hdr.mode(ctx.source.colour, "hevc" if e.codec == "hevc" else "h264")
-        targets.append(replace(target, colour=mode))
+        targets.append(replace(target, colour=mode, source=ctx.source.colour))
         representation += e.kind == "dash-representation"
     fps = renditions.frame_rate(ctx.source)
     video = ctx.source.video

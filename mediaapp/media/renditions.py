@@ -156,7 +156,7 @@ def hls_options(rung_dir: Path, profile: Profile, *, fmp4: bool = False) -> dict
 
 
 def _scaled(video: Any, rung: PlannedRung, info: ProbeResult, profile: Profile) -> Any:
-    return hdr.picture(video, rung.width, rung.height, colour_mode(info, profile))
+    return hdr.picture(video, rung.width, rung.height, colour_mode(info, profile), info.colour)
 
 
 def hls_single_stream(src: Path, out_dir: Path, info: ProbeResult, profile: Profile) -> Any:

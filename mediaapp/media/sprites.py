@@ -11,6 +11,7 @@ from typing import Any
 import ffmpeg
 
 from mediaapp.media import command, hdr
+from mediaapp.media.colour import Colour
 
 #: Width of one thumbnail in pixels, the most thumbnails per sheet, columns per row.
 THUMB_WIDTH = 160
@@ -49,9 +50,12 @@ def plan(duration_s: float, display_width: int, display_height: int) -> SpritePl
     return SpritePlan(count, columns, math.ceil(count / columns), THUMB_WIDTH, height, duration_s)
 
 
-def sprite_stream(src: Path, dst: Path, p: SpritePlan, *, tonemap: bool = False) -> Any:
+def sprite_stream(
+    src: Path, dst: Path, p: SpritePlan, *, tonemap: bool = False, source: Colour | None = None
+) -> Any:
     """One ffmpeg pass: pick ``count`` frames evenly, scale, and tile them into one JPEG
-    (``tonemap``: an HDR source's thumbnails tone-mapped to SDR, as JPEGs are)."""
+    (``tonemap``: an HDR source's thumbnails tone-mapped to SDR, as JPEGs are, read as the
+    ``source`` colour)."""
     video = (
         command.input_file(src)
         .video.filter("fps", f"{p.count}/{p.duration_s:.6f}")
@@ -59,7 +63,7 @@ def sprite_stream(src: Path, dst: Path, p: SpritePlan, *, tonemap: bool = False)
         .filter("setsar", 1)  # thumbnails with square pixels, as every other output
     )
     if tonemap:
-        video = hdr.tonemap(video)
+        video = hdr.tonemap(video, source)
     video = video.filter("tile", f"{p.columns}x{p.rows}")
     return ffmpeg.output(
         video, command.output_target(dst), vframes=1, format="image2", vcodec="mjpeg", qscale=4

@@ -236,19 +236,18 @@ def video_outputs(ctx: JobContext, codec: str | None = None) -> list[Rendition]:
     """The video outputs a chunk is encoded into: the mp4, or every rung of the ladder (of a
     multi-codec ladder, every variant, or ``codec``'s)."""
     info, profile = ctx.source, ctx.profile
+    hdr_source = info.colour if hdr.reads_source(info.colour) else None
     if profile.cmaf:
         return [Rendition(v.name, v.rung.height, cmaf.video_options(v, info, profile),
-                          v.rung.width, v.colour_mode(info))
+                          v.rung.width, v.colour_mode(info), hdr_source)
                 for v in cmaf.plan_variants(info, profile, codec)]  # fmt: skip
     mode = hdr.mode(info.colour, profile.codec)
     if profile.kind == "mp4":
         width, height = target_size(info, profile.height)
         options = web_video_options(profile, ctx.settings) | hdr.encoder_options(mode, info.colour)
-        return [Rendition("video", height, options, width, mode)]
-    return [
-        Rendition(r.name, r.height, renditions.video_options(r, info, profile), r.width, mode)
-        for r in renditions.plan_rungs(info, profile)
-    ]
+        return [Rendition("video", height, options, width, mode, hdr_source)]
+    return [Rendition(r.name, r.height, renditions.video_options(r, info, profile), r.width,
+                      mode, hdr_source) for r in renditions.plan_rungs(info, profile)]  # fmt: skip
 
 
 def _segment_s(ctx: JobContext) -> int | None:

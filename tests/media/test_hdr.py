@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from xml.etree import ElementTree
 
 import av
 import pytest
 
 from mediaapp.errors import ColourMismatch, InvalidInput
-from mediaapp.media import colour, hdr, renditions, steps
+from mediaapp.media import colour, command, hdr, renditions, steps
 from mediaapp.media.probe import ProbeResult, probe
 from mediaapp.settings import Settings
 
-from ..media_sources import MASTER_DISPLAY, generate, generate_hdr
+from ..media_sources import MASTER_DISPLAY, generate, generate_hdr, settings_with_profiles
 from .test_chunking import run_chunked
 
 pytestmark = pytest.mark.media
@@ -141,6 +142,117 @@ def test_hlg_is_kept_in_hevc_and_tone_mapped_in_h264(settings: Settings, hlg: st
     assert renditions.parse_master(master)[0]["VIDEO-RANGE"] == "HLG"
     web = steps.run("hlg-web", hlg, "web", settings)
     assert colour.read(Path(output(web, "video")["path"])).transfer == "bt709"
+
+
+def test_pq_tagged_in_the_container_only_is_tone_mapped(settings: Settings) -> None:
+    """The frames say nothing of their colour, the MP4 says PQ: the tone-map reads the
+    probe's tags (zscale had no path from "unspecified" and ffmpeg failed), chunked too."""
+    name = generate_hdr(settings.media_root, "pq-colr-only.mp4", size="256x144", gop=30,
+                        container_only=True)  # fmt: skip
+    c = probe(settings.media_root / name).colour
+    assert c is not None and c.transfer == "smpte2084" and c.primaries == "bt2020"
+    with av.open(str(settings.media_root / name)) as container:
+        assert next(container.decode(video=0)).color_trc == 2  # unspecified in the bitstream
+    m = steps.run("pq-colr-web", name, "web", settings)
+    found = colour.read(Path(output(m, "video")["path"]))
+    assert (found.transfer, found.primaries, found.matrix, found.bit_depth) == (
+        "bt709", "bt709", "bt709", 8,
+    )  # fmt: skip
+    assert "tin=smpte2084" in m["commands"][0]
+    chunked = Settings(data_dir=settings.data_dir, media_root=settings.media_root,
+                       chunking="always", chunk_s=1, ffmpeg_threads=1)  # fmt: skip
+    m = run_chunked("pq-colr-chunked", name, "web", chunked)
+    assert colour.read(Path(output(m, "video")["path"])).transfer == "bt709"
+
+
+def test_pq_tagged_in_the_container_only_is_scored_against_its_tone_map(
+    tmp_path: Path, media_root: Path
+) -> None:
+    """The quality reference's tone-map reads the probe's tags too (it failed: zscale had no
+    path from the frames' "unspecified")."""
+    name = generate_hdr(media_root, "pq-colr-only.mp4", size="256x144", gop=30,
+                        container_only=True)  # fmt: skip
+    toml = '[web-q]\nkind = "mp4"\nheight = 144\nquality = { measure = true, sample = 0 }\n'
+    settings = settings_with_profiles(tmp_path, media_root, "colr-quality", toml)
+    q = output(steps.run("pq-colr-q", name, "web-q", settings), "video")["quality"]
+    assert q["psnr_mean"] > 35, q
+
+
+def test_hlg_signalled_by_an_alternative_transfer_sei_is_hlg(settings: Settings) -> None:
+    """Broadcast HLG says bt2020-10 in the VUI (and MP4) for SDR screens and arib-std-b67 in
+    an alternative transfer characteristics SEI, which ffmpeg's decoder applies to the
+    frames: the probe took it for SDR, and every output then failed its check as an "SDR
+    output tagged HDR"."""
+    name = generate_hdr(settings.media_root, "hlg-atc.mp4", transfer=colour.HLG,
+                        size="256x144", seconds=1, atc=True)  # fmt: skip
+    with av.open(str(settings.media_root / name)) as container:
+        assert container.streams.video[0].codec_context.color_trc == 14  # bt2020-10
+    c = probe(settings.media_root / name).colour
+    assert c is not None and c.transfer == colour.HLG and c.is_hdr
+    web = steps.run("hlg-atc-web", name, "web", settings)
+    assert colour.read(Path(output(web, "video")["path"])).transfer == "bt709"
+    hevc = steps.run("hlg-atc-hls10", name, "hls-hdr10", settings)
+    found = colour.read(*first_segment(output(hevc, "hls-rendition")))
+    assert (found.transfer, found.primaries, found.bit_depth) == (colour.HLG, "bt2020", 10)
+
+
+def test_sdr_source_with_hdr_side_data_gives_a_clean_sdr_mp4(settings: Settings) -> None:
+    """No transfer tag calls it HDR, but its SEI carries a mastering display and light level:
+    the SDR rendition drops them as the HEVC one does (libx264 wrote them, and the job failed
+    its own check as an "SDR output tagged HDR"), chunked too."""
+    name = "sdr-with-mastering.mp4"
+    params = f"log-level=error:keyint=30:hdr10=1:master-display={MASTER_DISPLAY}:max-cll=1000,400"
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-f", "lavfi",
+                 "-i", "testsrc2=size=256x144:rate=30:duration=2", "-vf", "format=yuv420p10le",
+                 "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", params,
+                 "-y", str(settings.media_root / name)])  # fmt: skip
+    c = probe(settings.media_root / name).colour
+    assert c is not None and not c.is_hdr and c.mastering is not None
+    m = steps.run("sdr-md-web", name, "web", settings)
+    found = colour.read(Path(output(m, "video")["path"]))
+    assert not found.is_hdr and found.mastering is None and found.content_light is None
+    chunked = Settings(data_dir=settings.data_dir, media_root=settings.media_root,
+                       chunking="always", chunk_s=1, ffmpeg_threads=1)  # fmt: skip
+    m = run_chunked("sdr-md-chunked", name, "web", chunked)
+    assert colour.read(Path(output(m, "video")["path"])).mastering is None
+
+
+def test_pq_in_bt709_primaries_is_hdr10_in_bt2020(settings: Settings) -> None:
+    """HDR10 is BT.2020: a PQ source in other primaries is converted to them (the rung was
+    encoded in BT.709 primaries, tagged so, and failed its check), and tone-maps from its own."""
+    name = generate_hdr(settings.media_root, "pq-bt709-primaries.mp4", size="256x144",
+                        seconds=1, primaries="bt709")  # fmt: skip
+    c = probe(settings.media_root / name).colour
+    assert c is not None and (c.transfer, c.primaries) == ("smpte2084", "bt709")
+    m = steps.run("pq709-hls10", name, "hls-hdr10", settings)
+    found = colour.read(*first_segment(output(m, "hls-rendition")))
+    assert (found.transfer, found.primaries, found.matrix) == ("smpte2084", "bt2020", "bt2020nc")
+    assert found.mastering is not None and found.mastering.x265() == MASTER_DISPLAY
+    web = steps.run("pq709-web", name, "web", settings)
+    assert colour.read(Path(output(web, "video")["path"])).primaries == "bt709"
+
+
+def test_the_multi_codec_mpd_says_which_adaptation_set_is_hdr(
+    tmp_path: Path, media_root: Path, pq: str
+) -> None:
+    """The master says VIDEO-RANGE=PQ for the HEVC variant; the MPD over the same segments
+    said nothing, so a DASH client took PQ for SDR: CICP code points, as DASH-IF signals them."""
+    toml = ('[multi-hdr]\nkind = "hls"\nsegment_s = 1\npreset = "veryfast"\nrungs = '
+            '[{ height = 240, video_kbps = 400, codecs = ["h264", "hevc"] }]\n')  # fmt: skip
+    settings = settings_with_profiles(tmp_path, media_root, "multi-hdr", toml)
+    m = steps.run("hdr-multi-mpd", pq, "multi-hdr", settings)
+    mpd = next(Path(o["path"]) for o in m["outputs"] if o["path"].endswith(".mpd"))
+    ns = {"d": "urn:mpeg:dash:schema:mpd:2011"}
+    cicp = "urn:mpeg:mpegB:cicp:"
+    found = {}
+    for adaptation in ElementTree.parse(mpd).getroot().iterfind(".//d:AdaptationSet", ns):
+        codecs = adaptation.find("d:Representation", ns).get("codecs")  # type: ignore[union-attr]
+        properties = adaptation.iterfind("d:SupplementalProperty", ns)
+        found[codecs[:4]] = {p.get("schemeIdUri", "")[len(cicp):]: p.get("value")
+                             for p in properties}  # fmt: skip
+    assert found["hvc1"] == {"ColourPrimaries": "9", "TransferCharacteristics": "16",
+                             "MatrixCoefficients": "9"}  # fmt: skip
+    assert found["avc1"] == {}  # tone-mapped: SDR, nothing to say
 
 
 def test_sdr_source_is_untouched(settings: Settings, sdr: str) -> None:

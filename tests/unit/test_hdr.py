@@ -87,3 +87,12 @@ def test_hevc_is_a_shipped_hls_profile_and_nothing_else() -> None:
         parse_profile("x", {"kind": "mp4", "video_codec": "libx265"}, "test.toml")
     with pytest.raises(ConfigurationError, match="video_codec"):
         parse_profile("x", {"kind": "mp4", "video_codec": "libvpx"}, "test.toml")
+
+
+def test_the_tone_map_reads_the_probed_tags_bt2020_where_unstated() -> None:
+    assert hdr.source_tags(hdr10()) == {
+        "tin": "smpte2084", "pin": "bt2020", "min": "bt2020nc", "p": "bt2020",
+    }  # fmt: skip
+    bare = hdr.source_tags(Colour("arib-std-b67", None, None, 10))  # the transfer alone
+    assert (bare["tin"], bare["pin"], bare["min"]) == ("arib-std-b67", "bt2020", "bt2020nc")
+    assert hdr.source_tags(SDR) == hdr.source_tags(None) == {}
