@@ -25,6 +25,7 @@ import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -111,17 +112,10 @@ def split(
             continue
         if first + t.frames > len(source):
             raise NotMedia(f"{src.name}: the chunks hold more frames than the source")
-        chunks.append(
-            SourceChunk(
-                index=index,
-                name=f"src/{path.name}",
-                frames=t.frames,
-                start_s=round(source[first] - source[0], 6),
-                duration_s=round(t.video_s, 6),
-                sha256=sha256(path),
-                regular=not t.irregular(),
-            )
-        )
+        chunks.append(SourceChunk(
+            index=index, name=f"src/{path.name}", frames=t.frames,
+            start_s=round(source[first] - source[0], 6), duration_s=round(t.video_s, 6),
+            sha256=sha256(path), regular=not t.irregular()))  # fmt: skip
         first += t.frames
     if not chunks:
         raise NotMedia(f"{src.name}: the split found no video frames")
@@ -135,8 +129,7 @@ def keyframe_times(chunk: SourceChunk, segment_s: int | None) -> list[float]:
         return []
     first = math.ceil(round(chunk.start_s / segment_s, 6))
     end = chunk.start_s + chunk.duration_s
-    times = []
-    k = first
+    times, k = [], first
     while k * segment_s < end - 1e-6:
         times.append(round(k * segment_s - chunk.start_s, 6))
         k += 1
@@ -224,22 +217,10 @@ def encode_chunk(
         if count != (frames if frames is not None else count):
             raise NotMedia(f"chunk {chunk.index}: renditions hold {frames} and {count} frames")
         frames = count
-    return {
-        "part": "chunk",
-        "index": chunk.index,
-        "frames": frames,
-        "source_frames": chunk.frames,
-        "regular": chunk.regular,
-        "start_s": chunk.start_s,
-        "duration_s": chunk.duration_s,
-        "sha256": chunk.sha256,
-        "key": key,
-        "reused": reused,
-        "encode_s": round(elapsed, 3),
-        "command": cmd_line,
-        "hostname": os.uname().nodename,
-        "pid": os.getpid(),
-    }
+    return {"part": "chunk", "index": chunk.index, "frames": frames, "source_frames": chunk.frames,
+            "regular": chunk.regular, "start_s": chunk.start_s, "duration_s": chunk.duration_s,
+            "sha256": chunk.sha256, "key": key, "reused": reused, "encode_s": round(elapsed, 3),
+            "command": cmd_line, "hostname": os.uname().nodename, "pid": os.getpid()}  # fmt: skip
 
 
 def chunk_stream(
@@ -347,10 +328,7 @@ def verify_joins(
     same_rate = source_rate > 0 and abs(1 / source_rate - frame_s) < frame_s / 1000
     if same_rate and all(c.get("regular") for c in chunks) and t.frames != source_frames:
         raise NotMedia(f"{name}: {t.frames} frames, the source has {source_frames}")
-    joins, first = [], 0
-    for c in chunks[:-1]:
-        first += int(c["frames"])
-        joins.append(first)
+    joins = list(accumulate(int(c["frames"]) for c in chunks[:-1]))
     irregular = t.irregular(frame_s)
     if irregular:
         at = irregular[0]
