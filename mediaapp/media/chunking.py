@@ -122,16 +122,23 @@ def split(
     return chunks
 
 
-def keyframe_times(chunk: SourceChunk, segment_s: int | None) -> list[float]:
-    """Times (relative to the chunk) where a ladder needs keyframes: every ``segment_s`` of
-    the source's timeline, so segments line up across chunks and across rungs."""
+def output_start(chunk: SourceChunk, fps: float) -> float:
+    """Where the chunk's output begins in the source: the tick of the job's ``fps`` grid its
+    first frame rounds to (as fps rounds: half up), or its own start when on the grid (every
+    chunk of a constant-rate source is; a variable-rate one may start between two ticks)."""
+    tick = math.floor(chunk.start_s * fps + 0.5)
+    return chunk.start_s if abs(chunk.start_s * fps - tick) < 1e-3 else tick / fps
+
+
+def keyframe_times(chunk: SourceChunk, segment_s: int | None, fps: float) -> list[float]:
+    """Times (relative to the chunk's :func:`output_start`) where a ladder needs keyframes:
+    every ``segment_s`` of the source's timeline, so segments line up across chunks and rungs."""
     if not segment_s:
         return []
-    first = math.ceil(round(chunk.start_s / segment_s, 6))
-    end = chunk.start_s + chunk.duration_s
-    times, k = [], first
-    while k * segment_s < end - 1e-6:
-        times.append(round(k * segment_s - chunk.start_s, 6))
+    start = output_start(chunk, fps)
+    times, k = [], math.ceil(round(start / segment_s, 6))
+    while k * segment_s < chunk.start_s + chunk.duration_s - 1e-6:
+        times.append(round(k * segment_s - start, 6))
         k += 1
     return times
 
@@ -152,6 +159,7 @@ def cache_key(
     fps: float,
     keys: list[float],
     ffmpeg_version: str,
+    shift_s: float = 0.0,
 ) -> str:
     """Content address of an encoded chunk: input bytes plus everything that shapes the encode."""
     # An SDR rendition keyed as before colour modes existed: its cached chunks still hit.
@@ -162,6 +170,7 @@ def cache_key(
         "fps": fps,
         "keyframes": forced_keyframes(keys, fps),
         "ffmpeg": ffmpeg_version,
+        **({"shift_s": shift_s} if shift_s else {}),  # unshifted keys as before: still hit
     }
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
 
@@ -186,9 +195,10 @@ def encode_chunk(
     on_progress: command.ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Encode one chunk into every rendition (decode once), or reuse an earlier encode."""
-    keys = keyframe_times(chunk, segment_s)
+    shift = 0.0 if output_start(chunk, fps) == chunk.start_s else chunk.start_s
+    keys = keyframe_times(chunk, segment_s, fps)
     limits = command.Limits.from_settings(settings)
-    key = cache_key(chunk, renditions, fps, keys, command.ffmpeg_version(limits))
+    key = cache_key(chunk, renditions, fps, keys, command.ffmpeg_version(limits), shift)
     cache = cache_dir(settings)
     cached = {r.name: cache / key[:2] / f"{key}.{r.name}.mp4" for r in renditions}
     reused = all(p.is_file() for p in cached.values())
@@ -201,7 +211,7 @@ def encode_chunk(
         with contextlib.ExitStack() as stack:
             tmp = {name: stack.enter_context(atomic_output(p)) for name, p in cached.items()}
             result = command.run(
-                chunk_stream(work / chunk.name, renditions, fps, keys, tmp, settings),
+                chunk_stream(work / chunk.name, renditions, fps, keys, tmp, settings, shift),
                 duration_s=chunk.duration_s,
                 on_progress=on_progress,
                 limits=limits,
@@ -230,10 +240,17 @@ def chunk_stream(
     keyframes: list[float],
     targets: dict[str, Path],
     settings: Settings,
+    shift_s: float = 0.0,
 ) -> Any:
     """ffmpeg-python graph: decode the chunk once, constant frame rate, one output per
-    rendition, video only (the audio is encoded once for the whole job)."""
-    video = command.input_file(src).video.filter("fps", fps)
+    rendition, video only (the audio is encoded once for the whole job). ``shift_s``: the
+    chunk's start when off the output grid: fps then works on the source's timeline and picks
+    the single pass's frames (on the chunk's own, frames by the joins are a frame off)."""
+    video = command.input_file(src).video
+    if shift_s:  # in microseconds: Matroska's milliseconds would move frames across ticks
+        video = video.filter("settb", "AVTB").setpts(f"PTS+{shift_s:.6f}/TB")
+    video = video.filter("fps", fps)
+    video = video.setpts("PTS-STARTPTS") if shift_s else video
     branches = video.filter_multi_output("split", len(renditions)) if len(renditions) > 1 else None
     outputs = []
     for i, r in enumerate(renditions):
