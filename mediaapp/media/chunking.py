@@ -25,6 +25,7 @@ import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -115,25 +116,30 @@ def split(
         chunks.append(SourceChunk(
             index=index, name=f"src/{path.name}", frames=t.frames,
             start_s=round(source[first] - source[0], 6), duration_s=round(t.video_s, 6),
-            sha256=sha256(path), regular=not t.irregular(),
-        ))  # fmt: skip
+            sha256=sha256(path), regular=not t.irregular()))  # fmt: skip
         first += t.frames
     if not chunks:
         raise NotMedia(f"{src.name}: the split found no video frames")
     return chunks
 
 
-def keyframe_times(chunk: SourceChunk, segment_s: int | None) -> list[float]:
-    """Times (relative to the chunk) where a ladder needs keyframes: every ``segment_s`` of
-    the source's timeline, so segments line up across chunks and across rungs."""
+def output_start(chunk: SourceChunk, fps: float) -> float:
+    """Where the chunk's output begins in the source: the tick of the job's ``fps`` grid its
+    first frame rounds to (as fps rounds: half up), or its own start when on the grid (every
+    chunk of a constant-rate source is; a variable-rate one may start between two ticks)."""
+    tick = math.floor(chunk.start_s * fps + 0.5)
+    return chunk.start_s if abs(chunk.start_s * fps - tick) < 1e-3 else tick / fps
+
+
+def keyframe_times(chunk: SourceChunk, segment_s: int | None, fps: float) -> list[float]:
+    """Times (relative to the chunk's :func:`output_start`) where a ladder needs keyframes:
+    every ``segment_s`` of the source's timeline, so segments line up across chunks and rungs."""
     if not segment_s:
         return []
-    first = math.ceil(round(chunk.start_s / segment_s, 6))
-    end = chunk.start_s + chunk.duration_s
-    times = []
-    k = first
-    while k * segment_s < end - 1e-6:
-        times.append(round(k * segment_s - chunk.start_s, 6))
+    start = output_start(chunk, fps)
+    times, k = [], math.ceil(round(start / segment_s, 6))
+    while k * segment_s < chunk.start_s + chunk.duration_s - 1e-6:
+        times.append(round(k * segment_s - start, 6))
         k += 1
     return times
 
@@ -154,6 +160,7 @@ def cache_key(
     fps: float,
     keys: list[float],
     ffmpeg_version: str,
+    shift_s: float = 0.0,
 ) -> str:
     """Content address of an encoded chunk: input bytes plus everything that shapes the encode."""
     # An SDR rendition keyed as before colour modes existed: its cached chunks still hit.
@@ -164,6 +171,7 @@ def cache_key(
         "fps": fps,
         "keyframes": forced_keyframes(keys, fps),
         "ffmpeg": ffmpeg_version,
+        **({"shift_s": shift_s} if shift_s else {}),  # unshifted keys as before: still hit
     }
     return hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
 
@@ -188,9 +196,10 @@ def encode_chunk(
     on_progress: command.ProgressCallback | None = None,
 ) -> dict[str, Any]:
     """Encode one chunk into every rendition (decode once), or reuse an earlier encode."""
-    keys = keyframe_times(chunk, segment_s)
+    shift = 0.0 if output_start(chunk, fps) == chunk.start_s else chunk.start_s
+    keys = keyframe_times(chunk, segment_s, fps)
     limits = command.Limits.from_settings(settings)
-    key = cache_key(chunk, renditions, fps, keys, command.ffmpeg_version(limits))
+    key = cache_key(chunk, renditions, fps, keys, command.ffmpeg_version(limits), shift)
     cache = cache_dir(settings)
     cached = {r.name: cache / key[:2] / f"{key}.{r.name}.mp4" for r in renditions}
     reused = all(p.is_file() for p in cached.values())
@@ -203,7 +212,7 @@ def encode_chunk(
         with contextlib.ExitStack() as stack:
             tmp = {name: stack.enter_context(atomic_output(p)) for name, p in cached.items()}
             result = command.run(
-                chunk_stream(work / chunk.name, renditions, fps, keys, tmp, settings),
+                chunk_stream(work / chunk.name, renditions, fps, keys, tmp, settings, shift),
                 duration_s=chunk.duration_s,
                 on_progress=on_progress,
                 limits=limits,
@@ -219,22 +228,10 @@ def encode_chunk(
         if count != (frames if frames is not None else count):
             raise NotMedia(f"chunk {chunk.index}: renditions hold {frames} and {count} frames")
         frames = count
-    return {
-        "part": "chunk",
-        "index": chunk.index,
-        "frames": frames,
-        "source_frames": chunk.frames,
-        "regular": chunk.regular,
-        "start_s": chunk.start_s,
-        "duration_s": chunk.duration_s,
-        "sha256": chunk.sha256,
-        "key": key,
-        "reused": reused,
-        "encode_s": round(elapsed, 3),
-        "command": cmd_line,
-        "hostname": os.uname().nodename,
-        "pid": os.getpid(),
-    }
+    return {"part": "chunk", "index": chunk.index, "frames": frames, "source_frames": chunk.frames,
+            "regular": chunk.regular, "start_s": chunk.start_s, "duration_s": chunk.duration_s,
+            "sha256": chunk.sha256, "key": key, "reused": reused, "encode_s": round(elapsed, 3),
+            "command": cmd_line, "hostname": os.uname().nodename, "pid": os.getpid()}  # fmt: skip
 
 
 def chunk_stream(
@@ -244,10 +241,17 @@ def chunk_stream(
     keyframes: list[float],
     targets: dict[str, Path],
     settings: Settings,
+    shift_s: float = 0.0,
 ) -> Any:
     """ffmpeg-python graph: decode the chunk once, constant frame rate, one output per
-    rendition, video only (the audio is encoded once for the whole job)."""
-    video = command.input_file(src).video.filter("fps", fps)
+    rendition, video only (the audio is encoded once for the whole job). ``shift_s``: the
+    chunk's start when off the output grid: fps then works on the source's timeline and picks
+    the single pass's frames (on the chunk's own, frames by the joins are a frame off)."""
+    video = command.input_file(src).video
+    if shift_s:  # in microseconds: Matroska's milliseconds would move frames across ticks
+        video = video.filter("settb", "AVTB").setpts(f"PTS+{shift_s:.6f}/TB")
+    video = video.filter("fps", fps)
+    video = video.setpts("PTS-STARTPTS") if shift_s else video
     branches = video.filter_multi_output("split", len(renditions)) if len(renditions) > 1 else None
     outputs = []
     for i, r in enumerate(renditions):
@@ -342,10 +346,7 @@ def verify_joins(
     same_rate = source_rate > 0 and abs(1 / source_rate - frame_s) < frame_s / 1000
     if same_rate and all(c.get("regular") for c in chunks) and t.frames != source_frames:
         raise NotMedia(f"{name}: {t.frames} frames, the source has {source_frames}")
-    joins, first = [], 0
-    for c in chunks[:-1]:
-        first += int(c["frames"])
-        joins.append(first)
+    joins = list(accumulate(int(c["frames"]) for c in chunks[:-1]))
     irregular = t.irregular(frame_s)
     if irregular:
         at = irregular[0]

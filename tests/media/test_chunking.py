@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -180,6 +181,39 @@ def test_a_gap_at_a_join_fails_verification(
         command.output_target(joined), c="copy"))  # fmt: skip
     with pytest.raises(NotMedia, match="200 frames, the chunks hold 300"):
         chunking.verify_joins(joined, parts, ctx.source, frame_s=0.04)
+
+
+@pytest.mark.media
+def test_a_variable_rate_source_chunked_gives_the_single_pass_frames(
+    media_root: Path, tmp_path: Path
+) -> None:
+    # 24 fps for 2 s, then 30 fps for 2 s (27 fps out): chunks from 1 s, 2 s, 3.2 s; the last
+    # starts between two output frames (86.4), and its fps grid used to begin there.
+    name = "chunky-vfr.mp4"
+    if not (media_root / name).exists():
+        command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error",
+                     "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=24:duration=2",
+                     "-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30:duration=2",
+                     "-f", "lavfi", "-i", "sine=frequency=330:duration=4",
+                     "-filter_complex", "[0:v][1:v]concat=n=2:v=1:a=0[v]", "-map", "[v]",
+                     "-map", "2:a", "-fps_mode", "vfr", "-c:v", "libx264", "-preset", "ultrafast",
+                     "-g", "12", "-c:a", "aac", "-y", str(media_root / name)])  # fmt: skip
+    settings = Settings(data_dir=tmp_path / "data", media_root=media_root, chunking="always",
+                        chunk_s=1, ffmpeg_threads=1)  # fmt: skip
+    chunked = run_chunked("vfr-chunked", name, "web", settings)
+    single = steps.run("vfr-single", name, "web", settings)
+    assert (chunked["strategy"], single["strategy"]) == ("chunked", "single")
+    one, two = (Path(next(o for o in m["outputs"] if o["kind"] == "video")["path"])
+                for m in (chunked, single))  # fmt: skip
+    assert timing(one).frames == timing(two).frames == 108
+    assert chunked["chunking"]["joins"]["video"]["joins"] == [27, 54, 86]
+    # Two encodes of the same pictures: 37 dB or more; a frame off: 24-26 dB.
+    stats = tmp_path / "psnr.log"
+    command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", "-i", str(one), "-i",
+                 str(two), "-lavfi", f"psnr=stats_file={stats}", "-f", "null", "-"])  # fmt: skip
+    psnr = [float(v) for v in re.findall(r"psnr_avg:(\S+)", stats.read_text())]
+    assert len(psnr) == 108
+    assert [(i, v) for i, v in enumerate(psnr) if v < 33] == []
 
 
 # --- real workers ------------------------------------------------------------------------

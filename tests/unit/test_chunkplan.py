@@ -52,7 +52,18 @@ def test_cost_model_sizes_chunks_for_the_workers_and_whole_segments() -> None:
 
 def test_keyframe_times_follow_the_source_timeline_across_chunks() -> None:
     chunk = chunking.SourceChunk(1, "src/c00001.mkv", 250, 10.0, 10.0, "x")
-    assert chunking.keyframe_times(chunk, 4) == [2.0, 6.0]  # 12 s and 16 s of the source
-    assert chunking.keyframe_times(chunk, None) == []
+    assert chunking.keyframe_times(chunk, 4, 25.0) == [2.0, 6.0]  # 12 s and 16 s of the source
+    assert chunking.keyframe_times(chunk, None, 25.0) == []
     first = chunking.SourceChunk(0, "src/c00000.mkv", 250, 0.0, 10.0, "x")
-    assert chunking.keyframe_times(first, 4) == [0.0, 4.0, 8.0]
+    assert chunking.keyframe_times(first, 4, 25.0) == [0.0, 4.0, 8.0]
+
+
+def test_a_chunk_off_the_output_grid_starts_on_the_frame_its_first_frame_rounds_to() -> None:
+    # Variable rate, 27 fps out: a chunk from 3.2 s (frame 86.4) starts on frame 86, 3.185 s.
+    chunk = chunking.SourceChunk(3, "src/c00003.mkv", 84, 3.2, 2.8, "x")
+    assert chunking.output_start(chunk, 27.0) == 86 / 27
+    assert chunking.keyframe_times(chunk, 2, 27.0) == [0.814815]  # 4 s: frame 108 of 27 fps
+    on_grid = chunking.SourceChunk(1, "src/c00001.mkv", 250, 10.0, 10.0, "x")
+    assert chunking.output_start(on_grid, 25.0) == 10.0  # constant rate: as it always was
+    ntsc = chunking.SourceChunk(1, "src/c00001.mkv", 900, 30.03, 30.03, "x")
+    assert chunking.output_start(ntsc, 29.97) == 30.03
