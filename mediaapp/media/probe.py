@@ -137,7 +137,7 @@ def probe(
         raise NotMedia(f"{path.name}: not a media file ffmpeg can open ({_reason(exc)})") from None
     with container:
         streams = [_stream_info(s) for s in container.streams]
-        duration = container.duration / 1_000_000 if container.duration else 0.0
+        duration = _span(container)
         if not duration:
             duration = max((s.duration_s or 0.0 for s in streams), default=0.0)
         result = ProbeResult(
@@ -152,6 +152,18 @@ def probe(
             seconds = DECODE_CHECK_S if decode_s is None else decode_s
             _decode_first_frame(container, result, max_pixels, seconds)
     return result
+
+
+def _span(container: Any) -> float:
+    """Seconds from the first timestamp to the end: Matroska's Duration, as ffmpeg writes it,
+    is the end timestamp, so streams starting at 1.4 s made a 6 s file 7.4 s long (the other
+    demuxers already give end minus start)."""
+    if not container.duration:
+        return 0.0
+    seconds: float = container.duration / 1_000_000
+    if container.format.name == "matroska,webm" and (container.start_time or 0) > 0:
+        seconds -= container.start_time / 1_000_000
+    return max(seconds, 0.0)
 
 
 def validate(result: ProbeResult, settings: Settings, *, needs_video: bool = True) -> None:

@@ -1,0 +1,49 @@
+"""Sources whose timestamps do not start together at zero: a start offset (Matroska, MPEG-TS),
+a stream that starts late (MP4 edit lists), keyframes too sparse for an input seek."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mediaapp.media import steps
+from mediaapp.media.probe import probe
+from mediaapp.settings import Settings
+
+from ..media_sources import generate_with
+
+pytestmark = pytest.mark.media
+
+#: 3 s of 320x180 picture and a 48 kHz tone.
+AV = ("-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30:duration=3",
+      "-f", "lavfi", "-i", "sine=f=440:sample_rate=48000:duration=3")  # fmt: skip
+H264_AAC = ("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac")
+VP8_OPUS = ("-c:v", "libvpx", "-deadline", "realtime", "-c:a", "libopus")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, media_root: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", media_root=media_root, ffmpeg_threads=1)
+
+
+@pytest.mark.parametrize(
+    ("name", "codecs"),
+    [("offset.mkv", H264_AAC), ("offset.webm", VP8_OPUS), ("offset.ts", H264_AAC),
+     ("offset.mp4", H264_AAC)],
+)  # fmt: skip
+def test_a_start_offset_is_not_part_of_the_duration(
+    media_root: Path, name: str, codecs: tuple[str, ...]
+) -> None:
+    generate_with(media_root, name, *AV, *codecs, "-output_ts_offset", "1.4")
+    info = probe(media_root / name, decode_check=False)
+    assert 2.95 < info.duration_s < 3.1, info.duration_s  # Matroska said 4.4 s
+
+
+def test_a_matroska_source_starting_late_transcodes(settings: Settings, media_root: Path) -> None:
+    generate_with(media_root, "offset.mkv", *AV, *H264_AAC, "-output_ts_offset", "1.4")
+    m = steps.run("mkvoffset", "offset.mkv", "web", settings)
+    video = next(o for o in m["outputs"] if o["kind"] == "video")
+    assert abs(video["duration_s"] - m["source"]["duration_s"]) < 0.1
+    vtt = next(o for o in m["outputs"] if o["kind"] == "vtt")
+    assert vtt["duration_s"] == m["source"]["duration_s"]  # thumbnails span the content
