@@ -47,3 +47,35 @@ def test_a_matroska_source_starting_late_transcodes(settings: Settings, media_ro
     assert abs(video["duration_s"] - m["source"]["duration_s"]) < 0.1
     vtt = next(o for o in m["outputs"] if o["kind"] == "vtt")
     assert vtt["duration_s"] == m["source"]["duration_s"]  # thumbnails span the content
+
+
+#: The video 0.4 s after the audio, the audio 0.4 s after the video, the audio 1 s longer.
+LATE_VIDEO = ("-itsoffset", "0.4", *AV[:4], *AV[4:], *H264_AAC)
+LATE_AUDIO = (*AV[:4], "-itsoffset", "0.4", *AV[4:], *H264_AAC)
+LONG_AUDIO = (*AV[:4], "-f", "lavfi", "-i", "sine=f=440:sample_rate=48000:duration=4", *H264_AAC)
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "video_end", "last_end"),
+    [("late-video.mp4", LATE_VIDEO, 3.4, 3.4), ("late-audio.mp4", LATE_AUDIO, 3.0, 3.4),
+     ("long-audio.mp4", LONG_AUDIO, 3.0, 4.0)],
+)  # fmt: skip
+@pytest.mark.parametrize("profile", ["web", "hls", "dash", "hls-multi"])
+def test_streams_that_start_or_end_apart_transcode_keeping_the_offset(
+    settings: Settings, media_root: Path, name: str, args: tuple[str, ...], video_end: float,
+    last_end: float, profile: str,
+) -> None:  # fmt: skip
+    generate_with(media_root, name, *args)
+    m = steps.run(f"apart-{profile}-{name[:-4]}", name, profile, settings)
+    out = m["outputs"]
+    if profile == "web":  # the MP4 keeps the offset (an edit list), as ffmpeg does
+        info = probe(Path(out[0]["path"]), decode_check=False)
+        assert info.video is not None and info.audio is not None
+        assert abs((info.video.start_s or 0) - (video_end - 3.0)) < 0.05
+        assert abs((info.audio.start_s or 0) - (0.4 if name == "late-audio.mp4" else 0)) < 0.05
+        assert abs(out[0]["duration_s"] - last_end) < 0.1
+    elif profile == "dash":  # the MPD lasts until its last representation ends
+        assert abs(out[0]["duration_s"] - last_end) < 0.1
+    else:  # a rung's playlist runs to where its video ends, a late start included
+        rung = next(o for o in out if o["kind"] == "hls-rendition")
+        assert abs(rung["duration_s"] - video_end) < 0.1
