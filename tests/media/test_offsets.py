@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mediaapp.media import steps
+from mediaapp.media import command, mp4, steps
 from mediaapp.media.probe import probe
+from mediaapp.media.profiles import Profile
 from mediaapp.settings import Settings
 
 from ..media_sources import generate_with
@@ -79,3 +80,27 @@ def test_streams_that_start_or_end_apart_transcode_keeping_the_offset(
     else:  # a rung's playlist runs to where its video ends, a late start included
         rung = next(o for o in out if o["kind"] == "hls-rendition")
         assert abs(rung["duration_s"] - video_end) < 0.1
+
+
+def test_a_poster_is_found_where_no_keyframe_follows_the_seek(
+    settings: Settings, media_root: Path, tmp_path: Path
+) -> None:
+    # One keyframe in 3 s of MPEG-TS: an input seek to the poster's time finds no frame.
+    name = generate_with(media_root, "one-keyframe.ts", *AV[:4], *H264_AAC[:6], "-g", "600")
+    m = steps.run("sparse", name, "web", settings)
+    poster = next(o for o in m["outputs"] if o["kind"] == "poster")
+    assert (poster["width"], poster["height"]) == (320, 180)
+    (cmd,) = [c for c in m["commands"] if ".poster.part-" in c]
+    assert cmd.index("-ss ") > cmd.index(" -i ")  # decoded from the start up to the time
+    first = tmp_path / "first.jpg"  # not just the first frame
+    info, profile = probe(media_root / name), Profile(name="p", kind="mp4", poster_at=0.0)
+    command.run(mp4.poster_stream(media_root / name, first, info, profile))
+    assert first.read_bytes() != Path(poster["path"]).read_bytes()
+
+
+def test_a_poster_reached_by_an_input_seek_is_taken_so(
+    settings: Settings, media_root: Path
+) -> None:
+    m = steps.run("seekable", "clip.mp4", "thumbs", settings)
+    (poster,) = [c for c in m["commands"] if ".poster.part-" in c]
+    assert poster.index("-ss ") < poster.index(" -i ")  # the fast path: nothing decoded twice
