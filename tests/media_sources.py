@@ -42,6 +42,19 @@ def generate(
     return name
 
 
+def generate_with(media_root: Path, name: str, *args: str) -> str:
+    """``ffmpeg args name`` once (cached): sources whose timing is the point of the test
+    (a start offset, a late stream, sparse keyframes), their format from the name."""
+    path = media_root / name
+    if not path.exists():
+        tmp = path.with_name(f".gen-{name}")
+        command.run([command.ffmpeg_binary(), "-nostdin", "-v", "error", *args,
+                     "-f", {".mkv": "matroska", ".ts": "mpegts"}.get(path.suffix, path.suffix[1:]),
+                     "-y", str(tmp)])  # fmt: skip
+        tmp.rename(path)
+    return name
+
+
 #: A mastering display (BT.2020 primaries, D65, 1000 / 0.0001 cd/m²) and light level (MaxCLL
 #: 1000, MaxFALL 400) in x265's units: what the HDR10 clip carries and outputs must keep.
 MASTER_DISPLAY = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"

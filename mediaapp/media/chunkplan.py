@@ -43,7 +43,8 @@ def plan(
     default). Chunked, the same work spreads over the workers in rounds of one chunk each,
     every chunk paying a task overhead, and the job pays a fixed cost (split, audio, concat,
     checks). Chunk when that is at most ``CHUNKING_MIN_GAIN`` of the single encode.
-    ``MEDIAAPP_CHUNKING=always|never`` overrides the verdict, not the chunk size.
+    ``MEDIAAPP_CHUNKING=always|never`` overrides the verdict, not the chunk size; never chunked:
+    a source whose video or audio starts late (the join keeps no offset).
     """
     video = info.video
     duration = info.duration_s
@@ -62,8 +63,11 @@ def plan(
     rounds = math.ceil(chunks / workers)
     per_chunk = single * min(chunk_s, duration) / duration if duration else 0.0
     chunked = defaults.CHUNKING_FIXED_S + rounds * (per_chunk + defaults.CHUNK_TASK_OVERHEAD_S)
+    late = max((s.start_s or 0.0 for s in (video, info.audio) if s is not None), default=0.0)
     if settings.chunking == "never":
         verdict, reason = False, "MEDIAAPP_CHUNKING=never"
+    elif late > 1 / fps:  # the joined chunks and the audio would both start at 0: out of sync
+        verdict, reason = False, f"a stream starts {late:.3f} s late: the joins would lose it"
     elif settings.chunking == "always":
         verdict, reason = True, "MEDIAAPP_CHUNKING=always"
     elif video is None:

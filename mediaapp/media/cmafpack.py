@@ -23,7 +23,7 @@ from mediaapp.errors import NotMedia
 from mediaapp.media import captions, cmaf, colour, command, hdr, manifests, renditions
 from mediaapp.media.cmaf import AUDIO, PLAYLIST, Variant
 from mediaapp.media.context import JobContext
-from mediaapp.media.outputs import OutputEntry, Work, duration_tolerance, sha256
+from mediaapp.media.outputs import OutputEntry, Work, duration_tolerance, sha256, track_end
 from mediaapp.media.probe import ProbeResult
 
 _NS = "urn:mpeg:dash:schema:mpd:2011"
@@ -168,17 +168,17 @@ def write_mpd(
     return duration
 
 
-def _expected(info: ProbeResult) -> float:
-    video = info.video.duration_s if info.video and info.video.duration_s else info.duration_s
-    audio = info.audio.duration_s if info.audio and info.audio.duration_s else 0.0
-    return max(video, audio)
-
-
 def _check_duration(name: str, segments: list[tuple[float, Path]], info: ProbeResult,
                     segment_s: int) -> float:  # fmt: skip
+    """A variant's playlist runs to where the source's video ends (a late start included);
+    the audio's from its own first sample (its first fragment's time keeps the offset)."""
     duration = sum(d for d, _ in segments)
-    if abs(duration - _expected(info)) > duration_tolerance(info):
-        raise NotMedia(f"{name}: {duration:.3f} s, source {_expected(info):.3f} s")
+    if name == AUDIO and info.audio is not None:
+        expected = track_end(info, "audio") - (info.audio.start_s or 0.0)
+    else:
+        expected = track_end(info, "video")
+    if abs(duration - expected) > duration_tolerance(info):
+        raise NotMedia(f"{name}: {duration:.3f} s, source {expected:.3f} s")
     if len(segments) != renditions.expected_segments(duration, segment_s):
         raise NotMedia(f"{name}: {len(segments)} segments for {duration:.3f} s")
     return duration

@@ -7,9 +7,7 @@ from typing import Any
 
 import ffmpeg
 
-from mediaapp.errors import (
-    NotMedia,
-)
+from mediaapp.errors import FFmpegError, NotMedia, TransientError
 from mediaapp.media import command, hdr, sprites
 from mediaapp.media.context import JobContext
 from mediaapp.media.inputs import display_size, target_height, target_size
@@ -74,17 +72,32 @@ def web_stream(
     return ffmpeg.output(*streams, command.output_target(dst), **out_opts)
 
 
-def poster_stream(src: Path, dst: Path, info: ProbeResult, profile: Profile) -> Any:
-    """The ffmpeg-python graph of one poster JPEG taken at ``profile.poster_at`` of the duration."""
+def poster_stream(
+    src: Path, dst: Path, info: ProbeResult, profile: Profile, *, from_start: bool = False
+) -> Any:
+    """The ffmpeg-python graph of one poster JPEG taken at ``profile.poster_at`` of the duration
+    (``from_start``: decoded from the start up to there, not reached by an input seek)."""
     at = max(0.0, min(info.duration_s * profile.poster_at, max(info.duration_s - 0.1, 0.0)))
-    inp = command.input_file(src, ss=f"{at:.3f}")
+    seek = {"ss": f"{at:.3f}"}
+    inp = command.input_file(src, **({} if from_start else seek))
     width, height = target_size(info, profile.poster_height)
     video = inp.video.filter("scale", width, height).filter("setsar", 1)
     if info.colour is not None and info.colour.is_hdr:  # a JPEG is SDR: tone-map it too
         video = hdr.tonemap(video, info.colour)
-    return ffmpeg.output(
-        video, command.output_target(dst), vframes=1, format="image2", vcodec="mjpeg", qscale=3
-    )
+    return ffmpeg.output(video, command.output_target(dst), vframes=1, format="image2",
+                         vcodec="mjpeg", qscale=3, **(seek if from_start else {}))  # fmt: skip
+
+
+def run_poster(work: Work, src: Path, dst: Path, info: ProbeResult, profile: Profile) -> None:
+    """The poster by a fast input seek, else decoded from the start: an MPEG-TS has no index,
+    and when no keyframe follows the point its demuxer seeks to, no frame reaches the encoder
+    (ffmpeg exits 234, "received no packets")."""
+    try:
+        work.run(poster_stream(src, dst, info, profile))
+    except FFmpegError as exc:
+        if isinstance(exc, TransientError) or "received no packets" not in exc.stderr:
+            raise
+        work.run(poster_stream(src, dst, info, profile, from_start=True))
 
 
 def can_remux(src: Path, info: ProbeResult, profile: Profile) -> bool:
@@ -157,7 +170,7 @@ def encode_previews(work: Work, ctx: JobContext) -> None:
     src, info, profile, root = ctx.src, ctx.source, ctx.profile, ctx.settings.output_root
     poster_path = ctx.out_dir / f"{ctx.stem}.poster.jpg"
     with atomic_output(poster_path) as tmp:
-        work.run(poster_stream(src, tmp, info, profile))
+        run_poster(work, src, tmp, info, profile)
     preview = sprites.plan(info.duration_s, *display_size(info))
     sprite_path = ctx.out_dir / f"{ctx.stem}.sprite.jpg"
     vtt_path = ctx.out_dir / f"{ctx.stem}.thumbs.vtt"
@@ -210,7 +223,7 @@ def thumbnail(work: Work, ctx: JobContext) -> OutputEntry:
     """One poster JPEG of the input (the ``video.thumbnail`` job)."""
     final = ctx.out_dir / f"{ctx.stem}.poster.jpg"
     with atomic_output(final) as tmp:
-        work.run(poster_stream(ctx.src, tmp, ctx.source, ctx.profile))
+        run_poster(work, ctx.src, tmp, ctx.source, ctx.profile)
     entry = OutputEntry.of_media(final, "poster", ctx.settings.output_root)
     work.outputs.append(entry)
     return entry

@@ -39,6 +39,18 @@ def duration_tolerance(info: ProbeResult) -> float:
     return frame + packet + CONTAINER_ROUNDING_S
 
 
+def track_end(info: ProbeResult, kind: str) -> float:
+    """Where the source's ``video`` or ``audio`` ends on its timeline: the stream's start plus
+    its duration (0 without one). Outputs keep a late stream's offset, as ffmpeg does, so a
+    playlist timed on one track (an HLS rung on its video) lasts until there."""
+    stream = info.video if kind == "video" else info.audio
+    if stream is None:
+        return 0.0
+    if not stream.duration_s:  # Matroska has no stream durations: the file's span
+        return info.duration_s
+    return (stream.start_s or 0.0) + stream.duration_s
+
+
 @contextlib.contextmanager
 def atomic_output(final: Path) -> Iterator[Path]:
     """Yield a hidden temporary path beside ``final``; fsync and rename it into place only on

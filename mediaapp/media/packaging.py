@@ -15,7 +15,7 @@ from typing import Any
 from mediaapp.errors import NotMedia
 from mediaapp.media import captions, cmafpack, command, hdr, hlsmaster, manifests, renditions
 from mediaapp.media.context import JobContext
-from mediaapp.media.outputs import OutputEntry, Work, duration_tolerance, sha256
+from mediaapp.media.outputs import OutputEntry, Work, duration_tolerance, sha256, track_end
 from mediaapp.media.probe import ProbeResult
 from mediaapp.media.profiles import Profile
 
@@ -23,9 +23,8 @@ _MPD = "{urn:mpeg:dash:schema:mpd:2011}"
 
 
 def _expected_duration(info: ProbeResult) -> float:
-    video = info.video.duration_s if info.video and info.video.duration_s else info.duration_s
-    audio = info.audio.duration_s if info.audio and info.audio.duration_s else 0.0
-    return max(video, audio)
+    """The end of the source's last track: an MPD lasts until its longest representation ends."""
+    return max(track_end(info, "video"), track_end(info, "audio"))
 
 
 def encode_ladder(
@@ -186,7 +185,7 @@ def verify_hls(
     """Check every rung (duration, height, segment count, colour) and the master playlist;
     ``facts``: each rung's first segment as :func:`hlsmaster.read_rungs` read it."""
     facts = facts if facts is not None else hlsmaster.read_rungs(root, rungs)
-    expected = _expected_duration(info)
+    expected = track_end(info, "video")  # the HLS muxer times the segments on the video
     mode = renditions.colour_mode(info, profile)
     entries: list[dict[str, Any]] = []
     variants = renditions.parse_master((root / "master.m3u8").read_text())

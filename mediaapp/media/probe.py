@@ -53,6 +53,8 @@ class StreamInfo:
     codec: str
     bit_rate: int | None = None
     duration_s: float | None = None
+    #: Where the stream's first timestamp is, from the file's first (a late video or audio).
+    start_s: float | None = None
     width: int | None = None
     height: int | None = None
     fps: float | None = None
@@ -139,8 +141,9 @@ def probe(
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
         raise NotMedia(f"{path.name}: not a media file ffmpeg can open ({_reason(exc)})") from None
     with container:
-        streams = [_stream_info(s) for s in container.streams]
-        duration = container.duration / 1_000_000 if container.duration else 0.0
+        start = container.start_time
+        streams = [_stream_info(s, start) for s in container.streams]
+        duration = _span(container)
         if not duration:
             duration = max((s.duration_s or 0.0 for s in streams), default=0.0)
         result = ProbeResult(
@@ -155,6 +158,18 @@ def probe(
             seconds = DECODE_CHECK_S if decode_s is None else decode_s
             _decode_first_frame(container, result, max_pixels, seconds)
     return result
+
+
+def _span(container: Any) -> float:
+    """Seconds from the first timestamp to the end: Matroska's Duration, as ffmpeg writes it,
+    is the end timestamp, so streams starting at 1.4 s made a 6 s file 7.4 s long (the other
+    demuxers already give end minus start)."""
+    if not container.duration:
+        return 0.0
+    seconds: float = container.duration / 1_000_000
+    if container.format.name == "matroska,webm" and (container.start_time or 0) > 0:
+        seconds -= container.start_time / 1_000_000
+    return max(seconds, 0.0)
 
 
 def validate(result: ProbeResult, settings: Settings, *, needs_video: bool = True) -> None:
@@ -181,14 +196,16 @@ def validate(result: ProbeResult, settings: Settings, *, needs_video: bool = Tru
         )
 
 
-def _stream_info(stream: Any) -> StreamInfo:
+def _stream_info(stream: Any, file_start: int | None) -> StreamInfo:
     ctx = stream.codec_context
+    start = _seconds(stream.start_time, stream.time_base)
     info = StreamInfo(
         index=stream.index,
         type=stream.type,
         codec=(ctx.codec.canonical_name if ctx is not None else None) or "unknown",
         bit_rate=(ctx.bit_rate if ctx is not None else None) or None,
         duration_s=_seconds(stream.duration, stream.time_base),
+        start_s=None if start is None else round(start - (file_start or 0) / 1_000_000, 6),
     )
     if stream.type == "video":
         info.width = ctx.width or None

@@ -39,6 +39,17 @@ def test_cost_model_chunks_long_sources_over_several_workers_only() -> None:
     ).chunked
 
 
+def test_a_source_whose_video_starts_late_is_not_chunked() -> None:
+    late = source(600)
+    assert late.video is not None
+    late.video.start_s = 0.4  # after its audio: the joined chunks would start at 0
+    for chunking_ in ("auto", "always"):
+        plan = chunkplan.plan(late, 4, Settings(media_root=Path("/"), chunking=chunking_))
+        assert not plan.chunked and "0.400 s late" in plan.reason
+    late.video.start_s = 0.021  # AAC priming's worth, under a frame: chunked as before
+    assert chunkplan.plan(late, 4, Settings(media_root=Path("/"))).chunked
+
+
 def test_cost_model_sizes_chunks_for_the_workers_and_whole_segments() -> None:
     auto = Settings(media_root=Path("/"))
     assert chunkplan.plan(source(600), 4, auto).chunk_s == 75  # 600 s / (4 workers x 2 chunks)
