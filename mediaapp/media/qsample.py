@@ -83,6 +83,16 @@ def video_start(files: Sequence[Path], keyframes: bool = False) -> VideoStart:
     return VideoStart(float(base), float(first), name, tuple(float(k) for k in sorted(keys)))
 
 
+def lead_frames(files: Sequence[Path], lead_s: float, fps: float) -> int:
+    """Frames a rendition (``files``: up to its first segment) shows before the source's
+    first video frame, ``lead_s`` after the source's container starts: HLS and DASH fill a
+    late video's lead with copies of that frame (outputs keep the offset), where an MP4's
+    edit list starts its video late instead (none)."""
+    if lead_s * fps < 0.5:
+        return 0
+    return max(0, round((lead_s - video_start(files).offset_s) * fps))
+
+
 def segment_starts(durations: Sequence[float]) -> tuple[float, ...]:
     """Nominal start of each segment (seconds from the first frame) from their durations."""
     starts, at = [], 0.0

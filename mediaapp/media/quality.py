@@ -82,6 +82,7 @@ class Target:
     head: int = 0
     #: The encode's :func:`~mediaapp.media.hdr.mode`: tone-mapped, its reference is too,
     colour: str = hdr.SDR  # read as the source's probed colour (hdr.source_tags)
+    lead: int = 0  # frames before the source's first (qsample.lead_frames): skipped
     source: hdr.Colour | None = None
 
 
@@ -173,11 +174,12 @@ def target_reads(target: Target, windows: Sequence[qsample.Window], fps: float) 
     segments = target.files[target.head :]
     first = qsample.video_start([*head, segments[0]])
     reads = []
+    lead = target.lead / fps
     for w in windows:
-        at, end = (w.start - 0.5) / fps, (w.start + w.frames + 2) / fps
+        at, end = (w.start - 0.5) / fps + lead, (w.start + w.frames + 2) / fps + lead
         if not target.starts_s:
-            ss = first.offset_s + at if w.start > 0 else 0.0
-            reads.append(Read(target.files, ss, end - max(at, 0.0), -first.first_s,
+            ss = first.offset_s + at if w.start + target.lead > 0 else 0.0
+            reads.append(Read(target.files, ss, end - max(at, 0.0), -first.first_s - lead,
                               RENDITION_PROBE_BYTES))  # fmt: skip
             continue
         starts = target.starts_s
@@ -185,7 +187,7 @@ def target_reads(target: Target, windows: Sequence[qsample.Window], fps: float) 
         last = max(i + 1, sum(t < end for t in starts))
         files = (*head, *segments[i:last])
         span = end - starts[i] + 1 / fps
-        reads.append(Read(files, 0.0, span, -first.first_s, RENDITION_PROBE_BYTES))
+        reads.append(Read(files, 0.0, span, -first.first_s - lead, RENDITION_PROBE_BYTES))
     return reads
 
 
@@ -280,12 +282,11 @@ def score_stream(
     outputs = []
     for i, (target, log) in enumerate(zip(targets, logs, strict=True)):
         scaled = _reference(branches.stream(i), target)
-        distorted = _scored_frames(
-            command.segments_input(target.files)
-            .video.filter("setpts", "PTS-STARTPTS")
-            .filter("fps", fps),
-            subsample,
-        ).filter("format", "yuv420p")
+        video = command.segments_input(target.files).video.filter("setpts", "PTS-STARTPTS")
+        video = video.filter("fps", fps)
+        if target.lead:  # copies of the source's first frame first: not the source's frames
+            video = video.filter("trim", start_frame=target.lead).filter("setpts", "PTS-STARTPTS")
+        distorted = _scored_frames(video, subsample).filter("format", "yuv420p")
         reference = scaled.filter("setpts", "PTS-STARTPTS")
         outputs.append(_libvmaf(distorted, reference, log, subsample, threads, extra))
     return ffmpeg.merge_outputs(*outputs)
@@ -364,14 +365,15 @@ def score_outputs(work: Work, ctx: JobContext) -> None:
     entries = [e for e in work.outputs if e.kind in VIDEO_KINDS and "quality" not in e.extra]
     if not wanted.measure or not entries:
         return
+    fps, video = renditions.frame_rate(ctx.source), ctx.source.video
+    start_s = (video.start_s if video else None) or 0.0  # the video after the container starts
     targets, representation = [], 0  # DASH representations are numbered in order
     for e in entries:
         target = rendition_target(e, representation, ctx.profile.segment_s)
         mode = hdr.mode(ctx.source.colour, "hevc" if e.codec == "hevc" else "h264")
-        targets.append(replace(target, colour=mode, source=ctx.source.colour))
+        lead = qsample.lead_frames(target.files[: target.head + 1], start_s, fps)
+        targets.append(replace(target, colour=mode, source=ctx.source.colour, lead=lead))
         representation += e.kind == "dash-representation"
-    fps = renditions.frame_rate(ctx.source)
-    video = ctx.source.video
     # The video's duration, not audio running on past it; a still image is one frame.
     total = max(1, round(((video and video.duration_s) or ctx.source.duration_s or 0) * fps))
     windows: list[qsample.Window] = []

@@ -104,3 +104,27 @@ def test_a_poster_reached_by_an_input_seek_is_taken_so(
     m = steps.run("seekable", "clip.mp4", "thumbs", settings)
     (poster,) = [c for c in m["commands"] if ".poster.part-" in c]
     assert poster.index("-ss ") < poster.index(" -i ")  # the fast path: nothing decoded twice
+
+
+@pytest.mark.parametrize("sample", [0, None], ids=["whole", "windows"])
+def test_a_late_video_is_scored_frame_for_frame(
+    tmp_path: Path, media_root: Path, sample: int | None
+) -> None:
+    """HLS and DASH fill a late video's lead with copies of its first frame (the outputs keep
+    the offset): the scorer must skip them, or it compares every frame with one 12 frames
+    away (VMAF 15-31 for 95)."""
+    generate_with(media_root, "late-video.mp4", *LATE_VIDEO)
+    quality = "{ measure = true" + (f", sample = {sample} }}" if sample is not None else " }")
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "q.toml").write_text("".join(
+        f'[q-{kind}]\nkind = "{kind}"\nsegment_s = 1\nrungs = [{{ height = 180, '
+        f"video_kbps = 900 }}]\nquality = {quality}\n\n" for kind in ("hls", "dash")
+    ) + f'[q-web]\nkind = "mp4"\nheight = 180\nquality = {quality}\n')  # fmt: skip
+    settings = Settings(data_dir=tmp_path / "data", media_root=media_root, ffmpeg_threads=1,
+                        profiles_dir=str(tmp_path / "profiles"))  # fmt: skip
+    scores = {}
+    for kind in ("web", "hls", "dash"):
+        m = steps.run(f"late-{kind}-{sample}", "late-video.mp4", f"q-{kind}", settings)
+        (video,) = [o for o in m["outputs"] if "quality" in o]
+        scores[kind] = video["quality"]["vmaf_mean"]
+    assert min(scores.values()) > 85 and max(scores.values()) - min(scores.values()) < 6, scores
