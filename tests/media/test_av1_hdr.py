@@ -12,6 +12,7 @@ import pytest
 
 from mediaapp.media import colour, renditions, steps
 from mediaapp.media.colour import Colour
+from mediaapp.media.context import JobContext
 from mediaapp.media.probe import probe
 from mediaapp.settings import Settings
 
@@ -112,3 +113,45 @@ def test_an_sdr_source_gives_8_bit_sdr_av1_as_before(settings: Settings) -> None
     assert master(root)["0_144p-av1"]["VIDEO-RANGE"] == "SDR"
     assert master(root)["0_144p-av1"]["CODECS"].startswith("av01.0.00M.08,")
     assert mpd_colour(root) == {"avc1": {}, "av01": {}}
+
+
+def test_chunked_av1_keeps_hdr10_in_every_chunk(settings: Settings) -> None:
+    """Each chunk is an encode of its own: every one 10-bit PQ with the static metadata."""
+    name = generate_hdr(settings.media_root, "av1-PQ-144-2s.mp4", size="256x144", seconds=2,
+                        gop=30)  # fmt: skip
+    chunked = Settings(data_dir=settings.data_dir, media_root=settings.media_root,
+                       profiles_dir=settings.profiles_dir, chunking="always", chunk_s=1,
+                       ffmpeg_threads=1)  # fmt: skip
+    ctx = JobContext.open("av1-chunked", name, "av1-hdr", chunked)
+    plan = steps.chunk_plan(ctx, workers=2)
+    chunks = steps.split(ctx, plan.chunk_s)
+    assert len(chunks) == 2
+    parts = [steps.encode_chunk(ctx, c, codec=codec) for codec in ("av1", "h264") for c in chunks]
+    manifest = steps.assemble(ctx, [*parts, steps.encode_audio(ctx)], plan.to_dict())
+    assert manifest["strategy"] == "chunked"
+    folder = chunked.output_root / "av1-chunked" / "hls" / "0_144p-av1"
+    segments = [f for _, f in renditions.media_playlist(folder / "index.m3u8")]
+    assert len(segments) == 2
+    source = probe(settings.media_root / name).colour
+    assert source is not None and source.mastering is not None
+    for segment in segments:
+        found = colour.read(folder / segment, folder / "init.mp4")
+        assert (found.transfer, found.bit_depth, found.content_light) == (
+            colour.PQ, 10, source.content_light)  # fmt: skip
+        assert found.mastering is not None and found.mastering.matches(source.mastering)
+
+
+def test_an_hdr_av1_variant_is_scored_against_the_untone_mapped_source(
+    settings: Settings,
+) -> None:
+    """Its reference is the source as it is (like HEVC's), not the H.264 rung's tone-map:
+    PQ scored against SDR would be noise."""
+    name = generate_hdr(settings.media_root, "av1-PQ-144.mp4", size="256x144", seconds=1,
+                        gop=30)  # fmt: skip
+    (Path(settings.profiles_dir) / "q.toml").write_text(
+        PROFILES.replace("[av1-hdr]", "[av1-q]") + "quality = { measure = true }\n"
+    )
+    manifest = steps.run("av1-q", name, "av1-q", settings)
+    scored = {o["codec"]: o["quality"] for o in manifest["outputs"] if o.get("quality")}
+    assert scored.keys() == {"h264", "av1"}
+    assert all(q["psnr_mean"] > 30 and q["vmaf_mean"] > 50 for q in scored.values()), scored
