@@ -164,7 +164,8 @@ def encoder_options(rendition_mode: str, source: Colour | None) -> dict[str, Any
 def _svtav1_options(transfer: str, source: Colour | None) -> dict[str, Any]:
     """10-bit SVT-AV1 tagged BT.2020 and ``transfer``, the source's static metadata passed
     explicitly: ffmpeg's wrapper would copy it from the frames, but only while every filter
-    of the graph keeps their side data."""
+    of the graph keeps their side data. No Dolby Vision RPUs (its ``auto`` would write a
+    source's): the HDR10-compatible base layer only, as the module promises."""
     params = [SVTAV1_BASE]
     if source is not None and source.mastering is not None:
         params.append(f"mastering-display={source.mastering.svtav1()}")
@@ -172,7 +173,7 @@ def _svtav1_options(transfer: str, source: Colour | None) -> dict[str, Any]:
         light = source.content_light
         params.append(f"content-light={light.max_cll},{light.max_fall}")
     tags = {"color_primaries": "bt2020", "color_trc": transfer, "colorspace": "bt2020nc"}
-    return {"pix_fmt": "yuv420p10le", "svtav1-params": ":".join(params), **tags}
+    return {"pix_fmt": "yuv420p10le", "svtav1-params": ":".join(params), "dolbyvision": 0, **tags}
 
 
 def problems(found: Colour, rendition_mode: str, source: Colour | None) -> list[str]:
