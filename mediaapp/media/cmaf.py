@@ -21,7 +21,8 @@ import ffmpeg
 
 from mediaapp import defaults
 from mediaapp.errors import NotMedia
-from mediaapp.media import command, hdr, renditions
+from mediaapp.media import colour, command, hdr, renditions
+from mediaapp.media.colour import Colour
 from mediaapp.media.probe import ProbeResult
 from mediaapp.media.profiles import Profile
 from mediaapp.media.renditions import PlannedRung
@@ -45,9 +46,9 @@ class Variant:
         return f"{self.rung.name}-{self.codec}"
 
     def colour_mode(self, info: ProbeResult) -> str:
-        """The rendition mode of :mod:`hdr` for this source: HEVC keeps an HDR source's HDR
-        (Main10), H.264 and AV1 (8-bit) tone-map it."""
-        return hdr.mode(info.colour, "hevc" if self.codec == "hevc" else "h264")
+        """The rendition mode of :mod:`hdr` for this source: HEVC (Main10) and AV1 (10-bit)
+        keep an HDR source's HDR, H.264 tone-maps it."""
+        return hdr.mode(info.colour, self.codec)
 
 
 def plan_variants(info: ProbeResult, profile: Profile, codec: str | None = None) -> list[Variant]:
@@ -70,7 +71,7 @@ def plan_variants(info: ProbeResult, profile: Profile, codec: str | None = None)
 def video_options(variant: Variant, info: ProbeResult, profile: Profile) -> dict[str, Any]:
     """Encoder options of a variant: the ladder's own for H.264 and HEVC (no B-frames, forced
     keyframes, HEVC Main10), and SVT-AV1's equivalents (VBR: it takes no maxrate without
-    CRF; closed GOPs; its preset from the x264 one's name)."""
+    CRF; closed GOPs; its preset from the x264 one's name; 10-bit HDR from an HDR source)."""
     rung = dataclasses.replace(variant.rung, video_kbps=variant.video_kbps)
     if variant.codec != "av1":
         encoder = defaults.LADDER_ENCODERS[variant.codec]
@@ -84,7 +85,7 @@ def video_options(variant: Variant, info: ProbeResult, profile: Profile) -> dict
         "preset": defaults.SVTAV1_PRESETS[profile.preset],
         "g": gop,
         "force_key_frames": f"expr:gte(t,n_forced*{profile.segment_s})",
-        "svtav1-params": "irefresh-type=2:scd=0",
+        "svtav1-params": hdr.SVTAV1_BASE,
         "pix_fmt": "yuv420p",
     } | hdr.encoder_options(variant.colour_mode(info), info.colour)
 
@@ -151,14 +152,29 @@ def copy_stream(joined: Path, folder: Path, profile: Profile) -> Any:
     )
 
 
-def _av1_codec(av1c: bytes) -> str:
-    """``av01.<profile>.<level><tier>.<bit depth>`` from the ``av1C`` record (AV1-ISOBMFF 2.3.3)."""
+def _av1_codec(av1c: bytes, tags: Colour | None = None, full_range: bool = False) -> str:
+    """``av01.<profile>.<level><tier>.<bit depth>`` from the ``av1C`` record (AV1-ISOBMFF 2.3.3);
+    of an HDR stream (``tags``), the long form with its colour (monochrome, chroma subsampling
+    and position, CICP primaries, transfer, matrix, full range): the short one means BT.709."""
     if len(av1c) < 4 or av1c[0] != 0x81:
         raise NotMedia("AV1 stream without an av1C configuration record")
     profile, level = av1c[1] >> 5, av1c[1] & 0x1F
     tier = "H" if av1c[2] & 0x80 else "M"
     depth = (12 if av1c[2] & 0x20 else 10) if av1c[2] & 0x40 else 8
-    return f"av01.{profile}.{level:02d}{tier}.{depth:02d}"
+    codecs = f"av01.{profile}.{level:02d}{tier}.{depth:02d}"
+    if tags is None or not tags.is_hdr:
+        return codecs
+    flags = av1c[2]
+    chroma = f"{flags >> 3 & 1}{flags >> 2 & 1}{flags & 3}"
+    cicp = [_code(colour.PRIMARIES, tags.primaries), _code(colour.TRANSFERS, tags.transfer),
+            _code(colour.MATRICES, tags.matrix)]  # fmt: skip
+    return (f"{codecs}.{flags >> 4 & 1}.{chroma}." + ".".join(f"{c:02d}" for c in cicp)
+            + f".{int(full_range)}")  # fmt: skip
+
+
+def _code(names: dict[int, str], name: str | None) -> int:
+    """The CICP code point of an ffmpeg colour name (2: unspecified)."""
+    return next((k for k, v in names.items() if v == name), 2)
 
 
 @dataclass(frozen=True)
@@ -173,10 +189,10 @@ class Measured:
     fps: float | None
 
 
-def measure(init: Path, segment: Path) -> Measured:
+def measure(init: Path, segment: Path, tags: Colour | None = None) -> Measured:
     """Codec, profile, size and rate of a variant, from its init and first media segment; the
     CODECS string from the configuration record its encoder wrote: ``avc1.PPCCLL`` (avcC),
-    ``hvc1...`` (hvcC), ``av01...`` (av1C)."""
+    ``hvc1...`` (hvcC), ``av01...`` (av1C, with its colour ``tags`` when HDR)."""
     with tempfile.TemporaryDirectory() as tmp:
         whole = Path(tmp) / "first.mp4"
         whole.write_bytes(init.read_bytes() + segment.read_bytes())
@@ -186,6 +202,7 @@ def measure(init: Path, segment: Path) -> Measured:
             rate = stream.average_rate or stream.guessed_rate
             name, record = stream.codec.name, bytes(ctx.extradata or b"")
             found = (ctx.profile, ctx.width, ctx.height, float(rate) if rate else None)
+            full_range = ctx.color_range == 2  # AVCOL_RANGE_JPEG
     if name == "h264":
         if len(record) < 4 or record[0] != 1:
             raise NotMedia("H.264 stream without an avcC configuration record")
@@ -193,7 +210,7 @@ def measure(init: Path, segment: Path) -> Measured:
     elif name == "hevc":
         codecs = renditions.hevc_codec(record)
     elif name in ("av1", "libdav1d", "libaom-av1"):
-        name, codecs = "av1", _av1_codec(record)
+        name, codecs = "av1", _av1_codec(record, tags, full_range)
     else:
         raise NotMedia(f"a variant in {name}, not H.264, HEVC or AV1")
     return Measured(codecs, name, *found)

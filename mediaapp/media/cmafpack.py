@@ -63,8 +63,8 @@ def inspect(root: Path, info: ProbeResult, variants: list[Variant]) -> dict[str,
     found = {}
     for v in variants:
         init, segments = _segments(root / v.name)
-        measured = cmaf.measure(init, segments[0][1])
         tags = hdr.verify(segments[0][1], v.colour_mode(info), info.colour, v.name, init)
+        measured = cmaf.measure(init, segments[0][1], tags)
         found[v.name] = Found(measured, tags)
     return found
 

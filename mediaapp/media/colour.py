@@ -10,6 +10,7 @@ frame, where the decoders put the SEI messages the bitstream carries. Names are 
 from __future__ import annotations
 
 import io
+import math
 import struct
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -55,6 +56,29 @@ class Mastering:
         return (
             f"G{xy(self.green)}B{xy(self.blue)}R{xy(self.red)}WP{xy(self.white_point)}"
             f"L({round(self.max_luminance * 10000)},{round(self.min_luminance * 10000)})"
+        )
+
+    def svtav1(self) -> str:
+        """SVT-AV1's ``mastering-display``: x265's layout, in plain chromaticities and cd/m²."""
+
+        def xy(p: tuple[float, float]) -> str:
+            return f"({p[0]:.5f},{p[1]:.5f})"
+
+        return (
+            f"G{xy(self.green)}B{xy(self.blue)}R{xy(self.red)}WP{xy(self.white_point)}"
+            f"L({self.max_luminance:.4f},{self.min_luminance:.4f})"
+        )
+
+    def matches(self, other: Mastering) -> bool:
+        """The same display, to the precision the bitstreams store it in: HEVC's SEI in steps
+        of 0.00002 and 0.0001 cd/m², AV1's metadata OBU in fixed point (0.16 chromaticities,
+        24.8 and 18.14 luminance) that comes back as 0.67999 for 0.68."""
+        ours = (*self.red, *self.green, *self.blue, *self.white_point)
+        theirs = (*other.red, *other.green, *other.blue, *other.white_point)
+        return (
+            all(abs(a - b) <= 5e-5 for a, b in zip(ours, theirs, strict=True))
+            and math.isclose(self.max_luminance, other.max_luminance, rel_tol=1e-3)
+            and math.isclose(self.min_luminance, other.min_luminance, abs_tol=1e-4)
         )
 
 

@@ -11,6 +11,8 @@ One mode per (source colour, output codec):
 * ``hevc-sdr``: an SDR source into HEVC Main10: never tagged HDR.
 * ``hevc-pq`` / ``hevc-hlg``: an HDR source into HEVC Main10, keeping its transfer, BT.2020,
   and the static metadata (mastering display, content light level) carried over to x265.
+* ``av1-pq`` / ``av1-hlg``: the same in 10-bit AV1 (SVT-AV1 writes the static metadata as
+  metadata OBUs). An SDR source's AV1 is ``sdr``: 8-bit, its command as it always was.
 
 :func:`verify` reads every output back and raises :class:`ColourMismatch` when its tags say
 otherwise. Dolby Vision sources are detected (``Colour.dolby_vision``); their RPUs are dropped,
@@ -28,7 +30,12 @@ from mediaapp.media.colour import HLG, PQ, Colour
 from mediaapp.media.inputs import scale_square
 
 SDR, TONEMAP, HEVC_SDR, HEVC_PQ, HEVC_HLG = "sdr", "tonemap", "hevc-sdr", "hevc-pq", "hevc-hlg"
+AV1_PQ, AV1_HLG = "av1-pq", "av1-hlg"
 HEVC_MODES = (HEVC_SDR, HEVC_PQ, HEVC_HLG)
+#: The modes keeping an HDR source's HDR, and the transfer each is tagged with.
+KEEPS_HDR = {HEVC_PQ: PQ, HEVC_HLG: HLG, AV1_PQ: PQ, AV1_HLG: HLG}
+#: The modes whose outputs are 10-bit (HEVC is Main10 even from an SDR source).
+TEN_BIT = (*HEVC_MODES, AV1_PQ, AV1_HLG)
 #: HDR side data an output must not inherit from its source's frames (libx264 and libx265
 #: write a frame's mastering display and light level as SEI messages of their own).
 _HDR_SIDE_DATA = ("MASTERING_DISPLAY_METADATA", "CONTENT_LIGHT_LEVEL", "DOVI_RPU_BUFFER",
@@ -46,15 +53,20 @@ TONEMAP_CHAIN: tuple[tuple[str, dict[str, Any]], ...] = (
 _BT709 = {"color_primaries": "bt709", "color_trc": "bt709", "colorspace": "bt709"}
 #: x265 for segmented delivery: closed GOPs, keyframes only where forced, quiet stderr.
 _X265_BASE = "log-level=error:open-gop=0:scenecut=0"
+#: SVT-AV1 for segmented delivery: closed GOPs (key frames, not intra refresh), no scene cuts.
+SVTAV1_BASE = "irefresh-type=2:scd=0"
 
 
 def mode(source: Colour | None, codec: str) -> str:
     """The rendition's mode for a source of colour ``source`` encoded as ``codec``."""
     hdr = source is not None and source.is_hdr
+    hlg = source is not None and source.transfer == HLG
     if codec == "hevc":
         if not hdr:
             return HEVC_SDR
-        return HEVC_HLG if source is not None and source.transfer == HLG else HEVC_PQ
+        return HEVC_HLG if hlg else HEVC_PQ
+    if codec == "av1" and hdr:
+        return AV1_HLG if hlg else AV1_PQ
     return TONEMAP if hdr else SDR
 
 
@@ -100,8 +112,8 @@ def picture(
     """Scaled to ``width`` x ``height`` with square pixels, in the mode's colour: scaled
     before the tone-map, which then works on the rung's pixels, not the source's (whose
     colour is ``source``); HDR side data dropped from an SDR rendition of a source with any
-    (an SDR source's command otherwise unchanged); an HDR source in primaries other than
-    BT.2020 converted to them (HDR10 and HLG rungs are tagged BT.2020)."""
+    (an SDR source's command otherwise unchanged); 10-bit for HEVC and HDR AV1, an HDR source
+    in primaries other than BT.2020 converted to them (HDR10 and HLG rungs are tagged BT.2020)."""
     if rendition_mode == SDR:
         scaled = scale_square(video, width, height)
         return drop_hdr_side_data(scaled) if reads_source(source) else scaled
@@ -117,11 +129,14 @@ def picture(
 
 def encoder_options(rendition_mode: str, source: Colour | None) -> dict[str, Any]:
     """The encoder's colour options: none for ``sdr`` (unchanged), BT.709 tags for a
-    tone-mapped rung, HEVC Main10 with the transfer and static metadata for the rest."""
+    tone-mapped rung, 10-bit AV1 or HEVC Main10 with the transfer and static metadata for the
+    rest."""
     if rendition_mode == SDR:
         return {}
     if rendition_mode == TONEMAP:
         return dict(_BT709)
+    if rendition_mode in (AV1_PQ, AV1_HLG):
+        return _svtav1_options(KEEPS_HDR[rendition_mode], source)
     params = [_X265_BASE]
     tags: dict[str, Any] = {}
     if rendition_mode in (HEVC_PQ, HEVC_HLG):
@@ -146,6 +161,21 @@ def encoder_options(rendition_mode: str, source: Colour | None) -> dict[str, Any
     }
 
 
+def _svtav1_options(transfer: str, source: Colour | None) -> dict[str, Any]:
+    """10-bit SVT-AV1 tagged BT.2020 and ``transfer``, the source's static metadata passed
+    explicitly: ffmpeg's wrapper would copy it from the frames, but only while every filter
+    of the graph keeps their side data. No Dolby Vision RPUs (its ``auto`` would write a
+    source's): the HDR10-compatible base layer only, as the module promises."""
+    params = [SVTAV1_BASE]
+    if source is not None and source.mastering is not None:
+        params.append(f"mastering-display={source.mastering.svtav1()}")
+    if source is not None and source.content_light is not None:
+        light = source.content_light
+        params.append(f"content-light={light.max_cll},{light.max_fall}")
+    tags = {"color_primaries": "bt2020", "color_trc": transfer, "colorspace": "bt2020nc"}
+    return {"pix_fmt": "yuv420p10le", "svtav1-params": ":".join(params), "dolbyvision": 0, **tags}
+
+
 def problems(found: Colour, rendition_mode: str, source: Colour | None) -> list[str]:
     """What is wrong with an output's colour for its mode (empty: nothing)."""
     wrong: list[str] = []
@@ -159,17 +189,17 @@ def problems(found: Colour, rendition_mode: str, source: Colour | None) -> list[
         if found.mastering or found.content_light or found.dolby_vision:
             wrong.append("tone-mapped but carries HDR side data")
     else:
-        transfer = PQ if rendition_mode == HEVC_PQ else HLG
+        transfer = KEEPS_HDR[rendition_mode]
         tags = (found.transfer, found.primaries, found.matrix)
         if tags != (transfer, "bt2020", "bt2020nc"):
             wrong.append(f"tagged {'/'.join(map(str, tags))}, not {transfer}/bt2020/bt2020nc")
         want = source.mastering if source else None
-        if want is not None and (found.mastering is None or found.mastering.x265() != want.x265()):
+        if want is not None and (found.mastering is None or not found.mastering.matches(want)):
             wrong.append(f"mastering display {found.mastering} is not the source's {want}")
         light = source.content_light if source else None
         if light is not None and found.content_light != light:
             wrong.append(f"content light {found.content_light} is not the source's {light}")
-    if rendition_mode in HEVC_MODES and found.bit_depth != 10:
+    if rendition_mode in TEN_BIT and found.bit_depth != 10:
         wrong.append(f"{found.bit_depth}-bit, not 10-bit")
     if rendition_mode == TONEMAP and found.bit_depth != 8:
         wrong.append(f"{found.bit_depth}-bit, not 8-bit")

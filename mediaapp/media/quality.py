@@ -370,7 +370,7 @@ def score_outputs(work: Work, ctx: JobContext) -> None:
     targets, representation = [], 0  # DASH representations are numbered in order
     for e in entries:
         target = rendition_target(e, representation, ctx.profile.segment_s)
-        mode = hdr.mode(ctx.source.colour, "hevc" if e.codec == "hevc" else "h264")
+        mode = hdr.mode(ctx.source.colour, e.codec or "h264")
         lead = qsample.lead_frames(target.files[: target.head + 1], start_s, fps)
         targets.append(replace(target, colour=mode, source=ctx.source.colour, lead=lead))
         representation += e.kind == "dash-representation"

@@ -17,7 +17,7 @@ from mediaapp.settings import Settings
 
 from ..conftest import chromium_driver
 from ..media.test_cmaf import PROFILES
-from ..media_sources import generate
+from ..media_sources import generate, generate_hdr
 from .test_players import chromium, play_checks, served  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.media, pytest.mark.players]
@@ -110,3 +110,47 @@ def test_an_h264_only_player_plays_the_h264_variants(
     ) == [False, True]
     listed = play_checks(h264_only, H264, package["source"]["duration_s"])
     assert sorted(r[:2] for r in listed) == sorted(H264)
+
+
+#: AV1 alone at the top rung, so that forcing it is forcing a size.
+HDR_PROFILES = """
+[av1-hdr-players]
+kind = "hls"
+segment_s = 1
+preset = "ultrafast"
+rungs = [
+  { height = 180, video_kbps = 300, codecs = ["av1"] },
+  { height = 144, video_kbps = 200 },
+]
+"""
+
+
+@pytest.fixture(scope="module")
+def hdr_package(served: tuple[Path, str], media_root: Path, tmp_path_factory: Any) -> dict:  # noqa: F811
+    root, _ = served
+    profiles = tmp_path_factory.mktemp("hdr-profiles")
+    (profiles / "av1-hdr.toml").write_text(HDR_PROFILES)
+    settings = Settings(data_dir=root / "data", media_root=media_root, ffmpeg_threads=2,
+                        profiles_dir=str(profiles))  # fmt: skip
+    source = generate_hdr(media_root, "hdr10-320x180.mp4", size="320x180", gop=30)
+    return steps.run("av1-hdr-players", source, "av1-hdr-players", settings)
+
+
+@pytest.mark.parametrize(("kind", "player"), [("hls-master", "hls"), ("dash-mpd", "dash")])
+def test_an_hdr10_av1_variant_plays(
+    kind: str,
+    player: str,
+    hdr_package: dict,
+    served: tuple[Path, str],  # noqa: F811
+    chromium: Any,  # noqa: F811
+) -> None:
+    """The 10-bit PQ AV1 variant (long av01 CODECS, VIDEO-RANGE=PQ, CICP descriptors) is one
+    this Chromium lists and, forced in hls.js, plays throughout."""
+    master = next(Path(o["path"]) for o in hdr_package["outputs"] if o["kind"] == "hls-master")
+    assert ".10.0.110.09.16.09.0" in master.read_text() and "VIDEO-RANGE=PQ" in master.read_text()
+    page = _page(served, hdr_package, kind, player)
+    chromium.get(page + ("&force=1" if player == "hls" else ""))
+    forced = (320, 180) if player == "hls" else None
+    listed = play_checks(chromium, [], hdr_package["source"]["duration_s"], forced)
+    if player == "hls":  # the HLS master lists H.264 then AV1: both playable here
+        assert [r[:2] for r in listed] == [(256, 144), (320, 180)]

@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from mediaapp.errors import ConfigurationError
-from mediaapp.media import colour, hdr, renditions
+from mediaapp.media import cmaf, colour, hdr, renditions
 from mediaapp.media.colour import Colour, ContentLight
 from mediaapp.media.profiles import get_profile, parse_profile
 
@@ -36,6 +36,9 @@ def test_modes_follow_the_source_and_the_codec() -> None:
     assert hdr.mode(hdr10(transfer="arib-std-b67"), "hevc") == hdr.HEVC_HLG
     assert hdr.mode(SDR, "hevc") == hdr.mode(Colour("bt2020-10", "bt2020", None, 10), "hevc")
     assert hdr.mode(SDR, "hevc") == hdr.HEVC_SDR  # wide gamut without PQ/HLG is not HDR
+    assert hdr.mode(hdr10(), "av1") == hdr.AV1_PQ
+    assert hdr.mode(hdr10(transfer="arib-std-b67"), "av1") == hdr.AV1_HLG
+    assert hdr.mode(SDR, "av1") == hdr.mode(None, "av1") == hdr.SDR  # 8-bit, as it always was
 
 
 def test_encoder_options_carry_the_static_metadata_only_for_hdr() -> None:
@@ -51,6 +54,44 @@ def test_encoder_options_carry_the_static_metadata_only_for_hdr() -> None:
         "master-display"
         not in hdr.encoder_options(hdr.HEVC_PQ, hdr10(mastering=None))["x265-params"]
     )
+
+
+def test_av1_hdr_passes_the_static_metadata_to_svt_av1() -> None:
+    pq = hdr.encoder_options(hdr.AV1_PQ, hdr10())
+    assert pq["svtav1-params"] == (
+        "irefresh-type=2:scd=0:mastering-display=G(0.26500,0.69000)B(0.15000,0.06000)"
+        "R(0.68000,0.32000)WP(0.31270,0.32900)L(1000.0000,0.0001):content-light=1000,400"
+    )
+    assert (pq["pix_fmt"], pq["color_primaries"], pq["color_trc"], pq["colorspace"]) == (
+        "yuv420p10le", "bt2020", "smpte2084", "bt2020nc")  # fmt: skip
+    hlg = hdr.encoder_options(hdr.AV1_HLG, hdr10(transfer="arib-std-b67", mastering=None,
+                                                 content_light=None))  # fmt: skip
+    assert hlg["svtav1-params"] == hdr.SVTAV1_BASE and hlg["color_trc"] == "arib-std-b67"
+
+
+def test_av1_hdr_rungs_are_checked_like_hevc_ones() -> None:
+    assert hdr.problems(hdr10(), hdr.AV1_PQ, hdr10()) == []
+    assert "8-bit, not 10-bit" in hdr.problems(hdr10(bit_depth=8), hdr.AV1_PQ, hdr10())
+    assert hdr.problems(SDR, hdr.AV1_PQ, hdr10())  # tone-mapped where it should not be
+    assert hdr.problems(hdr10(), hdr.AV1_HLG, hdr10())  # PQ where HLG was promised
+    assert hdr.problems(hdr10(mastering=None), hdr.AV1_PQ, hdr10())
+    assert hdr.problems(hdr10(content_light=ContentLight(999, 400)), hdr.AV1_PQ, hdr10())
+    # AV1's metadata OBU stores chromaticities in 0.16 fixed point: 0.68 comes back 0.67999
+    m = hdr10().mastering
+    assert m is not None
+    av1 = dataclasses.replace(m, red=(0.67999, 0.32001), white_point=(0.3127, 0.32899))
+    assert hdr.problems(hdr10(mastering=av1), hdr.AV1_PQ, hdr10()) == []
+    other = dataclasses.replace(m, red=(0.708, 0.292))  # a BT.2020 display, not P3
+    assert hdr.problems(hdr10(mastering=other), hdr.AV1_PQ, hdr10())
+
+
+def test_av1_codecs_string_of_an_hdr_stream_is_the_long_form() -> None:
+    av1c = bytes([0x81, 0x00, 0x4C, 0x00])  # Main, level 2.0, 10-bit, 4:2:0
+    assert cmaf._av1_codec(av1c) == "av01.0.00M.10"
+    assert cmaf._av1_codec(av1c, SDR) == "av01.0.00M.10"  # the short form means BT.709
+    assert cmaf._av1_codec(av1c, hdr10()) == "av01.0.00M.10.0.110.09.16.09.0"
+    hlg = hdr10(transfer="arib-std-b67")
+    assert cmaf._av1_codec(av1c, hlg, full_range=True) == "av01.0.00M.10.0.110.09.18.09.1"
 
 
 def test_problems_name_what_is_wrong() -> None:
