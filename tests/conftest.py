@@ -98,6 +98,23 @@ def media_root() -> Path:
     return MEDIA_ROOT
 
 
+@pytest.fixture
+def ffmpeg_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every ffmpeg command line this process runs from here on (counted at command.run)."""
+    from mediaapp.media import command
+
+    calls: list[str] = []
+    real_run = command.run
+
+    def counting(stream: Any, **kwargs: Any) -> Any:
+        result = real_run(stream, **kwargs)
+        calls.append(result.cmd)
+        return result
+
+    monkeypatch.setattr(command, "run", counting)
+    return calls
+
+
 def _rabbit_up() -> bool:
     try:
         with socket.create_connection(("127.0.0.1", 5672), timeout=2):

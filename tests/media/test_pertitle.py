@@ -98,19 +98,11 @@ def test_the_hard_source_gets_lower_crfs_and_every_rung_meets_its_target(
 
 
 def test_a_resubmission_runs_no_trial_encode(
-    settings: Settings, hard: str, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, hard: str, ffmpeg_calls: list[str]
 ) -> None:
     """Trials are cached by the samples' content hash: the same source again, as a new job,
     encodes nothing before its ladder (counted at the ffmpeg call)."""
-    calls: list[str] = []
-    real_run = command.run
-
-    def counting(stream: Any, **kwargs: Any) -> Any:
-        result = real_run(stream, **kwargs)
-        calls.append(result.cmd)
-        return result
-
-    monkeypatch.setattr(command, "run", counting)
+    calls = ffmpeg_calls
     first = steps.run("pt-cache-1", hard, "pt-dash", settings)
     trial_encodes = [c for c in calls if "/.pertitle/trial-" in c and "libx264" in c]
     assert trial_encodes and first["pertitle"]["trial_encodes"] > 0

@@ -4,11 +4,10 @@ that share nothing else, so a resubmission that lands on another host encodes no
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from mediaapp.media import command, steps
+from mediaapp.media import steps
 from mediaapp.settings import Settings
 from tests.media_sources import HARD, generate_graph
 from tests.storage.conftest import BUCKET, boto, s3_env
@@ -35,20 +34,12 @@ def host(tmp_path: Path, name: str, media: Path, prefix: str) -> Settings:
 
 
 def test_a_resubmission_on_another_host_runs_no_trial_encode(
-    prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    prefix: str, tmp_path: Path, ffmpeg_calls: list[str]
 ) -> None:
     media = tmp_path / "media"
     media.mkdir()
     src = generate_graph(media, "pt-hard.mp4", HARD, size="320x180", seconds=4)
-    calls: list[str] = []
-    real_run = command.run
-
-    def counting(stream: Any, **kwargs: Any) -> Any:
-        result = real_run(stream, **kwargs)
-        calls.append(result.cmd)
-        return result
-
-    monkeypatch.setattr(command, "run", counting)
+    calls = ffmpeg_calls
     first = steps.run("trials-a", src, "pt", host(tmp_path, "host-a", media, prefix))
     assert first["pertitle"]["trial_encodes"] > 0
     held = boto().list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/cache/trials/")
