@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from mediaapp.errors import JobCancelled
 from mediaapp.jobs import job as workflow
 from mediaapp.jobs.app import app
 from mediaapp.jobs.client import Job
+from mediaapp.media import command
 from mediaapp.ops.audit import read_log
+from mediaapp.settings import get_settings
 
 from ..conftest import Proc, child_env, wait_for, worker_cmd
 from ..media.test_pertitle import PROFILES
@@ -65,3 +68,47 @@ def test_trials_run_as_parallel_tasks_on_two_workers(
         if r["name"] == "task.started" and r["body"]["task"] == "video.trial"
     }
     assert len(hosts) == 2, "the trials did not spread over the two workers"
+
+
+#: An ffmpeg whose trial encodes (written under the search's ``trial-*`` folder) take 3 s
+#: longer: a cancel then lands while the round runs, before its ``video.search`` body starts.
+SLOW_TRIALS = """#!/bin/sh
+case "$*" in *"/trial-"*) sleep 3;; esac
+exec {real} "$@"
+"""
+
+
+def test_a_search_cancelled_between_rounds_ends_cancelled_and_leaves_nothing(
+    spawn: Callable[..., Proc], audit_consumer: Path, clean_queues: None, media_root: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """The revoke of a cancel reaches the workers before the round's body (``video.search``,
+    which carries the job id) is queued: dropped unrun, it left the job REVOKED (a waiter
+    waited forever), no ``job.cancelled``, and the sample chunks in ``.pertitle``."""
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "pertitle.toml").write_text(PROFILES)
+    slow = tmp_path / "ffmpeg"
+    slow.write_text(SLOW_TRIALS.format(real=command.ffmpeg_binary()))
+    slow.chmod(0o755)
+    env = child_env(MEDIAAPP_PROFILES_DIR=str(tmp_path / "profiles"), MEDIAAPP_FFMPEG=str(slow))
+    workers = []
+    for i in range(2):
+        cmd, _ = worker_cmd("video_queue", "-c", "1", "-l", "info")
+        workers.append(spawn(cmd, env, f"worker{i}"))
+        workers[-1].wait_for("ready.", timeout=60)
+    source = generate_graph(media_root, "pt-hard.mp4", HARD)
+    job = Job(f"pertitle-cancel-{uuid.uuid4().hex[:12]}", app=app)
+    workflow.send(app, job_id=job.id, name=source, profile="pt")
+
+    def story() -> list[dict]:
+        return [r for r in read_log(audit_consumer) if r.get("job_id") == job.id]
+
+    wait_for(lambda: any(r["name"] == "task.started" and r["body"]["task"] == "video.trial"
+                         for r in story()), 60, "a trial to start")  # fmt: skip
+    job.cancel()
+    with pytest.raises(JobCancelled):
+        job.wait(timeout=60)
+    assert job.status() == "CANCELLED"
+    wait_for(lambda: any(r["name"] == "job.cancelled" for r in story()), 30, "job.cancelled")
+    assert not (get_settings().output_root / job.id).exists()
+    assert all(w.alive() for w in workers)
