@@ -78,24 +78,28 @@ exec {real} "$@"
 """
 
 
-def test_a_search_cancelled_between_rounds_ends_cancelled_and_leaves_nothing(
+@pytest.mark.parametrize("workers", [2, 1], ids=["body-revoked", "trial-queued"])
+def test_a_search_cancelled_mid_round_ends_cancelled_and_leaves_nothing(
     spawn: Callable[..., Proc], audit_consumer: Path, clean_queues: None, media_root: Path,
-    tmp_path: Path,
+    tmp_path: Path, workers: int,
 ) -> None:  # fmt: skip
-    """The revoke of a cancel reaches the workers before the round's body (``video.search``,
-    which carries the job id) is queued: dropped unrun, it left the job REVOKED (a waiter
-    waited forever), no ``job.cancelled``, and the sample chunks in ``.pertitle``."""
+    """Two workers: the revoke of a cancel reaches them before the round's body
+    (``video.search``, which carries the job id) is queued: dropped unrun, it left the job
+    REVOKED (a waiter waited forever), no ``job.cancelled``, the sample chunks in
+    ``.pertitle``. One worker (counted as two): the second trial, queued, was revoked too, and
+    a revoked chord part fails the chord: the job ended FAILURE (a ChordError)."""
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "pertitle.toml").write_text(PROFILES)
     slow = tmp_path / "ffmpeg"
     slow.write_text(SLOW_TRIALS.format(real=command.ffmpeg_binary()))
     slow.chmod(0o755)
-    env = child_env(MEDIAAPP_PROFILES_DIR=str(tmp_path / "profiles"), MEDIAAPP_FFMPEG=str(slow))
-    workers = []
-    for i in range(2):
+    env = child_env(MEDIAAPP_PROFILES_DIR=str(tmp_path / "profiles"), MEDIAAPP_FFMPEG=str(slow),
+                    MEDIAAPP_CHUNK_WORKERS="2")  # fmt: skip
+    procs = []
+    for i in range(workers):
         cmd, _ = worker_cmd("video_queue", "-c", "1", "-l", "info")
-        workers.append(spawn(cmd, env, f"worker{i}"))
-        workers[-1].wait_for("ready.", timeout=60)
+        procs.append(spawn(cmd, env, f"worker{i}"))
+        procs[-1].wait_for("ready.", timeout=60)
     source = generate_graph(media_root, "pt-hard.mp4", HARD)
     job = Job(f"pertitle-cancel-{uuid.uuid4().hex[:12]}", app=app)
     workflow.send(app, job_id=job.id, name=source, profile="pt")
@@ -111,4 +115,5 @@ def test_a_search_cancelled_between_rounds_ends_cancelled_and_leaves_nothing(
     assert job.status() == "CANCELLED"
     wait_for(lambda: any(r["name"] == "job.cancelled" for r in story()), 30, "job.cancelled")
     assert not (get_settings().output_root / job.id).exists()
-    assert all(w.alive() for w in workers)
+    assert not [r for r in story() if r["name"] == "job.finished"]
+    assert all(w.alive() for w in procs)
