@@ -16,7 +16,7 @@ from mediaapp import defaults
 from mediaapp.errors import EncoderFault, JobCancelled, MediaError, PoisonMessage
 from mediaapp.jobs import fallback, tenants
 from mediaapp.jobs.cancel import is_cancelled, raise_if_cancelled
-from mediaapp.jobs.deliveries import count_delivery
+from mediaapp.jobs.deliveries import count_delivery, counted_id
 from mediaapp.jobs.events import publish_event
 from mediaapp.jobs.progress import CANCELLED, PROGRESS, ProgressReporter
 from mediaapp.media import phases
@@ -101,10 +101,7 @@ class MediaStep(Task):
 
     def _check_deliveries(self) -> None:
         """Refuse a message that keeps killing (or outliving) its workers: dead-letter it."""
-        # A per-title search's body replaces itself round after round under the job's id:
-        # each round is a message of its own, counted apart.
-        kwargs = self.request.kwargs or {}
-        task_id = self.request.id + (f"-round{kwargs['round']}" if "round" in kwargs else "")
+        task_id = counted_id(self.request.id, self.request.kwargs)
         count = count_delivery(self.backend, task_id, self.request.retries)
         if count > defaults.MAX_DELIVERIES:
             name = (self.request.kwargs or {}).get("name")

@@ -117,3 +117,29 @@ def test_a_search_cancelled_mid_round_ends_cancelled_and_leaves_nothing(
     assert not (get_settings().output_root / job.id).exists()
     assert not [r for r in story() if r["name"] == "job.finished"]
     assert all(w.alive() for w in procs)
+
+
+def test_a_dead_search_round_retried_from_the_dead_letters_is_counted_afresh(
+    rabbitmq: str, clean_queues: None
+) -> None:
+    """A ``video.search`` body's deliveries are counted per round (it replaces itself under
+    the job id); ``mediaapp dlq retry`` reset the count under the bare id, so a round dead-
+    lettered as poison (its worker killed each time) was refused as poison again at once."""
+    from kombu import Connection
+
+    from mediaapp.jobs.deliveries import count_delivery
+    from mediaapp.jobs.routing import DEAD_LETTER_EXCHANGE
+    from mediaapp.ops.dlq import retry_dead
+
+    job_id = f"pertitle-dlq-{uuid.uuid4().hex[:12]}"
+    for _ in range(4):  # the round's message died with its worker four times: poison
+        count_delivery(app.backend, f"{job_id}-round2", 0)
+    body = [[[]], {"job_id": job_id, "name": "pt-hard.mp4", "state": {}, "round": 2},
+            {"callbacks": None, "errbacks": None, "chain": None, "chord": None}]  # fmt: skip
+    with Connection(rabbitmq) as conn:
+        conn.Producer().publish(
+            body, exchange=DEAD_LETTER_EXCHANGE, routing_key="video.search", serializer="json",
+            headers={"id": job_id, "task": "video.search", "retries": 0},
+        )  # fmt: skip
+    wait_for(lambda: retry_dead(app, job_id) is not None, 10, "the dead letter")
+    assert count_delivery(app.backend, f"{job_id}-round2", 0) == 1
