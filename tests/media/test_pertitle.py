@@ -12,7 +12,8 @@ import pytest
 from mediaapp.errors import StorageCorrupt
 from mediaapp.media import chunking, command, pertitle, renditions, steps
 from mediaapp.media.context import JobContext
-from mediaapp.ops.report import render
+from mediaapp.media.outputs import load_manifest
+from mediaapp.ops.report import render, write_report
 from mediaapp.settings import Settings
 
 from ..media_sources import EASY, HARD, generate_graph, generate_hdr, settings_with_profiles
@@ -218,3 +219,17 @@ def test_a_sample_chunk_damaged_between_rounds_is_never_cached_under_its_hash(
     with pytest.raises(StorageCorrupt, match="SHA-256"):
         pertitle.trial(ctx, sample, pertitle.next_probes(ctx, state))
     assert not list((chunking.cache_dir(settings) / "trials").rglob("*.json"))
+
+
+@pytest.mark.parametrize("profile", ["pt", "pt-dash"])
+def test_a_finished_ladder_is_found_complete_and_its_report_written(
+    settings: Settings, easy: str, profile: str
+) -> None:
+    """A playlist's (or MPD's) entry counts the size and hash of all its files: checked
+    against the playlist alone, no HLS or DASH job was ever complete on disk, so a redelivered
+    per-title step encoded the ladder again and ``mediaapp report`` refused every such job."""
+    job_id = f"pt-done-{profile}"
+    first = steps.run(job_id, easy, profile, settings)
+    assert load_manifest(job_id, settings) == first
+    assert steps.run(job_id, easy, profile, settings)["created_at"] == first["created_at"]
+    assert "Per-title search" in write_report(job_id, settings).read_text()
