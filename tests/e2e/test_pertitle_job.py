@@ -4,6 +4,7 @@ them in and encodes the ladder; a resubmission finds every trial in the cache.""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -143,3 +144,43 @@ def test_a_dead_search_round_retried_from_the_dead_letters_is_counted_afresh(
         )  # fmt: skip
     wait_for(lambda: retry_dead(app, job_id) is not None, 10, "the dead letter")
     assert count_delivery(app.backend, f"{job_id}-round2", 0) == 1
+
+
+HEVC = """
+[pt-hevc]
+kind = "hls"
+segment_s = 2
+video_codec = "libx265"
+rungs = [{ height = 180, video_kbps = 2000, target_vmaf = 90 }]
+pertitle = { samples = 2, sample_s = 1.0, max_trials = 2, subsample = 3 }
+"""
+
+
+def test_an_hevc_search_encodes_its_ladder_on_a_worker_that_proved_hevc(
+    spawn: Callable[..., Proc], audit_consumer: Path, clean_queues: None, media_root: Path,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """The trials went to the HEVC queue, but the round's body (``video.search``), which
+    encodes the ladder at the end, went to ``video_queue``: any worker, HEVC proved or not.
+    Here the one ``video_queue`` consumer is narrowed to H.264 (the job's first step lands
+    there too: this process, which sends it, has not the profile, so routes it as H.264)."""
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "pertitle.toml").write_text(HEVC)
+    env = child_env(MEDIAAPP_PROFILES_DIR=str(tmp_path / "profiles"), MEDIAAPP_CHUNK_WORKERS="2")
+    cmd, node = worker_cmd("video_queue", "-c", "1", "-l", "info")
+    hevc = spawn(cmd, env, "hevc")
+    cmd, _ = worker_cmd("video_queue", "-c", "1", "-l", "info")
+    plain = spawn(cmd, {**env, "MEDIAAPP_CAPABILITIES": "h264"}, "h264")
+    hevc.wait_for("ready.", timeout=60)
+    plain.wait_for("ready.", timeout=60)
+    app.control.cancel_consumer("video_queue", destination=[node], reply=True)
+    source = generate_graph(media_root, "pt-hard.mp4", HARD)
+    job = Job(f"pertitle-hevc-{uuid.uuid4().hex[:12]}", app=app)
+    workflow.send(app, job_id=job.id, name=source, profile="pt-hevc")
+    manifest = job.wait(timeout=300)
+    assert manifest["pertitle"]["trial_tasks"] is True
+    wait_for(lambda: any(r["name"] == "job.finished" and r.get("job_id") == job.id
+                         for r in read_log(audit_consumer)), 30, "job.finished")  # fmt: skip
+    ran = {r["body"]["task"]: r["body"]["pid"] for r in read_log(audit_consumer)
+           if r.get("job_id") == job.id and r["name"] == "task.started"}  # fmt: skip
+    assert os.getpgid(ran["video.search"]) == hevc.popen.pid, ran
