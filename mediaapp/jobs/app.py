@@ -15,7 +15,7 @@ from kombu.common import maybe_declare
 
 from mediaapp import defaults
 from mediaapp.errors import ConfigurationError
-from mediaapp.jobs import capabilities, events, outage, routing, tenants
+from mediaapp.jobs import capabilities, events, outage, routing, step, tenants
 from mediaapp.jobs.logs import connect_json_logging
 from mediaapp.settings import Settings, get_settings
 
@@ -150,6 +150,7 @@ def create_app(settings: Settings | None = None) -> Celery:
     events.connect_signals(lifecycle=settings.lifecycle_events)
     capabilities.connect_signals()
     tenants.connect_signals()
+    step.connect_signals()
     signals.celeryd_init.connect(outage.on_worker_init, weak=False)
     if settings.log_format == "json":
         connect_json_logging()

@@ -18,9 +18,12 @@ from mediaapp.jobs.outage import BACKEND_ERRORS
 
 
 def request_cancel(app: Celery, job_id: str) -> None:
-    """Ask every step of ``job_id`` to stop; queued steps are revoked outright."""
+    """Ask every step of ``job_id`` to stop; its queued messages with the job id (the job, a
+    chord's body) are revoked outright. A fanned-out job's other steps are not: a revoked
+    chord part fails the chord (the job ended FAILURE, a ChordError), while a step that
+    starts sees the flag at once and ends the job CANCELLED."""
     app.backend.set(job.cancel_key(job_id), b"1")
-    app.control.revoke([job_id, *job.step_ids(app, job_id)])
+    app.control.revoke(job_id)
 
 
 def is_cancelled(backend: Any, job_id: str) -> bool:

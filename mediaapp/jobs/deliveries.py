@@ -35,6 +35,14 @@ def count_delivery(backend: Any, task_id: str, retries: int) -> int:
     return _count_in_file(get_settings().data_dir / "deliveries" / key.replace(":", "_"))
 
 
+def counted_id(task_id: str, kwargs: dict[str, Any] | None) -> str:
+    """The id a message's deliveries are counted under: its task id, and the round of a
+    per-title search's body (which replaces itself round after round under the job's id:
+    each round is a message of its own, counted apart)."""
+    kwargs = kwargs if isinstance(kwargs, dict) else {}
+    return task_id + (f"-round{kwargs['round']}" if "round" in kwargs else "")
+
+
 def reset_deliveries(backend: Any, task_id: str, retries: int) -> None:
     """Forget the count (an operator re-submits a dead letter on purpose)."""
     key = job.delivery_key(task_id, retries)

@@ -222,8 +222,10 @@ def per_title(
             )
             for i, s in enumerate(state["samples"])
         ]
+        # The body encodes the ladder once the search is over: on a worker with its encoder.
         body = task.app.signature("video.search", kwargs={**labels, "state": state,
-                                                          "round": round_})  # fmt: skip
+                                                          "round": round_}).set(
+            **needs(ctx.profile.codec, "search"))  # fmt: skip
         _replace(task, ctx, (header, body))
     return steps.transcode(ctx, on_progress, search=state)
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import random
 from typing import Any, NoReturn
 
-from celery import Task, states
+from celery import Task, signals, states
 from celery.exceptions import Ignore
 
 from mediaapp import defaults
 from mediaapp.errors import EncoderFault, JobCancelled, MediaError, PoisonMessage
 from mediaapp.jobs import fallback, tenants
-from mediaapp.jobs.cancel import raise_if_cancelled
-from mediaapp.jobs.deliveries import count_delivery
+from mediaapp.jobs.cancel import is_cancelled, raise_if_cancelled
+from mediaapp.jobs.deliveries import count_delivery, counted_id
 from mediaapp.jobs.events import publish_event
 from mediaapp.jobs.progress import CANCELLED, PROGRESS, ProgressReporter
 from mediaapp.media import phases
@@ -101,10 +101,7 @@ class MediaStep(Task):
 
     def _check_deliveries(self) -> None:
         """Refuse a message that keeps killing (or outliving) its workers: dead-letter it."""
-        # A per-title search's body replaces itself round after round under the job's id:
-        # each round is a message of its own, counted apart.
-        kwargs = self.request.kwargs or {}
-        task_id = self.request.id + (f"-round{kwargs['round']}" if "round" in kwargs else "")
+        task_id = counted_id(self.request.id, self.request.kwargs)
         count = count_delivery(self.backend, task_id, self.request.retries)
         if count > defaults.MAX_DELIVERIES:
             name = (self.request.kwargs or {}).get("name")
@@ -136,13 +133,44 @@ class MediaStep(Task):
 
     def _cancelled(self, job_id: str, exc: JobCancelled) -> NoReturn:
         """Record a cancelled job: outputs removed, state CANCELLED, audited; no retry."""
-        discard_outputs(job_id, self.settings)
-        if remote_outputs(self.settings):  # whatever it published: manifest first, then the rest
-            publication.discard_published(job_id, self.settings)
         self.update_state(state=CANCELLED, meta=exc.to_dict())
-        tenants.release(self.backend, job_id, (self.request.kwargs or {}).get("tenant"))
-        if self.request.id != job_id:  # a step of a fanned-out job: the job is cancelled
-            self.backend.store_result(job_id, exc.to_dict(), CANCELLED)
-        publish_event(self.app, "job.cancelled", job_id=job_id, task_id=self.request.id,
-                      task=self.name, tenant=(self.request.kwargs or {}).get("tenant"))  # fmt: skip
+        record_cancel(self, job_id, self.request.id, (self.request.kwargs or {}).get("tenant"))
         raise Ignore()  # keep the CANCELLED state; the message is done with
+
+
+def record_cancel(task: Task, job_id: str, task_id: str, tenant: str | None) -> None:
+    """A cancelled job's end: its outputs removed (and what it published), CANCELLED under
+    the job id (a fanned-out job's step, or its chord body dropped unrun), out of its tenant's
+    backlog, and ``job.cancelled`` audited."""
+    settings = get_settings()
+    discard_outputs(job_id, settings)
+    if remote_outputs(settings):  # whatever it published: manifest first, then the rest
+        publication.discard_published(job_id, settings)
+    tenants.release(task.backend, job_id, tenant)
+    task.backend.store_result(job_id, JobCancelled(f"job {job_id} was cancelled").to_dict(),
+                              CANCELLED)  # fmt: skip
+    publish_event(task.app, "job.cancelled", job_id=job_id, task_id=task_id, task=task.name,
+                  tenant=tenant)  # fmt: skip
+
+
+def _on_revoked(sender: Any = None, request: Any = None, **_: Any) -> None:
+    """A queued step that a cancel revoked is dropped unrun, so no check above sees the flag:
+    record the cancel here. A fanned-out job's chord body carries the job id (a per-title
+    search queues one every round): dropped, it left the job REVOKED, its outputs and
+    ``.pertitle`` folder on disk, no ``job.cancelled``, and :meth:`Job.wait` waiting."""
+    kwargs = getattr(request, "kwargs", None) or {}
+    job_id = kwargs.get("job_id")
+    if isinstance(sender, MediaStep) and job_id and is_cancelled(sender.backend, job_id):
+        record_cancel(sender, job_id, getattr(request, "id", job_id), kwargs.get("tenant"))
+
+
+_connected = False
+
+
+def connect_signals() -> None:
+    """Record the cancel of a step revoked while queued (once per process)."""
+    global _connected
+    if _connected:
+        return
+    _connected = True
+    signals.task_revoked.connect(_on_revoked, weak=False)

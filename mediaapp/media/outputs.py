@@ -182,6 +182,11 @@ def discard_outputs(job_id: str, settings: Settings) -> None:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+#: Entries of a playlist or MPD whose ``size`` and ``sha256`` cover all its files (segments,
+#: init segment): the playlist alone never matches them.
+SPANNING = ("hls-rendition", "hls-audio", "hls-subtitles", "dash-mpd", "dash-representation")
+
+
 def load_manifest(job_id: str, settings: Settings) -> dict[str, Any] | None:
     """The manifest of a job whose outputs are all complete on disk, else None (idempotency)."""
     path = job_dir(job_id, settings) / "manifest.json"
@@ -191,7 +196,11 @@ def load_manifest(job_id: str, settings: Settings) -> dict[str, Any] | None:
         return None
     for out in manifest.get("outputs", []):
         p = Path(out["path"])
-        if not p.is_file() or p.stat().st_size != out["size"]:
+        if not p.is_file():
+            return None
+        if out["kind"] in SPANNING:  # size and hash are of files the entry does not list
+            continue
+        if p.stat().st_size != out["size"]:
             return None
         if out.get("sha256") and sha256(p) != out["sha256"]:
             return None  # damaged since: do the work again

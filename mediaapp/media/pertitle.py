@@ -28,6 +28,7 @@ from typing import Any
 
 import ffmpeg
 
+from mediaapp.errors import StorageCorrupt
 from mediaapp.media import chunking, command, hdr, phases, quality, renditions
 from mediaapp.media.context import JobContext
 from mediaapp.media.crfsearch import next_crf
@@ -36,6 +37,7 @@ from mediaapp.media.probe import timing
 from mediaapp.media.profiles import Profile, Rung
 from mediaapp.settings import Settings
 from mediaapp.storage import chunks as chunk_store
+from mediaapp.storage.base import file_sha256
 
 #: Where a job keeps the source chunks its samples come from, while it searches.
 WORK_DIR = ".pertitle"
@@ -170,6 +172,16 @@ def _cached(
     return results, todo
 
 
+def _sample_chunk(wd: Path, sample: dict[str, Any], settings: Settings) -> None:
+    """The sample's chunk as the split made it (fetched, on another host): trial results are
+    cached by its SHA-256, so one torn or removed since is :class:`StorageCorrupt`, never
+    scored (against itself) into the cache under the intact chunk's hash."""
+    chunk_store.fetch_source(wd, sample["name"], sample["sha256"], settings)
+    path = wd / sample["name"]
+    if not path.is_file() or file_sha256(path) != sample["sha256"]:
+        raise StorageCorrupt(f"sample chunk {sample['name']}: missing, or SHA-256 differs")
+
+
 def run_trials(
     ctx: JobContext, samples: list[dict[str, Any]], probes: dict[str, int], work: Work
 ) -> list[dict[str, dict[str, Any]]]:
@@ -186,7 +198,7 @@ def run_trials(
         for i, (sample, (_, todo)) in enumerate(zip(samples, found, strict=True)):
             if not todo:
                 continue
-            chunk_store.fetch_source(wd, sample["name"], sample["sha256"], settings)
+            _sample_chunk(wd, sample, settings)
             outs = [Path(tmp) / f"{i}.{name}.mp4" for name in todo]
             rungs = [rung for rung, _ in todo.values()]
             sample_s = min(pt.sample_s, sample["duration_s"])

@@ -16,7 +16,7 @@ from celery import Celery
 from kombu.message import Message
 
 from mediaapp.jobs import routing
-from mediaapp.jobs.deliveries import reset_deliveries
+from mediaapp.jobs.deliveries import counted_id, reset_deliveries
 
 #: Headers RabbitMQ adds on dead-lettering; dropped when a message is re-submitted.
 _DEATH_HEADERS = (
@@ -57,13 +57,7 @@ def describe(message: Message, app: Celery) -> DeadLetter:
     deaths = headers.get("x-death") or [{}]
     death = deaths[0]
     keys = death.get("routing-keys") or [message.delivery_info.get("routing_key")]
-    kwargs: dict[str, Any] = {}
-    if message.content_type == "application/json":
-        try:
-            body = message.decode()
-            kwargs = body[1] if isinstance(body, list) and len(body) > 1 else {}
-        except Exception:  # a malformed body is exactly what may end up here
-            kwargs = {}
+    kwargs = _kwargs(message)
     task_id = headers.get("id")
     error = None
     if task_id and headers.get("task"):
@@ -84,6 +78,17 @@ def describe(message: Message, app: Celery) -> DeadLetter:
         error=error,
         content_type=message.content_type,
     )
+
+
+def _kwargs(message: Message) -> Any:
+    """A dead letter's task kwargs, if its body is a readable JSON task message."""
+    if message.content_type == "application/json":
+        try:
+            body = message.decode()
+            return body[1] if isinstance(body, list) and len(body) > 1 else {}
+        except Exception:  # a malformed body is exactly what may end up here
+            return {}
+    return {}
 
 
 def _browse(app: Celery, limit: int) -> Any:
@@ -134,7 +139,8 @@ def retry_dead(app: Celery, task_id: str) -> DeadLetter | None:
                 message_id=uuid.uuid4().hex,
                 declare=list(routing.TOPOLOGY),
             )
-            reset_deliveries(app.backend, str(headers.get("id")), int(headers.get("retries") or 0))
+            counted = counted_id(str(headers.get("id")), _kwargs(message))
+            reset_deliveries(app.backend, counted, int(headers.get("retries") or 0))
             message.ack()
             return info
         return None

@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 
-from mediaapp.media import command, pertitle, renditions, steps
-from mediaapp.ops.report import render
+from mediaapp.errors import StorageCorrupt
+from mediaapp.media import chunking, command, pertitle, renditions, steps
+from mediaapp.media.context import JobContext
+from mediaapp.media.outputs import load_manifest
+from mediaapp.ops.report import render, write_report
 from mediaapp.settings import Settings
 
 from ..media_sources import EASY, HARD, generate_graph, generate_hdr, settings_with_profiles
@@ -192,3 +195,33 @@ def test_a_one_frame_source_gets_a_sane_trial_bit_rate(settings: Settings) -> No
                  "-pix_fmt", "yuv420p", "-y", str(settings.media_root / still)])  # fmt: skip
     for r in by_rung(steps.run("pt-still", still, "pt", settings)).values():
         assert 0 < r["sample_kbps"] < 20_000 and all(t["kbps"] < 20_000 for t in r["trials"]), r
+
+
+def test_a_sample_chunk_damaged_between_rounds_is_never_cached_under_its_hash(
+    settings: Settings, hard: str
+) -> None:
+    """Trial tasks read the sample chunks the split left in ``.pertitle``; one torn between
+    rounds was encoded and scored against itself, and the result cached under the intact
+    chunk's SHA-256: every later job of the source took it. Now the trial fails, typed."""
+    ctx = JobContext.open("pt-torn", hard, "pt", settings)
+    state = pertitle.new_state(pertitle.pick_samples(ctx), tasks=True)
+    sample = state["samples"][0]
+    chunk = pertitle.work_dir(ctx.out_dir) / sample["name"]
+    chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    with pytest.raises(StorageCorrupt, match="SHA-256"):
+        pertitle.trial(ctx, sample, pertitle.next_probes(ctx, state))
+    assert not list((chunking.cache_dir(settings) / "trials").rglob("*.json"))
+
+
+@pytest.mark.parametrize("profile", ["pt", "pt-dash"])
+def test_a_finished_ladder_is_found_complete_and_its_report_written(
+    settings: Settings, easy: str, profile: str
+) -> None:
+    """A playlist's (or MPD's) entry counts the size and hash of all its files: checked
+    against the playlist alone, no HLS or DASH job was ever complete on disk, so a redelivered
+    per-title step encoded the ladder again and ``mediaapp report`` refused every such job."""
+    job_id = f"pt-done-{profile}"
+    first = steps.run(job_id, easy, profile, settings)
+    assert load_manifest(job_id, settings) == first
+    assert steps.run(job_id, easy, profile, settings)["created_at"] == first["created_at"]
+    assert "Per-title search" in write_report(job_id, settings).read_text()
