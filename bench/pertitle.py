@@ -14,9 +14,9 @@ under strong temporal noise. Per source, alternately in one run:
 * easy sources, *matched*: ``hls-pertitle`` with each rung's target set to the VMAF the fixed
   ladder measured on that rung (headroom 0, margin 0, the whole CRF range 0..51, 8 trials):
   the bytes per-title spends for the fixed ladder's quality. A rung per-title dropped (it
-  added nothing) is compared through the kept rung below it, the one a player gets at that
-  bandwidth (the kept rung above if none is below): its VMAF must not be below the fixed
-  ladder's on the dropped rung either. The issue's target (``TARGET``: at most 0.80x the
+  added nothing) is shown beside the kept rung below it, the one a player gets at that
+  bandwidth (the kept rung above if none is below), but never counts as equal: that rung's
+  VMAF is scored at its own, smaller size and hides the upscaling its viewers see. The issue's target (``TARGET``: at most 0.80x the
   bytes at VMAF not below the fixed ladder's on any rung) is judged on each easy source.
   On the noiseless one the fixed ladder spends a fraction of its bit rate (x264's ABR has
   nothing to spend on exact copies) and sits at the VMAF ceiling, which per-title only
@@ -85,13 +85,15 @@ def matched_copy(profile: Any, name: str, vmaf: dict[int, float]) -> str:
 
 def per_rung(fixed: dict[int, float], pertitle: dict[int, float]) -> dict[int, dict[str, Any]]:
     """Each fixed rung's VMAF beside per-title's on the rung that serves its bandwidth: the
-    same rung, or if per-title dropped it the kept rung below (above, if none is below)."""
+    same rung, or if per-title dropped it the kept rung below (above, if none is below).
+    A smaller rung never counts as not below: its VMAF is scored at its own size, and a
+    viewer of the dropped rung's size sees its picture upscaled, which that figure hides."""
     rows = {}
     for short, vmaf in fixed.items():
         below = [s for s in pertitle if s <= short]
         served = max(below) if below else min(pertitle)
         rows[short] = {"fixed": vmaf, "pertitle": pertitle[served], "served_by": served,
-                       "not_below": pertitle[served] >= vmaf}  # fmt: skip
+                       "not_below": served >= short and pertitle[served] >= vmaf}  # fmt: skip
     return rows
 
 
