@@ -16,8 +16,9 @@ under strong temporal noise. Per source, alternately in one run:
   the bytes per-title spends for the fixed ladder's quality. A rung per-title dropped (it
   added nothing) is shown beside the kept rung below it, the one a player gets at that
   bandwidth (the kept rung above if none is below), but never counts as equal: that rung's
-  VMAF is scored at its own, smaller size and hides the upscaling its viewers see. The issue's target (``TARGET``: at most 0.80x the
-  bytes at VMAF not below the fixed ladder's on any rung) is judged on each easy source.
+  VMAF is scored at its own, smaller size and hides the upscaling its viewers see. The
+  issue's target (``TARGET``: at most 0.80x the bytes at VMAF not below the fixed ladder's
+  on any rung) is judged on each easy source.
   On the noiseless one the fixed ladder spends a fraction of its bit rate (x264's ABR has
   nothing to spend on exact copies) and sits at the VMAF ceiling, which per-title only
   reaches at CRF 0-2: the 20 % is out of reach there whatever the search does.
