@@ -35,9 +35,9 @@ def corrections(record: dict[str, Any], pt: PerTitle) -> dict[int, int]:
         if r["dropped"] or vmaf is None or vmaf >= r["target_vmaf"]:
             continue
         if r["crf"] <= pt.crf_min:
-            r["retarget"] = f"below target at crf_min {pt.crf_min}: not encoded again"
+            r["retarget"] = f"at crf_min {pt.crf_min}: not encoded again"
         elif (r.get("bit_rate") or 0) >= AT_CAP * r["cap_kbps"] * 1000:
-            r["retarget"] = f"below target at its cap ({r['cap_kbps']} kbit/s): not encoded again"
+            r["retarget"] = f"at its cap ({r['cap_kbps']} kbit/s): not encoded again"
         else:
             trials = {t["crf"]: t["vmaf"] for t in r["trials"]}
             gap = r["target_vmaf"] + record["headroom"] - vmaf

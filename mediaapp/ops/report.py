@@ -94,17 +94,24 @@ def pertitle_table(manifest: dict[str, Any]) -> str:
     rows = "".join(
         f"<tr><td>{e(r['rung'])}</td><td>{r['target_vmaf']:g}</td><td>{r['crf']}</td>"
         f"<td>{e(trials(r))}</td>"
-        f"<td>{r['sample_vmaf']:.1f}</td><td>{r.get('full_vmaf') or ''}</td>"
+        f"<td>{r['sample_vmaf']:.1f}</td><td>{_one_decimal(r.get('full_vmaf'))}</td>"
         f"<td>{e(verdict(r))}</td></tr>"
         for r in record["rungs"]
     )
+    tried = sum(len(r["trials"]) for r in record["rungs"])
+    rounds = record["rounds"]
     return (
-        f"<h2>Per-title search</h2><p>{len(record['samples'])} samples, {record['rounds']} "
-        f"rounds, {record['trial_encodes']} trial encodes (the rest cached)</p>"
+        f"<h2>Per-title search</h2><p>{len(record['samples'])} samples, {rounds} "
+        f"round{'s' * (rounds != 1)}, {record['trial_encodes']} trial encodes for "
+        f"{tried} trials over the samples (any other cached)</p>"
         '<table id="pertitle"><tr><th>rung</th><th>target VMAF</th><th>CRF</th>'
         "<th>trials (CRF: VMAF)</th><th>samples' VMAF</th><th>full VMAF</th><th></th></tr>"
         f"{rows}</table>"
     )
+
+
+def _one_decimal(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
 
 
 def sampled(q: dict[str, Any]) -> str:
