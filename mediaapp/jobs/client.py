@@ -160,7 +160,8 @@ class Job:
             watch.wait(max(left, 0.0))
 
     def cancel(self) -> None:
-        """Stop the job: queued steps are dropped, running ffmpeg killed, outputs removed."""
+        """Stop the job: running ffmpeg killed, outputs removed; its queued steps start, see the
+        cancel and stop at once (revoking one would fail a chord: the job would end FAILURE)."""
         from mediaapp.jobs.cancel import request_cancel
 
         request_cancel(self._app, self.id)

@@ -238,9 +238,8 @@ def _rung(source: str, name: str, i: int, rung: Any) -> Rung:
     target = rung.get("target_vmaf")
     if target is not None and (isinstance(target, bool) or not isinstance(target, int | float)
                                or not 0 < target <= 100):  # fmt: skip
-        raise _bad(
-            source, name, f"rungs[{i}].target_vmaf", f"must be within 0..100, got {target!r}"
-        )
+        why = f"must be above 0 and at most 100, got {target!r}"
+        raise _bad(source, name, f"rungs[{i}].target_vmaf", why)
     return Rung(
         rung["height"], rung["video_kbps"], target_vmaf=None if target is None else float(target)
     )
