@@ -113,7 +113,9 @@ def main(argv: list[str]) -> int:
     (profiles_dir / "measured.toml").write_text("\n".join(copies))
     variants = ("", "-measured", "-whole") if args.whole else ("", "-measured")
     clip = media / "quality.mp4"
-    make_clip(clip, size, seconds)
+    # A keyframe a second in the smoke clip: with x264's default (250) its 60 frames have one,
+    # and a source with one keyframe is scored whole, not sampled (quality.score_outputs).
+    make_clip(clip, size, seconds, gop=30 if args.quick else None)
     settings = get_settings()
     times: dict[str, list[float]] = {f"{n}{s}": [] for n in names for s in variants}
     cpu: dict[str, list[float]] = {key: [] for key in times}
