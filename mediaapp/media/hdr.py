@@ -140,7 +140,7 @@ def encoder_options(rendition_mode: str, source: Colour | None) -> dict[str, Any
     params = [_X265_BASE]
     tags: dict[str, Any] = {}
     if rendition_mode in (HEVC_PQ, HEVC_HLG):
-        transfer = PQ if rendition_mode == HEVC_PQ else HLG
+        transfer = KEEPS_HDR[rendition_mode]
         params.append("repeat-headers=1:colorprim=bt2020:colormatrix=bt2020nc")
         params.append(f"transfer={transfer}")
         if rendition_mode == HEVC_PQ:
@@ -150,7 +150,7 @@ def encoder_options(rendition_mode: str, source: Colour | None) -> dict[str, Any
         if source is not None and source.content_light is not None:
             light = source.content_light
             params.append(f"max-cll={light.max_cll},{light.max_fall}")
-        tags = {"color_primaries": "bt2020", "color_trc": transfer, "colorspace": "bt2020nc"}
+        tags = _bt2020(transfer)
     return {
         "pix_fmt": "yuv420p10le",
         "profile:v": "main10",
@@ -172,8 +172,13 @@ def _svtav1_options(transfer: str, source: Colour | None) -> dict[str, Any]:
     if source is not None and source.content_light is not None:
         light = source.content_light
         params.append(f"content-light={light.max_cll},{light.max_fall}")
-    tags = {"color_primaries": "bt2020", "color_trc": transfer, "colorspace": "bt2020nc"}
-    return {"pix_fmt": "yuv420p10le", "svtav1-params": ":".join(params), "dolbyvision": 0, **tags}
+    return {"pix_fmt": "yuv420p10le", "svtav1-params": ":".join(params), "dolbyvision": 0,
+            **_bt2020(transfer)}  # fmt: skip
+
+
+def _bt2020(transfer: str) -> dict[str, str]:
+    """An HDR rung's stream tags (HEVC and AV1 alike): BT.2020 with ``transfer``."""
+    return {"color_primaries": "bt2020", "color_trc": transfer, "colorspace": "bt2020nc"}
 
 
 def problems(found: Colour, rendition_mode: str, source: Colour | None) -> list[str]:
