@@ -166,15 +166,9 @@ def _av1_codec(av1c: bytes, tags: Colour | None = None, full_range: bool = False
         return codecs
     flags = av1c[2]
     chroma = f"{flags >> 3 & 1}{flags >> 2 & 1}{flags & 3}"
-    cicp = [_code(colour.PRIMARIES, tags.primaries), _code(colour.TRANSFERS, tags.transfer),
-            _code(colour.MATRICES, tags.matrix)]  # fmt: skip
-    return (f"{codecs}.{flags >> 4 & 1}.{chroma}." + ".".join(f"{c:02d}" for c in cicp)
-            + f".{int(full_range)}")  # fmt: skip
-
-
-def _code(names: dict[int, str], name: str | None) -> int:
-    """The CICP code point of an ffmpeg colour name (2: unspecified)."""
-    return next((k for k, v in names.items() if v == name), 2)
+    codes = colour.cicp(tags).values()  # an unknown one: 2, "unspecified"
+    cicp = ".".join(f"{2 if c is None else c:02d}" for c in codes)
+    return f"{codecs}.{flags >> 4 & 1}.{chroma}.{cicp}.{int(full_range)}"
 
 
 @dataclass(frozen=True)

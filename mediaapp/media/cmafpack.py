@@ -121,10 +121,7 @@ def _cicp(adaptation: ET.Element, tags: colour.Colour) -> None:
     and packagers signal it): what VIDEO-RANGE tells an HLS client, for a DASH one."""
     if not tags.is_hdr:
         return
-    for scheme, names, name in (("ColourPrimaries", colour.PRIMARIES, tags.primaries),
-                                ("TransferCharacteristics", colour.TRANSFERS, tags.transfer),
-                                ("MatrixCoefficients", colour.MATRICES, tags.matrix)):  # fmt: skip
-        code = next((k for k, v in names.items() if v == name), None)
+    for scheme, code in colour.cicp(tags).items():
         if code is not None:
             uri = f"urn:mpeg:mpegB:cicp:{scheme}"
             ET.SubElement(adaptation, f"{{{_NS}}}SupplementalProperty",

@@ -126,6 +126,17 @@ class Colour:
         return cls(**values)
 
 
+def cicp(tags: Colour) -> dict[str, int | None]:
+    """The CICP code points (ITU-T H.273) of ``tags``' primaries, transfer and matrix, by the
+    names DASH's descriptors give them (in that order: the AV1 CODECS string's too); None
+    where a tag is not given or not one of the tables above."""
+    found = (("ColourPrimaries", PRIMARIES, tags.primaries),
+             ("TransferCharacteristics", TRANSFERS, tags.transfer),
+             ("MatrixCoefficients", MATRICES, tags.matrix))  # fmt: skip
+    return {name: next((k for k, v in table.items() if v == tag), None)
+            for name, table, tag in found}  # fmt: skip
+
+
 def of_stream(stream: Any) -> Colour:
     """The tags of a PyAV video stream (no decode: the codec parameters only)."""
     ctx = stream.codec_context
